@@ -1,0 +1,291 @@
+// The shared state behind Future<R> and Promise<R>, and the "runnable" interface a pool queues.
+//
+// A state moves through phases by CAS on one 32-bit word, which is also the futex waiters sleep
+// on:  pending -> running -> value | error   and   pending -> cancelled.
+// Whoever moves a state to running owns the right to complete it; cancel only wins from pending,
+// so a value is never stored into a cancelled state and a cancelled task never runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <utility>
+#include <vector>
+
+#include "tandem/detail/futex.hpp"
+
+namespace tandem::detail {
+
+// Something a pool can queue. The queue owns one reference; `run` or `discard` consumes it.
+class Runnable {
+ public:
+  virtual void run() noexcept = 0;
+  // Called instead of run() when the task will never run (pool shut down with cancel_pending).
+  virtual void discard() noexcept = 0;
+
+ protected:
+  ~Runnable() = default;
+};
+
+// A worker thread that blocks on a future runs other queued tasks meanwhile, so nested and
+// recursive submission cannot deadlock a pool. The pool installs its helper on each worker.
+class Helper {
+ public:
+  // Runs one queued task if there is one; false when there was nothing to run.
+  virtual bool help_one() = 0;
+
+ protected:
+  ~Helper() = default;
+};
+inline thread_local Helper* this_thread_helper = nullptr;
+
+// Waits until `ready()` holds or `deadline` passes; returns ready(). Spins for kSpinBudget, then
+// calls `sleep(deadline)` which must block until a wake-up or the deadline. On a pool worker, it
+// runs queued tasks instead of sleeping, and naps in short, growing slices when there are none.
+template <class Ready, class Sleep>
+bool block_until(Ready&& ready, Sleep&& sleep, Clock::time_point deadline) {
+  if (ready()) return true;
+  if (Helper* helper = this_thread_helper) {
+    auto nap = std::chrono::microseconds(20);
+    while (!ready()) {
+      if (helper->help_one()) {
+        nap = std::chrono::microseconds(20);
+        continue;
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) return ready();
+      sleep(std::min(deadline, now + nap));
+      nap = std::min(nap * 2, std::chrono::microseconds(2000));
+    }
+    return true;
+  }
+  const auto spin_end = Clock::now() + kSpinBudget;
+  while (!ready()) {
+    const auto now = Clock::now();
+    if (now >= deadline) return ready();
+    if (now < spin_end) {
+      for (int i = 0; i < 32; ++i) cpu_relax();
+      continue;
+    }
+    sleep(deadline);
+  }
+  return true;
+}
+
+// A callback run once when a state completes, on the completing thread.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void operator()() noexcept = 0;
+};
+
+template <class F>
+class CallbackFor final : public Callback {
+ public:
+  explicit CallbackFor(F f) : f_(std::move(f)) {}
+  void operator()() noexcept override { f_(); }
+
+ private:
+  F f_;
+};
+
+enum Phase : std::uint32_t { kPending = 0, kRunning = 1, kValue = 2, kError = 3, kCancelled = 4 };
+
+class StateBase {
+ public:
+  StateBase() = default;
+  StateBase(const StateBase&) = delete;
+  StateBase& operator=(const StateBase&) = delete;
+  virtual ~StateBase() = default;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  std::uint32_t phase() const noexcept { return word_.load(std::memory_order_acquire) & kPhaseMask; }
+  bool ready() const noexcept { return phase() >= kValue; }
+
+  // pending -> running. False when the state was cancelled (or already claimed).
+  bool try_claim() noexcept { return transition_from(kPending, kRunning); }
+
+  // pending -> cancelled. Completes the state with CancelledError and runs its callbacks.
+  bool try_cancel() noexcept {
+    std::uint32_t old = word_.load(std::memory_order_acquire);
+    do {
+      if ((old & kPhaseMask) != kPending) return false;
+    } while (!word_.compare_exchange_weak(old, kCancelled, std::memory_order_acq_rel));
+    after_completion(old);
+    return true;
+  }
+
+  // running -> value/error. The result must be stored before; only the claimer calls this.
+  void complete(Phase final_phase) noexcept { after_completion(word_.exchange(final_phase, std::memory_order_acq_rel)); }
+
+  void set_error(std::exception_ptr error) noexcept {
+    error_ = std::move(error);
+    complete(kError);
+  }
+  const std::exception_ptr& error() const noexcept { return error_; }
+
+  bool wait_until(Clock::time_point deadline) const {
+    return block_until([this] { return ready(); }, [this](Clock::time_point d) { sleep_until(d); }, deadline);
+  }
+
+  // Runs `f` once the state is complete: at once (on this thread) if it already is.
+  template <class F>
+  void on_ready(F f) {
+    auto callback = std::make_unique<CallbackFor<F>>(std::move(f));
+    {
+      std::lock_guard lock(callbacks_mutex_);
+      std::uint32_t old = word_.load(std::memory_order_acquire);
+      while ((old & kPhaseMask) < kValue) {
+        // The completer takes the list only when it sees this bit, and takes it under the lock.
+        if (word_.compare_exchange_weak(old, old | kCallbacksBit, std::memory_order_acq_rel)) {
+          callbacks_.push_back(std::move(callback));
+          return;
+        }
+      }
+    }
+    (*callback)();
+  }
+
+  // Only for tasks that take a std::stop_token: cancel() of a running task requests a stop.
+  std::stop_source& stop_source() noexcept { return stop_; }
+  void request_stop() noexcept { stop_.request_stop(); }
+
+ private:
+  static constexpr std::uint32_t kPhaseMask = 0xff;
+  static constexpr std::uint32_t kWaitersBit = 1u << 8;
+  static constexpr std::uint32_t kCallbacksBit = 1u << 9;
+
+  bool transition_from(std::uint32_t from, std::uint32_t to) noexcept {
+    std::uint32_t old = word_.load(std::memory_order_acquire);
+    do {
+      if ((old & kPhaseMask) != from) return false;
+    } while (!word_.compare_exchange_weak(old, (old & ~kPhaseMask) | to, std::memory_order_acq_rel));
+    return true;
+  }
+
+  void after_completion(std::uint32_t old) noexcept {
+    if (old & kWaitersBit) futex_wake_all(word_);
+    if (old & kCallbacksBit) {
+      std::vector<std::unique_ptr<Callback>> callbacks;
+      {
+        std::lock_guard lock(callbacks_mutex_);
+        callbacks.swap(callbacks_);
+      }
+      for (auto& callback : callbacks) (*callback)();
+    }
+  }
+
+  void sleep_until(Clock::time_point deadline) const {
+    std::uint32_t old = word_.load(std::memory_order_acquire);
+    while ((old & kPhaseMask) < kValue) {
+      if ((old & kWaitersBit) ||
+          word_.compare_exchange_weak(old, old | kWaitersBit, std::memory_order_acq_rel)) {
+        futex_wait(word_, old | kWaitersBit, deadline);
+        return;
+      }
+    }
+  }
+
+  std::atomic<std::uint32_t> refs_{1};
+  mutable std::atomic<std::uint32_t> word_{kPending};
+  std::exception_ptr error_;
+  std::stop_source stop_{std::nostopstate};
+  std::mutex callbacks_mutex_;
+  std::vector<std::unique_ptr<Callback>> callbacks_;
+};
+
+template <class R>
+class State : public StateBase {
+ public:
+  template <class... Args>
+  void set_value(Args&&... args) {
+    value_.emplace(std::forward<Args>(args)...);
+    complete(kValue);
+  }
+  const R& value() const noexcept { return *value_; }
+  // For a consumer that knows it holds the only handle (imap's window).
+  R take_value() noexcept(std::is_nothrow_move_constructible_v<R>) { return std::move(*value_); }
+
+ private:
+  std::optional<R> value_;
+};
+
+template <>
+class State<void> : public StateBase {
+ public:
+  void set_value() { complete(kValue); }
+};
+
+// An owning, intrusive reference to a state.
+template <class S>
+class StateRef {
+ public:
+  StateRef() = default;
+  // Adopts a reference the caller already holds.
+  explicit StateRef(S* state) noexcept : state_(state) {}
+  StateRef(const StateRef& other) noexcept : state_(other.state_) {
+    if (state_) state_->add_ref();
+  }
+  StateRef(StateRef&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  StateRef& operator=(StateRef other) noexcept {
+    std::swap(state_, other.state_);
+    return *this;
+  }
+  ~StateRef() {
+    if (state_) state_->release();
+  }
+  S* get() const noexcept { return state_; }
+  S* operator->() const noexcept { return state_; }
+  S& operator*() const noexcept { return *state_; }
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+ private:
+  S* state_ = nullptr;
+};
+
+// Stores the outcome of invoking `f` into `state`, which the caller has claimed.
+template <class R, class F>
+void fulfil(State<R>& state, F&& f) noexcept {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      std::forward<F>(f)();
+      state.set_value();
+    } else {
+      state.set_value(std::forward<F>(f)());
+    }
+  } catch (...) {
+    state.set_error(std::current_exception());
+  }
+}
+
+// A queued task whose result lands in its own state: one allocation per submit. `Fn` takes the
+// task's std::stop_token (empty unless the submitted callable asked for one).
+template <class R, class Fn>
+class TaskState final : public State<R>, public Runnable {
+ public:
+  explicit TaskState(Fn fn) : fn_(std::move(fn)) {}
+
+  void run() noexcept override {
+    if (this->try_claim()) fulfil(*this, [this]() -> R { return invoke(); });
+    this->release();
+  }
+  void discard() noexcept override {
+    this->try_cancel();
+    this->release();
+  }
+
+ private:
+  R invoke() { return fn_(this->stop_source().get_token()); }
+
+  Fn fn_;
+};
+
+}  // namespace tandem::detail

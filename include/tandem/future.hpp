@@ -1,0 +1,390 @@
+// Future<R>: the result of work that runs elsewhere, and Promise<R>: the side that produces it.
+//
+// A Future is a cheap, copyable handle (like std::shared_future or Python's concurrent.futures
+// Future): copies see the same result, `get` may be called any number of times and returns a
+// reference into the shared state, valid while any copy of the handle lives.
+//
+//   tandem::Future<int> f = pool.submit([] { return 6 * 7; });
+//   int answer = f.get();                       // 42, or rethrows what the task threw
+//   auto text = f.then([](int v) { return std::to_string(v); });
+//
+// Waiting never burns a core: a waiter spins for ~50 us, then sleeps on a futex. A pool worker
+// that waits runs other queued tasks meanwhile (see thread_pool.hpp).
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/detail/future_state.hpp"
+#include "tandem/detail/inbox.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem {
+
+template <class R>
+class Future;
+
+namespace detail {
+
+template <class T>
+struct IsFuture : std::false_type {};
+template <class T>
+struct IsFuture<Future<T>> : std::true_type {};
+
+inline Clock::time_point deadline_after(auto timeout) {
+  const auto now = Clock::now();
+  if (timeout >= std::chrono::duration_cast<decltype(timeout)>(Clock::time_point::max() - now)) {
+    return Clock::time_point::max();
+  }
+  return now + std::chrono::ceil<Clock::duration>(timeout);
+}
+
+// What the rest of the library needs of a Future that users do not.
+struct FutureAccess {
+  template <class T>
+  static Future<T> make(StateRef<State<T>> state) {
+    return Future<T>(std::move(state));
+  }
+  template <class T>
+  static State<T>& state(const Future<T>& future) {
+    return *future.state_;
+  }
+};
+
+[[noreturn]] void throw_no_state();
+[[noreturn]] void throw_timeout(const char* what);
+std::exception_ptr cancelled_error();
+void rethrow_outcome(const StateBase& state);
+
+}  // namespace detail
+
+template <class R>
+class Promise;
+
+template <class R>
+class Future {
+  static_assert(!std::is_reference_v<R>, "Future<R&> is not supported: return a value or a pointer");
+
+ public:
+  using value_type = R;
+
+  // An empty handle; valid() is false and every other member throws tandem::Error.
+  Future() = default;
+
+  bool valid() const noexcept { return static_cast<bool>(state_); }
+
+  // Blocks until done, then returns the value (a const reference; void for Future<void>) or
+  // rethrows the task's exception; CancelledError when it was cancelled.
+  decltype(auto) get() const {
+    wait();
+    return outcome();
+  }
+  // Like get(), but throws TimeoutError when not done within `timeout`.
+  template <class Rep, class Period>
+  decltype(auto) get_for(std::chrono::duration<Rep, Period> timeout) const {
+    if (!wait_for(timeout)) detail::throw_timeout("Future::get_for: the result did not arrive in time");
+    return outcome();
+  }
+  template <class Clock, class Duration>
+  decltype(auto) get_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    if (!wait_until(deadline)) detail::throw_timeout("Future::get_until: the result did not arrive in time");
+    return outcome();
+  }
+
+  void wait() const { checked().wait_until(detail::Clock::time_point::max()); }
+  // True when done within `timeout`.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+    return checked().wait_until(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    return wait_for(deadline - Clock::now());
+  }
+
+  // Done: finished with a value or an exception, or cancelled.
+  bool done() const { return checked().ready(); }
+  bool running() const { return checked().phase() == detail::kRunning; }
+  bool cancelled() const { return checked().phase() == detail::kCancelled; }
+
+  // A pending task is cancelled and will never run: returns true, and get() throws
+  // CancelledError. A running task is asked to stop through its std::stop_token (if it takes
+  // one) and returns false, as does a finished one.
+  bool cancel() const {
+    auto& state = checked();
+    if (state.try_cancel()) return true;
+    if (state.phase() == detail::kRunning) state.request_stop();
+    return false;
+  }
+
+  // Blocks until done; the exception the task ended with, or nullptr after a value.
+  std::exception_ptr exception() const {
+    wait();
+    const auto& state = *state_;
+    if (state.phase() == detail::kCancelled) return detail::cancelled_error();
+    return state.error();
+  }
+
+  // Chains `f` to run when this future is done, on the thread that completes it (or at once,
+  // here, if it is done already). `f` takes either the done Future<R> itself (to see errors) or
+  // the value (`const R&`, or nothing for void); in the second form an exception or cancellation
+  // skips `f` and passes on to the returned future. Keep `f` short, or submit from it.
+  template <class F>
+  auto then(F f) const {
+    using U = ThenResult<F>;
+    Promise<U> promise;
+    Future<U> next = promise.get_future();
+    checked().on_ready([self = *this, promise = std::move(promise), f = std::move(f)]() mutable {
+      promise.set_from([&]() -> U {
+        if constexpr (std::is_invocable_v<F&, const Future<R>&>) {
+          return f(self);
+        } else if constexpr (std::is_void_v<R>) {
+          self.get();
+          return f();
+        } else {
+          return f(self.get());
+        }
+      });
+    });
+    return next;
+  }
+
+  // The state's identity, for as_completed and friends.
+  const void* id() const noexcept { return state_.get(); }
+
+ private:
+  template <class F>
+  struct ThenResultOf {
+    static auto pick() {
+      if constexpr (std::is_invocable_v<F&, const Future<R>&>) {
+        return std::type_identity<std::invoke_result_t<F&, const Future<R>&>>{};
+      } else if constexpr (std::is_void_v<R>) {
+        return std::type_identity<std::invoke_result_t<F&>>{};
+      } else {
+        return std::type_identity<std::invoke_result_t<F&, const R&>>{};
+      }
+    }
+    using type = typename decltype(pick())::type;
+  };
+  template <class F>
+  using ThenResult = typename ThenResultOf<F>::type;
+
+  template <class>
+  friend class Promise;
+  template <class>
+  friend class Future;
+  friend struct detail::FutureAccess;
+
+  explicit Future(detail::StateRef<detail::State<R>> state) noexcept : state_(std::move(state)) {}
+
+  detail::State<R>& checked() const {
+    if (!state_) detail::throw_no_state();
+    return *state_.get();
+  }
+
+  decltype(auto) outcome() const {
+    const auto& state = *state_;
+    if (state.phase() != detail::kValue) detail::rethrow_outcome(state);
+    if constexpr (!std::is_void_v<R>) return static_cast<const R&>(state.value());
+  }
+
+  detail::StateRef<detail::State<R>> state_;
+};
+
+// The producing side of a Future. Move-only; destroying it without setting a result completes
+// the future with BrokenPromise, so a consumer never waits forever.
+//
+//   tandem::Promise<int> p;  auto f = p.get_future();  p.set_value(7);
+template <class R>
+class Promise {
+ public:
+  Promise() : state_(new_state()) {}
+  Promise(Promise&&) noexcept = default;
+  Promise& operator=(Promise&& other) noexcept {
+    abandon();
+    state_ = std::move(other.state_);
+    return *this;
+  }
+  ~Promise() { abandon(); }
+
+  // One Future per promise; copy the Future to share it.
+  Future<R> get_future() {
+    if (!state_) detail::throw_no_state();
+    if (future_taken_) throw Error("Promise::get_future: the future was already taken");
+    future_taken_ = true;
+    return Future<R>(state_);
+  }
+
+  // Stores the value; false (and nothing stored) when the future was cancelled first.
+  template <class... Args>
+  bool set_value(Args&&... args) {
+    if (!claim()) return false;
+    state_->set_value(std::forward<Args>(args)...);
+    return true;
+  }
+  bool set_exception(std::exception_ptr error) {
+    if (!error) throw Error("Promise::set_exception: null exception_ptr");
+    if (!claim()) return false;
+    state_->set_error(std::move(error));
+    return true;
+  }
+  // Stores what `f()` returns, or what it throws.
+  template <class F>
+  bool set_from(F&& f) {
+    if (!claim()) return false;
+    detail::fulfil(*state_.get(), std::forward<F>(f));
+    return true;
+  }
+
+ private:
+  static detail::StateRef<detail::State<R>> new_state() {
+    return detail::StateRef<detail::State<R>>(std::make_unique<detail::State<R>>().release());
+  }
+  bool claim() {
+    if (!state_) detail::throw_no_state();
+    if (state_->ready()) {
+      if (state_->phase() == detail::kCancelled) return false;
+      throw Error("Promise: the result was already set");
+    }
+    return state_->try_claim();
+  }
+  void abandon() noexcept {
+    if (state_ && state_->try_claim()) {
+      state_->set_error(std::make_exception_ptr(BrokenPromise("the promise was destroyed without a result")));
+    }
+  }
+
+  detail::StateRef<detail::State<R>> state_;
+  bool future_taken_ = false;
+};
+
+// ---- waiting on many futures ----------------------------------------------------------------
+
+namespace detail {
+
+// One-shot signal that any number of futures can raise; used by wait_any.
+struct Signal {
+  std::atomic<std::uint32_t> word{0};
+  void raise() noexcept {
+    word.store(1, std::memory_order_release);
+    futex_wake_all(word);
+  }
+  bool wait_until(Clock::time_point deadline) {
+    return block_until([this] { return word.load(std::memory_order_acquire) != 0; },
+                       [this](Clock::time_point d) { futex_wait(word, 0, d); }, deadline);
+  }
+};
+
+template <class Range>
+std::optional<std::size_t> first_done(const Range& futures) {
+  std::size_t index = 0;
+  for (const auto& future : futures) {
+    if (future.done()) return index;
+    ++index;
+  }
+  return std::nullopt;
+}
+
+template <class Range>
+std::optional<std::size_t> wait_any_until(const Range& futures, Clock::time_point deadline) {
+  if (auto index = first_done(futures)) return index;
+  if (std::ranges::empty(futures)) throw Error("wait_any: no futures to wait for");
+  auto signal = std::make_shared<Signal>();
+  for (const auto& future : futures) {
+    future.then([signal](const auto&) { signal->raise(); });
+  }
+  signal->wait_until(deadline);
+  return first_done(futures);
+}
+
+}  // namespace detail
+
+// Blocks until every future in `futures` is done (value, exception or cancelled).
+template <std::ranges::input_range Range>
+void wait_all(const Range& futures) {
+  for (const auto& future : futures) future.wait();
+}
+// True when all were done within `timeout`.
+template <std::ranges::input_range Range, class Rep, class Period>
+bool wait_all_for(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
+  const auto deadline = detail::deadline_after(timeout);
+  for (const auto& future : futures) {
+    if (!future.wait_for(deadline - detail::Clock::now())) return false;
+  }
+  return true;
+}
+
+// Blocks until one future is done; returns its index. Throws tandem::Error on an empty range.
+template <std::ranges::input_range Range>
+std::size_t wait_any(const Range& futures) {
+  return *detail::wait_any_until(futures, detail::Clock::time_point::max());
+}
+// The index of a done future, or nullopt when none was done within `timeout`.
+template <std::ranges::input_range Range, class Rep, class Period>
+std::optional<std::size_t> wait_any_for(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
+  return detail::wait_any_until(futures, detail::deadline_after(timeout));
+}
+
+// The futures of a range in the order they complete, as an input range:
+//
+//   for (tandem::Future<int>& f : tandem::as_completed(futures)) use(f.get());
+//
+// With a timeout, iteration throws TimeoutError when the next future is not done in time
+// (the timeout counts from the call, as in Python).
+template <class R>
+class AsCompleted {
+ public:
+  explicit AsCompleted(std::vector<Future<R>> futures,
+                       detail::Clock::time_point deadline = detail::Clock::time_point::max())
+      : inbox_(std::make_shared<detail::Inbox<Future<R>>>()), remaining_(futures.size()), deadline_(deadline) {
+    for (auto& future : futures) {
+      future.then([inbox = inbox_](const Future<R>& done) { inbox->push(done); });
+    }
+  }
+
+  // Blocks for the next completed future; nullopt when all were handed out.
+  std::optional<Future<R>> next() {
+    if (remaining_ == 0) return std::nullopt;
+    std::optional<Future<R>> done = inbox_->pop(deadline_);
+    if (!done) detail::throw_timeout("as_completed: the next future was not done in time");
+    --remaining_;
+    return done;
+  }
+  std::size_t remaining() const noexcept { return remaining_; }
+
+  using iterator = detail::NextIterator<AsCompleted, Future<R>>;
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  std::shared_ptr<detail::Inbox<Future<R>>> inbox_;
+  std::size_t remaining_;
+  detail::Clock::time_point deadline_;
+};
+
+template <std::ranges::input_range Range>
+auto as_completed(const Range& futures) {
+  using F = std::ranges::range_value_t<Range>;
+  static_assert(detail::IsFuture<F>::value, "as_completed takes a range of tandem::Future");
+  return AsCompleted<typename F::value_type>(std::vector<F>(std::ranges::begin(futures), std::ranges::end(futures)));
+}
+template <std::ranges::input_range Range, class Rep, class Period>
+auto as_completed(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
+  using F = std::ranges::range_value_t<Range>;
+  static_assert(detail::IsFuture<F>::value, "as_completed takes a range of tandem::Future");
+  return AsCompleted<typename F::value_type>(std::vector<F>(std::ranges::begin(futures), std::ranges::end(futures)),
+                                             detail::deadline_after(timeout));
+}
+
+}  // namespace tandem

@@ -1,0 +1,314 @@
+// ThreadPool: a fixed set of worker threads with futures, map and lazy imap: Python's
+// ThreadPoolExecutor and multiprocessing.pool.ThreadPool, without a GIL.
+//
+//   tandem::ThreadPool pool;                                   // cpu_count() workers
+//   tandem::Future<int> f = pool.submit([](int x) { return x * x; }, 7);
+//   std::vector<int> squares = pool.map([](int x) { return x * x; }, numbers);
+//
+// Scheduling: each worker owns a deque (LIFO for itself, stolen FIFO by others); submissions from
+// outside go through an injection queue. Idle workers spin ~50 us, then sleep on a futex, so an
+// idle pool uses no CPU and a busy one hands work over in well under a microsecond.
+//
+// A task that waits on a future (get, wait, wait_any, a nested map) from inside this pool runs
+// other queued tasks meanwhile: recursive and nested submission never deadlocks, even with one
+// worker. Sizing: for CPU-bound work keep the default (one worker per usable CPU); for blocking
+// I/O use as many workers as requests you want in flight (64 workers cost ~64 x 8 MiB of
+// *virtual* stack and nothing while idle).
+//
+// Destruction is shutdown(wait = true): every task already submitted runs, then workers exit.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stop_token>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/cpu.hpp"
+#include "tandem/detail/map_job.hpp"
+#include "tandem/detail/scheduler.hpp"
+#include "tandem/error.hpp"
+#include "tandem/future.hpp"
+
+namespace tandem {
+
+struct ThreadPoolOptions {
+  // Number of worker threads; must be at least 1.
+  std::size_t workers = cpu_count();
+  // Workers are named "<name>-<index>" (as seen in top -H and gdb; cut to 15 characters).
+  std::string name = "tandem";
+  // Runs once on each worker before it takes tasks (set up thread-locals, pin, log). If it
+  // throws on any worker, the pool's constructor throws that exception.
+  std::function<void()> initializer;
+};
+
+namespace detail {
+
+// What a pool task returns: callables that take a std::stop_token first get their task's token.
+template <class F, class... Args>
+struct TaskResult {
+  using type = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+};
+template <class F, class... Args>
+  requires std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>
+struct TaskResult<F, Args...> {
+  using type = std::invoke_result_t<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>;
+};
+
+template <class F, class Range>
+using MapResult = std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>;
+
+// Read-ahead of imap, in chunks: enough to keep every worker busy while the consumer reads.
+inline std::size_t imap_window(std::size_t workers) { return 2 * workers + 2; }
+
+inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
+  // ~8 chunks per worker balances uneven items without paying per-item scheduling.
+  return std::max<std::size_t>(1, items / (workers * 8));
+}
+
+}  // namespace detail
+
+template <class R, class View, class F, bool Ordered>
+class ImapStream;
+
+class ThreadPool {
+ public:
+  // cpu_count() workers.
+  ThreadPool() : ThreadPool(ThreadPoolOptions{}) {}
+  explicit ThreadPool(std::size_t workers) : ThreadPool(options_with(workers)) {}
+  explicit ThreadPool(ThreadPoolOptions options);
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  // shutdown(wait = true): runs what was submitted, then joins the workers.
+  ~ThreadPool();
+
+  std::size_t size() const noexcept { return detail::worker_count(*scheduler_); }
+  bool closed() const noexcept { return detail::is_closed(*scheduler_); }
+
+  // Runs f(args...) on a worker. `f` and `args` are decay-copied (move-only ones are moved in)
+  // and invoked as rvalues, like std::thread. If `f` accepts a std::stop_token first, it gets
+  // one that Future::cancel() triggers while the task runs. Throws PoolClosed after shutdown.
+  template <class F, class... Args>
+  auto submit(F&& f, Args&&... args) -> Future<typename detail::TaskResult<F, Args...>::type> {
+    using R = typename detail::TaskResult<F, Args...>::type;
+    constexpr bool takes_token = std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>;
+    auto call = [f = std::forward<F>(f), ... args = std::forward<Args>(args)](std::stop_token token) mutable -> R {
+      if constexpr (takes_token) {
+        return std::invoke(std::move(f), std::move(token), std::move(args)...);
+      } else {
+        return std::invoke(std::move(f), std::move(args)...);
+      }
+    };
+    auto task = std::make_unique<detail::TaskState<R, decltype(call)>>(std::move(call));
+    if constexpr (takes_token) task->stop_source() = std::stop_source();
+    task->add_ref();  // one reference for the queue, one for the Future
+    detail::post(*scheduler_, task.get());
+    return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
+  }
+
+  // f applied to every element, results in input order, in one vector. Blocks until done; the
+  // first exception stops the remaining chunks and is rethrown. `chunksize` 0 picks one (about
+  // 8 chunks per worker). The range is read in place when random-access and sized, else copied.
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
+    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
+      return map_indexed(f, range, chunksize);
+    } else {
+      std::vector<std::ranges::range_value_t<Range>> items(std::ranges::begin(range), std::ranges::end(range));
+      return map_indexed(f, items, chunksize);
+    }
+  }
+
+  // map over tuples, each unpacked into f's arguments (Python's starmap).
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
+    return map([&f](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
+               std::forward<Range>(range), chunksize);
+  }
+
+  // Lazy, ordered map: an input range whose elements are f(x) in input order. The input is read
+  // only as far as a bounded window ahead of the consumer (2 x workers + 2 chunks), so endless
+  // ranges work. An exception surfaces when its element is reached. Keep the returned stream in
+  // place (it is not movable) and do not let it outlive the pool or a borrowed input range.
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
+
+  // Like imap, but results come in completion order.
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1);
+
+  // Stops accepting work (submit then throws PoolClosed). cancel_pending: queued tasks that have
+  // not started are cancelled (their futures throw CancelledError). wait: blocks until every
+  // worker has finished; otherwise returns at once and the destructor joins. Tasks already
+  // running may still submit follow-up work while the pool drains. Idempotent.
+  void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*scheduler_, wait, cancel_pending); }
+
+ private:
+  template <class R, class View, class F, bool Ordered>
+  friend class ImapStream;
+
+  static ThreadPoolOptions options_with(std::size_t workers) {
+    ThreadPoolOptions options;
+    options.workers = workers;
+    return options;
+  }
+
+  template <class F, class Range>
+  auto map_indexed(F& f, Range& range, std::size_t chunksize) {
+    using R = detail::MapResult<F, Range>;
+    const std::size_t n = std::ranges::size(range);
+    if (chunksize == 0) chunksize = detail::auto_chunksize(n, size());
+    const std::size_t chunks = (n + chunksize - 1) / chunksize;
+    const std::size_t runners = std::min(size(), chunks);
+    auto first = std::ranges::begin(range);
+    auto for_each_chunk = [&](auto&& store) {
+      if (n == 0) return;
+      detail::run_chunks(*scheduler_, chunks, runners, [&, chunksize](std::size_t chunk) {
+        const std::size_t end = std::min(n, (chunk + 1) * chunksize);
+        for (std::size_t i = chunk * chunksize; i < end; ++i) store(i, first[static_cast<std::ptrdiff_t>(i)]);
+      });
+    };
+    if constexpr (std::is_void_v<R>) {
+      for_each_chunk([&f](std::size_t, auto&& x) { f(std::forward<decltype(x)>(x)); });
+    } else if constexpr (std::is_default_constructible_v<R> && !std::is_same_v<R, bool>) {
+      std::vector<R> out(n);
+      for_each_chunk([&](std::size_t i, auto&& x) { out[i] = f(std::forward<decltype(x)>(x)); });
+      return out;
+    } else {
+      // vector<bool> packs bits (neighbours would race) and other types lack a default value.
+      std::vector<std::optional<R>> slots(n);
+      for_each_chunk([&](std::size_t i, auto&& x) { slots[i].emplace(f(std::forward<decltype(x)>(x))); });
+      std::vector<R> out;
+      out.reserve(n);
+      for (auto& slot : slots) out.push_back(std::move(*slot));
+      return out;
+    }
+  }
+
+  detail::SchedulerPtr scheduler_;
+};
+
+// The range that imap and imap_unordered return: pull results with range-for or next().
+template <class R, class View, class F, bool Ordered>
+class ImapStream {
+ public:
+  using Chunk = std::vector<R>;
+
+  ImapStream(ThreadPool& pool, View view, F f, std::size_t chunksize)
+      : pool_(pool),
+        view_(std::move(view)),
+        f_(std::make_shared<F>(std::move(f))),
+        chunksize_(std::max<std::size_t>(1, chunksize)),
+        window_limit_(detail::imap_window(pool.size())) {}
+  ImapStream(const ImapStream&) = delete;
+  ImapStream& operator=(const ImapStream&) = delete;
+  // Pending chunks are cancelled; running ones finish on their own (they own their inputs).
+  ~ImapStream() {
+    for (auto& future : window_) future.cancel();
+  }
+
+  // The next result; nullopt at the end. Rethrows the exception of the element's chunk.
+  std::optional<R> next() { return next_until(detail::Clock::time_point::max()); }
+  // Like next(), but throws TimeoutError when no result is ready within `timeout`.
+  template <class Rep, class Period>
+  std::optional<R> next_for(std::chrono::duration<Rep, Period> timeout) {
+    return next_until(detail::deadline_after(timeout));
+  }
+
+  using iterator = detail::NextIterator<ImapStream, R>;
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  std::optional<R> next_until(detail::Clock::time_point deadline) {
+    while (position_ == current_.size()) {
+      fill_window();
+      if (window_.empty()) return std::nullopt;
+      Future<Chunk> done = take_done(deadline);
+      current_.clear();
+      position_ = 0;
+      auto& state = detail::FutureAccess::state(done);
+      if (state.phase() != detail::kValue) detail::rethrow_outcome(state);
+      current_ = state.take_value();
+    }
+    return std::move(current_[position_++]);
+  }
+
+  Future<Chunk> take_done(detail::Clock::time_point deadline) {
+    if constexpr (Ordered) {
+      if (!window_.front().wait_until(deadline)) detail::throw_timeout("imap: no result arrived in time");
+      Future<Chunk> done = std::move(window_.front());
+      window_.pop_front();
+      return done;
+    } else {
+      std::optional<const void*> id = inbox_->pop(deadline);
+      if (!id) detail::throw_timeout("imap_unordered: no result arrived in time");
+      auto it = std::ranges::find_if(window_, [&](const Future<Chunk>& f) { return f.id() == *id; });
+      Future<Chunk> done = std::move(*it);
+      window_.erase(it);
+      return done;
+    }
+  }
+
+  void fill_window() {
+    if (!started_) {
+      input_ = std::ranges::begin(view_);
+      started_ = true;
+    }
+    while (window_.size() < window_limit_ && *input_ != std::ranges::end(view_)) {
+      std::vector<std::ranges::range_value_t<View>> items;
+      items.reserve(chunksize_);
+      for (; items.size() < chunksize_ && *input_ != std::ranges::end(view_); ++*input_) items.push_back(**input_);
+      Future<Chunk> future = pool_.submit([f = f_, items = std::move(items)]() mutable {
+        Chunk out;
+        out.reserve(items.size());
+        for (auto& item : items) out.push_back((*f)(item));
+        return out;
+      });
+      if constexpr (!Ordered) {
+        future.then([inbox = inbox_](const Future<Chunk>& done) { inbox->push(done.id()); });
+      }
+      window_.push_back(std::move(future));
+    }
+  }
+
+  ThreadPool& pool_;
+  View view_;
+  std::shared_ptr<F> f_;
+  std::size_t chunksize_;
+  std::size_t window_limit_;
+  bool started_ = false;
+  std::optional<std::ranges::iterator_t<View>> input_;
+  std::deque<Future<Chunk>> window_;
+  std::shared_ptr<detail::Inbox<const void*>> inbox_ = std::make_shared<detail::Inbox<const void*>>();
+  Chunk current_;
+  std::size_t position_ = 0;
+};
+
+template <class F, std::ranges::input_range Range>
+auto ThreadPool::imap(F&& f, Range&& range, std::size_t chunksize) {
+  using View = std::views::all_t<Range>;
+  using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
+  static_assert(!std::is_void_v<R>, "imap needs a function that returns a value; use map for void functions");
+  return ImapStream<R, View, std::decay_t<F>, true>(*this, std::views::all(std::forward<Range>(range)),
+                                                     std::forward<F>(f), chunksize);
+}
+
+template <class F, std::ranges::input_range Range>
+auto ThreadPool::imap_unordered(F&& f, Range&& range, std::size_t chunksize) {
+  using View = std::views::all_t<Range>;
+  using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
+  static_assert(!std::is_void_v<R>, "imap_unordered needs a function that returns a value; use map for void functions");
+  return ImapStream<R, View, std::decay_t<F>, false>(*this, std::views::all(std::forward<Range>(range)),
+                                                      std::forward<F>(f), chunksize);
+}
+
+}  // namespace tandem

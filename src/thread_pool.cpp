@@ -1,0 +1,323 @@
+#include "tandem/thread_pool.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <deque>
+#include <latch>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace tandem {
+namespace detail {
+namespace {
+
+// Guards a queue for the few instructions of a push or pop. A futex mutex would put a contended
+// submitter to sleep for ~50 us per collision; spinning (then yielding, in case the holder was
+// preempted on an oversubscribed core) keeps the hand-over in the sub-microsecond range.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < 128) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+// A spinlock-guarded deque with a lock-free size hint, so idle workers can look for work without
+// taking locks. `size` is written under the lock with seq_cst so that a sleeper announcing
+// itself and a submitter checking for sleepers can never both miss each other (see sleep()).
+class alignas(64) TaskQueue {
+ public:
+  void push_back(Runnable* task) {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(task);
+    size_.store(tasks_.size(), std::memory_order_seq_cst);
+  }
+  // The injection queue closes under its lock, so a submit either lands before shutdown (and
+  // the draining workers see it) or fails; none can slip in after the workers have left.
+  bool push_back_unless_closed(Runnable* task) {
+    std::lock_guard lock(mutex_);
+    if (closed_) return false;
+    tasks_.push_back(task);
+    size_.store(tasks_.size(), std::memory_order_seq_cst);
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  Runnable* pop_back() {
+    if (empty_hint()) return nullptr;
+    std::lock_guard lock(mutex_);
+    if (tasks_.empty()) return nullptr;
+    Runnable* task = tasks_.back();
+    tasks_.pop_back();
+    size_.store(tasks_.size(), std::memory_order_relaxed);
+    return task;
+  }
+  Runnable* pop_front() {
+    if (empty_hint()) return nullptr;
+    std::lock_guard lock(mutex_);
+    if (tasks_.empty()) return nullptr;
+    Runnable* task = tasks_.front();
+    tasks_.pop_front();
+    size_.store(tasks_.size(), std::memory_order_relaxed);
+    return task;
+  }
+  // Moves up to `max` tasks from the front into `into` (oldest first); returns how many.
+  std::size_t take_front(Runnable** into, std::size_t max) {
+    if (empty_hint()) return 0;
+    std::lock_guard lock(mutex_);
+    const std::size_t n = std::min(max, tasks_.size());
+    std::copy_n(tasks_.begin(), n, into);
+    tasks_.erase(tasks_.begin(), tasks_.begin() + static_cast<std::ptrdiff_t>(n));
+    size_.store(tasks_.size(), std::memory_order_relaxed);
+    return n;
+  }
+  std::deque<Runnable*> take_all() {
+    std::lock_guard lock(mutex_);
+    std::deque<Runnable*> all;
+    all.swap(tasks_);
+    size_.store(0, std::memory_order_relaxed);
+    return all;
+  }
+  bool empty_hint() const noexcept { return size_.load(std::memory_order_relaxed) == 0; }
+  std::size_t size_seq_cst() const noexcept { return size_.load(std::memory_order_seq_cst); }
+  std::size_t size_hint() const noexcept { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  SpinLock mutex_;
+  std::deque<Runnable*> tasks_;
+  bool closed_ = false;
+  std::atomic<std::size_t> size_{0};
+};
+
+struct WorkerSlot {
+  TaskQueue queue;
+  std::thread thread;
+};
+
+}  // namespace
+
+class Scheduler final : public Helper {
+ public:
+  Scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer)
+      : slots_(workers) {
+    if (workers == 0) throw Error("ThreadPool: the pool needs at least one worker (workers = 0)");
+    std::latch started(static_cast<std::ptrdiff_t>(workers));
+    std::mutex failure_mutex;
+    std::exception_ptr failure;
+    try {
+      for (std::size_t i = 0; i < workers; ++i) {
+        slots_[i].thread = std::thread([&, i] {
+          name_thread(name, i);
+          bool ok = true;
+          if (initializer) {
+            try {
+              initializer();
+            } catch (...) {
+              std::lock_guard lock(failure_mutex);
+              if (!failure) failure = std::current_exception();
+              ok = false;
+            }
+          }
+          started.count_down();
+          if (ok) worker_loop(i);
+        });
+      }
+    } catch (...) {
+      stop(true, true);  // the threads that did start refer to this frame: join them first
+      throw;
+    }
+    started.wait();
+    if (failure) {
+      stop(true, true);
+      std::rethrow_exception(failure);
+    }
+  }
+
+  ~Scheduler() { stop(true, false); }
+
+  void post(Runnable* task) {
+    if (current_ == this) {
+      // A running task fanning out: keep it local (LIFO) for cache warmth; thieves take the rest.
+      if (cancelled_.load(std::memory_order_acquire)) throw PoolClosed("ThreadPool: the pool was shut down");
+      slots_[current_index_].queue.push_back(task);
+    } else {
+      if (!injection_.push_back_unless_closed(task)) throw PoolClosed("ThreadPool: submit after shutdown");
+    }
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake(1);
+  }
+
+  bool help_one() override {
+    Runnable* task = find_task(current_index_);
+    if (!task) return false;
+    task->run();
+    return true;
+  }
+
+  void stop(bool wait, bool cancel_pending) {
+    if (wait && current_ == this) {
+      throw Error("ThreadPool::shutdown(wait=true) from one of the pool's own tasks would wait forever");
+    }
+    closed_.store(true, std::memory_order_seq_cst);
+    injection_.close();
+    if (cancel_pending) {
+      cancelled_.store(true, std::memory_order_seq_cst);
+      discard_all(injection_);
+      for (auto& slot : slots_) discard_all(slot.queue);
+    }
+    stopping_.store(true, std::memory_order_seq_cst);
+    wake(static_cast<int>(slots_.size()));
+    if (!wait) return;
+    std::lock_guard lock(join_mutex_);
+    for (auto& slot : slots_) {
+      if (slot.thread.joinable()) slot.thread.join();
+    }
+  }
+
+  std::size_t size() const noexcept { return slots_.size(); }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  bool is_current() const noexcept { return current_ == this; }
+
+ private:
+  static void name_thread(const std::string& name, std::size_t index) {
+    std::string full = name + "-" + std::to_string(index);
+    if (full.size() > 15) full.erase(0, full.size() - 15);  // keep the index, which is what differs
+    pthread_setname_np(pthread_self(), full.c_str());
+  }
+
+  static void discard_all(TaskQueue& queue) {
+    for (Runnable* task : queue.take_all()) task->discard();
+  }
+
+  void worker_loop(std::size_t index) {
+    current_ = this;
+    current_index_ = index;
+    this_thread_helper = this;
+    std::minstd_rand random(static_cast<unsigned>(index + 1));
+    for (;;) {
+      if (Runnable* task = find_task(index, &random)) {
+        task->run();
+        continue;
+      }
+      if (spin_for_work(index)) continue;
+      if (!sleep(index)) break;
+    }
+    this_thread_helper = nullptr;
+    current_ = nullptr;
+  }
+
+  Runnable* find_task(std::size_t index, std::minstd_rand* random = nullptr) {
+    TaskQueue& own = slots_[index].queue;
+    if (Runnable* task = own.pop_back()) return task;
+    if (!injection_.empty_hint()) {
+      // Take a fair share in one lock round; what this worker cannot start at once, others steal.
+      std::array<Runnable*, 64> batch;
+      const std::size_t share = std::clamp<std::size_t>(injection_.size_hint() / slots_.size(), 1, batch.size());
+      if (const std::size_t n = injection_.take_front(batch.data(), share); n > 0) {
+        for (std::size_t k = 1; k < n; ++k) own.push_back(batch[k]);
+        if (n > 1 && sleepers_.load(std::memory_order_seq_cst) > 0) wake(1);
+        return batch[0];
+      }
+    }
+    const std::size_t n = slots_.size();
+    const std::size_t start = random ? (*random)() % n : index;
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t victim = (start + k) % n;
+      if (victim == index) continue;
+      if (Runnable* task = slots_[victim].queue.pop_front()) return task;
+    }
+    return nullptr;
+  }
+
+  bool any_work_hint() const noexcept {
+    if (!injection_.empty_hint()) return true;
+    for (const auto& slot : slots_) {
+      if (!slot.queue.empty_hint()) return true;
+    }
+    return false;
+  }
+
+  // Spins (without locks) for a short budget; true as soon as work shows up.
+  bool spin_for_work(std::size_t) {
+    const auto end = Clock::now() + kSpinBudget;
+    do {
+      for (int i = 0; i < 64; ++i) {
+        if (any_work_hint()) return true;
+        cpu_relax();
+      }
+      if (stopping_.load(std::memory_order_relaxed)) return false;
+      // With more threads than cores (a submitter plus the workers), give the core away.
+      std::this_thread::yield();
+    } while (Clock::now() < end);
+    return false;
+  }
+
+  // Sleeps until woken. False when the pool is stopping and there is nothing left to run.
+  bool sleep(std::size_t) {
+    // Announce first, then re-check: a submitter pushes, then reads sleepers_; a sleeper bumps
+    // sleepers_, then reads the queue sizes. With both sides seq_cst, one sees the other.
+    // `stopping` is read before the queues: every submit that beat the shutdown is then seen.
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t epoch = epoch_.load(std::memory_order_seq_cst);
+    const bool stopping = stopping_.load(std::memory_order_seq_cst);
+    bool work = injection_.size_seq_cst() > 0;
+    for (const auto& slot : slots_) work = work || slot.queue.size_seq_cst() > 0;
+    if (!work && !stopping) futex_wait(epoch_, epoch, Clock::time_point::max());
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    return work || !stopping;
+  }
+
+  void wake(int count) {
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(epoch_, count);
+  }
+
+  static inline thread_local Scheduler* current_ = nullptr;
+  static inline thread_local std::size_t current_index_ = 0;
+
+  std::vector<WorkerSlot> slots_;
+  TaskQueue injection_;
+  alignas(64) std::atomic<std::uint32_t> sleepers_{0};
+  alignas(64) std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex join_mutex_;
+};
+
+void SchedulerDeleter::operator()(Scheduler* scheduler) const noexcept { std::default_delete<Scheduler>()(scheduler); }
+
+SchedulerPtr make_scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer) {
+  return SchedulerPtr(std::make_unique<Scheduler>(workers, name, initializer).release());
+}
+
+void post(Scheduler& scheduler, Runnable* task) { scheduler.post(task); }
+std::size_t worker_count(const Scheduler& scheduler) noexcept { return scheduler.size(); }
+bool is_closed(const Scheduler& scheduler) noexcept { return scheduler.closed(); }
+bool on_worker_of(const Scheduler& scheduler) noexcept { return scheduler.is_current(); }
+void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending) { scheduler.stop(wait, cancel_pending); }
+
+}  // namespace detail
+
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : scheduler_(detail::make_scheduler(options.workers, options.name, options.initializer)) {}
+
+ThreadPool::~ThreadPool() { scheduler_.reset(); }
+
+}  // namespace tandem

@@ -1,0 +1,246 @@
+#include "tandem/future.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Sets `promise` from another thread after `delay`, so the consumer has to block (and sleep).
+template <class R, class V>
+std::jthread set_later(tandem::Promise<R>& promise, V value, std::chrono::milliseconds delay) {
+  return std::jthread([&promise, value, delay] {
+    std::this_thread::sleep_for(delay);
+    promise.set_value(value);
+  });
+}
+
+TEST(Future, GetReturnsTheValueAnyNumberOfTimesAndCopiesShareIt) {
+  tandem::Promise<std::string> promise;
+  tandem::Future<std::string> future = promise.get_future();
+  tandem::Future<std::string> copy = future;
+  EXPECT_FALSE(future.done());
+  promise.set_value("tandem");
+  EXPECT_TRUE(copy.done());
+  EXPECT_EQ(future.get(), "tandem");
+  EXPECT_EQ(future.get(), "tandem");
+  EXPECT_EQ(copy.get(), "tandem");
+  EXPECT_EQ(future.exception(), nullptr);
+}
+
+TEST(Future, GetBlocksUntilAnotherThreadSetsTheValue) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  auto setter = set_later(promise, 42, 30ms);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(future.get(), 42);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 25ms);
+}
+
+TEST(Future, GetForThrowsTimeoutErrorWhenTheResultIsLate) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(future.get_for(20ms), tandem::TimeoutError);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+  EXPECT_FALSE(future.wait_for(1ms));
+  promise.set_value(1);
+  EXPECT_TRUE(future.wait_for(0ms));
+  EXPECT_EQ(future.get_for(1s), 1);
+  EXPECT_EQ(future.get_until(std::chrono::system_clock::now() + 1s), 1);
+}
+
+TEST(Future, TimeoutErrorIsATandemError) {
+  tandem::Promise<void> promise;
+  auto future = promise.get_future();
+  EXPECT_THROW(future.get_for(1ms), tandem::Error);
+}
+
+TEST(Future, AnExceptionReachesGetWithItsOwnType) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  promise.set_exception(std::make_exception_ptr(std::out_of_range("index 7")));
+  EXPECT_TRUE(future.done());
+  EXPECT_THROW(future.get(), std::out_of_range);
+  try {
+    future.get();
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "index 7");
+  }
+  EXPECT_NE(future.exception(), nullptr);
+}
+
+TEST(Future, DestroyingAnUnsetPromiseBreaksIt) {
+  tandem::Future<int> future;
+  {
+    tandem::Promise<int> promise;
+    future = promise.get_future();
+  }
+  EXPECT_TRUE(future.done());
+  EXPECT_THROW(future.get(), tandem::BrokenPromise);
+}
+
+TEST(Future, AnEmptyHandleThrowsInsteadOfCrashing) {
+  tandem::Future<int> future;
+  EXPECT_FALSE(future.valid());
+  EXPECT_THROW(future.get(), tandem::Error);
+  EXPECT_THROW(future.done(), tandem::Error);
+  EXPECT_THROW(future.cancel(), tandem::Error);
+}
+
+TEST(Future, CancelWinsOnlyWhilePending) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  EXPECT_TRUE(future.cancel());
+  EXPECT_TRUE(future.cancelled());
+  EXPECT_TRUE(future.done());
+  EXPECT_THROW(future.get(), tandem::CancelledError);
+  EXPECT_FALSE(promise.set_value(3)) << "a cancelled future takes no value";
+  EXPECT_FALSE(future.cancel()) << "cancelling twice reports nothing new";
+
+  tandem::Promise<int> done;
+  auto finished = done.get_future();
+  done.set_value(1);
+  EXPECT_FALSE(finished.cancel());
+  EXPECT_EQ(finished.get(), 1);
+}
+
+TEST(Future, MisuseOfAPromiseIsAnError) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  EXPECT_THROW(promise.get_future(), tandem::Error);
+  promise.set_value(1);
+  EXPECT_THROW(promise.set_value(2), tandem::Error);
+  EXPECT_THROW(promise.set_exception(nullptr), tandem::Error);
+}
+
+TEST(Future, VoidAndMoveOnlyResults) {
+  tandem::Promise<void> done;
+  auto void_future = done.get_future();
+  done.set_value();
+  EXPECT_NO_THROW(void_future.get());
+
+  tandem::Promise<std::unique_ptr<int>> boxed;
+  auto box = boxed.get_future();
+  boxed.set_value(std::make_unique<int>(5));
+  EXPECT_EQ(*box.get(), 5);
+}
+
+TEST(Future, ThenChainsOnTheValue) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  auto text = future.then([](int v) { return std::to_string(v * 2); }).then([](const std::string& s) {
+    return s + "!";
+  });
+  EXPECT_FALSE(text.done());
+  promise.set_value(21);
+  EXPECT_EQ(text.get(), "42!");
+}
+
+TEST(Future, ThenOnADoneFutureRunsAtOnce) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  promise.set_value(1);
+  bool ran = false;
+  auto next = future.then([&](int) { ran = true; });
+  EXPECT_TRUE(ran);
+  EXPECT_TRUE(next.done());
+}
+
+TEST(Future, ThenSkipsTheValueFormOnErrorAndPassesTheErrorOn) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  bool ran = false;
+  auto next = future.then([&](int v) {
+    ran = true;
+    return v;
+  });
+  promise.set_exception(std::make_exception_ptr(std::invalid_argument("bad")));
+  EXPECT_FALSE(ran);
+  EXPECT_THROW(next.get(), std::invalid_argument);
+}
+
+TEST(Future, ThenWithTheFutureFormSeesErrorsAndCancellation) {
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  auto outcome = future.then([](const tandem::Future<int>& done) {
+    return done.cancelled() ? std::string("cancelled") : std::string("other");
+  });
+  future.cancel();
+  EXPECT_EQ(outcome.get(), "cancelled");
+}
+
+TEST(Future, ThenContinuationThatThrowsFailsTheNextFuture) {
+  tandem::Promise<void> promise;
+  auto next = promise.get_future().then([]() -> int { throw std::runtime_error("in then"); });
+  promise.set_value();
+  EXPECT_THROW(next.get(), std::runtime_error);
+}
+
+TEST(WaitAny, ReturnsTheIndexOfTheFirstDone) {
+  std::vector<tandem::Promise<int>> promises(3);
+  std::vector<tandem::Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  auto setter = set_later(promises[2], 7, 20ms);
+  EXPECT_EQ(tandem::wait_any(futures), 2u);
+  EXPECT_EQ(futures[2].get(), 7);
+}
+
+TEST(WaitAny, TimesOutWithNulloptAndRejectsAnEmptyRange) {
+  std::vector<tandem::Promise<int>> promises(2);
+  std::vector<tandem::Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  EXPECT_EQ(tandem::wait_any_for(futures, 10ms), std::nullopt);
+  promises[1].set_value(1);
+  EXPECT_EQ(tandem::wait_any_for(futures, 10ms), std::optional<std::size_t>(1));
+  EXPECT_THROW(tandem::wait_any(std::vector<tandem::Future<int>>{}), tandem::Error);
+}
+
+TEST(WaitAll, WaitsForEveryFutureAndHasATimeoutForm) {
+  std::vector<tandem::Promise<int>> promises(3);
+  std::vector<tandem::Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  promises[0].set_value(0);
+  EXPECT_FALSE(tandem::wait_all_for(futures, 10ms));
+  auto a = set_later(promises[1], 1, 10ms);
+  auto b = set_later(promises[2], 2, 20ms);
+  tandem::wait_all(futures);
+  for (auto& f : futures) EXPECT_TRUE(f.done());
+  EXPECT_TRUE(tandem::wait_all_for(futures, 0ms));
+}
+
+TEST(AsCompleted, YieldsFuturesInCompletionOrder) {
+  std::vector<tandem::Promise<int>> promises(3);
+  std::vector<tandem::Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  std::jthread setter([&] {
+    for (int i : {2, 0, 1}) {
+      std::this_thread::sleep_for(5ms);
+      promises[static_cast<std::size_t>(i)].set_value(i);
+    }
+  });
+  std::vector<int> order;
+  for (auto& f : tandem::as_completed(futures)) order.push_back(f.get());
+  EXPECT_EQ(order, (std::vector<int>{2, 0, 1}));
+}
+
+TEST(AsCompleted, ThrowsTimeoutErrorWhenTheNextIsLate) {
+  std::vector<tandem::Promise<int>> promises(2);
+  std::vector<tandem::Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  promises[1].set_value(1);
+  auto completed = tandem::as_completed(futures, 20ms);
+  auto first = completed.next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->get(), 1);
+  EXPECT_THROW(completed.next(), tandem::TimeoutError);
+}
+
+}  // namespace
