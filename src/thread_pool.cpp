@@ -1,5 +1,7 @@
 #include "tandem/thread_pool.hpp"
 
+#include "task_queues.hpp"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -14,97 +16,6 @@
 namespace tandem {
 namespace detail {
 namespace {
-
-// Guards a queue for the few instructions of a push or pop. A futex mutex would put a contended
-// submitter to sleep for ~50 us per collision; spinning (then yielding, in case the holder was
-// preempted on an oversubscribed core) keeps the hand-over in the sub-microsecond range.
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
-};
-
-// A spinlock-guarded deque with a lock-free size hint, so idle workers can look for work without
-// taking locks. `size` is written under the lock with seq_cst so that a sleeper announcing
-// itself and a submitter checking for sleepers can never both miss each other (see sleep()).
-class alignas(64) TaskQueue {
- public:
-  void push_back(Runnable* task) {
-    std::lock_guard lock(mutex_);
-    tasks_.push_back(task);
-    size_.store(tasks_.size(), std::memory_order_seq_cst);
-  }
-  // The injection queue closes under its lock, so a submit either lands before shutdown (and
-  // the draining workers see it) or fails; none can slip in after the workers have left.
-  bool push_back_unless_closed(Runnable* task) {
-    std::lock_guard lock(mutex_);
-    if (closed_) return false;
-    tasks_.push_back(task);
-    size_.store(tasks_.size(), std::memory_order_seq_cst);
-    return true;
-  }
-  void close() {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-  }
-  Runnable* pop_back() {
-    if (empty_hint()) return nullptr;
-    std::lock_guard lock(mutex_);
-    if (tasks_.empty()) return nullptr;
-    Runnable* task = tasks_.back();
-    tasks_.pop_back();
-    size_.store(tasks_.size(), std::memory_order_relaxed);
-    return task;
-  }
-  Runnable* pop_front() {
-    if (empty_hint()) return nullptr;
-    std::lock_guard lock(mutex_);
-    if (tasks_.empty()) return nullptr;
-    Runnable* task = tasks_.front();
-    tasks_.pop_front();
-    size_.store(tasks_.size(), std::memory_order_relaxed);
-    return task;
-  }
-  // Moves up to `max` tasks from the front into `into` (oldest first); returns how many.
-  std::size_t take_front(Runnable** into, std::size_t max) {
-    if (empty_hint()) return 0;
-    std::lock_guard lock(mutex_);
-    const std::size_t n = std::min(max, tasks_.size());
-    std::copy_n(tasks_.begin(), n, into);
-    tasks_.erase(tasks_.begin(), tasks_.begin() + static_cast<std::ptrdiff_t>(n));
-    size_.store(tasks_.size(), std::memory_order_relaxed);
-    return n;
-  }
-  std::deque<Runnable*> take_all() {
-    std::lock_guard lock(mutex_);
-    std::deque<Runnable*> all;
-    all.swap(tasks_);
-    size_.store(0, std::memory_order_relaxed);
-    return all;
-  }
-  bool empty_hint() const noexcept { return size_.load(std::memory_order_relaxed) == 0; }
-  std::size_t size_seq_cst() const noexcept { return size_.load(std::memory_order_seq_cst); }
-  std::size_t size_hint() const noexcept { return size_.load(std::memory_order_relaxed); }
-
- private:
-  SpinLock mutex_;
-  std::deque<Runnable*> tasks_;
-  bool closed_ = false;
-  std::atomic<std::size_t> size_{0};
-};
 
 struct WorkerSlot {
   TaskQueue queue;
@@ -158,7 +69,7 @@ class Scheduler final : public Helper {
       if (cancelled_.load(std::memory_order_acquire)) throw PoolClosed("ThreadPool: the pool was shut down");
       slots_[current_index_].queue.push_back(task);
     } else {
-      if (!injection_.push_back_unless_closed(task)) throw PoolClosed("ThreadPool: submit after shutdown");
+      if (!injection_.push(task)) throw PoolClosed("ThreadPool: submit after shutdown");
     }
     if (sleepers_.load(std::memory_order_seq_cst) > 0) wake(1);
   }
@@ -178,7 +89,7 @@ class Scheduler final : public Helper {
     injection_.close();
     if (cancel_pending) {
       cancelled_.store(true, std::memory_order_seq_cst);
-      discard_all(injection_);
+      for (Runnable* task : injection_.take_all()) task->discard();
       for (auto& slot : slots_) discard_all(slot.queue);
     }
     stopping_.store(true, std::memory_order_seq_cst);
@@ -226,11 +137,13 @@ class Scheduler final : public Helper {
     TaskQueue& own = slots_[index].queue;
     if (Runnable* task = own.pop_back()) return task;
     if (!injection_.empty_hint()) {
-      // Take a fair share in one lock round; what this worker cannot start at once, others steal.
-      std::array<Runnable*, 64> batch;
-      const std::size_t share = std::clamp<std::size_t>(injection_.size_hint() / slots_.size(), 1, batch.size());
-      if (const std::size_t n = injection_.take_front(batch.data(), share); n > 0) {
-        for (std::size_t k = 1; k < n; ++k) own.push_back(batch[k]);
+      // The ring hands out one task at a time without contention; the overflow queue gives a
+      // batch per lock round, and what this worker cannot start at once, others steal.
+      std::array<Runnable*, 32> batch;
+      if (const std::size_t n = injection_.take(batch.data(), batch.size()); n > 0) {
+        // The owner pops its deque from the back: push newest first so outside submissions
+        // still run oldest first.
+        for (std::size_t k = n; k-- > 1;) own.push_back(batch[k]);
         if (n > 1 && sleepers_.load(std::memory_order_seq_cst) > 0) wake(1);
         return batch[0];
       }
@@ -276,7 +189,7 @@ class Scheduler final : public Helper {
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t epoch = epoch_.load(std::memory_order_seq_cst);
     const bool stopping = stopping_.load(std::memory_order_seq_cst);
-    bool work = injection_.size_seq_cst() > 0;
+    bool work = !injection_.empty_seq_cst();
     for (const auto& slot : slots_) work = work || slot.queue.size_seq_cst() > 0;
     if (!work && !stopping) futex_wait(epoch_, epoch, Clock::time_point::max());
     sleepers_.fetch_sub(1, std::memory_order_seq_cst);
@@ -292,7 +205,7 @@ class Scheduler final : public Helper {
   static inline thread_local std::size_t current_index_ = 0;
 
   std::vector<WorkerSlot> slots_;
-  TaskQueue injection_;
+  InjectionQueue injection_;
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<bool> closed_{false};

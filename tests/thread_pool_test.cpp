@@ -364,6 +364,30 @@ TEST(ThreadPoolShutdown, ShutdownFromInsideATaskWithWaitIsAnError) {
   EXPECT_THROW(f.get(), tandem::Error);
 }
 
+TEST(ThreadPoolStress, TasksQueuedBeyondTheInjectionRingAllRunInOrder) {
+  tandem::ThreadPool pool(1);
+  std::latch release(1);
+  auto blocker = pool.submit([&] { release.wait(); });
+  std::vector<int> order;
+  std::vector<tandem::Future<void>> futures;
+  for (int i = 0; i < 20'000; ++i) futures.push_back(pool.submit([&order, i] { order.push_back(i); }));
+  release.count_down();
+  tandem::wait_all(futures);
+  ASSERT_EQ(order.size(), 20'000u);
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << "one worker runs outside submissions first-in first-out";
+}
+
+TEST(ThreadPoolStress, CancelPendingReachesTasksBeyondTheInjectionRing) {
+  tandem::ThreadPool pool(1);
+  std::latch release(1);
+  auto blocker = pool.submit([&] { release.wait(); });
+  std::vector<tandem::Future<int>> futures;
+  for (int i = 0; i < 10'000; ++i) futures.push_back(pool.submit([] { return 1; }));
+  pool.shutdown(false, true);
+  release.count_down();
+  for (auto& f : futures) EXPECT_THROW(f.get(), tandem::CancelledError);
+}
+
 TEST(ThreadPoolStress, AMillionTasksFromOutsideAllRun) {
   tandem::ThreadPool pool(2);
   std::atomic<long> sum{0};

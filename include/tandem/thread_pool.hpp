@@ -109,7 +109,6 @@ class ThreadPool {
     };
     auto task = std::make_unique<detail::TaskState<R, decltype(call)>>(std::move(call));
     if constexpr (takes_token) task->stop_source() = std::stop_source();
-    task->add_ref();  // one reference for the queue, one for the Future
     detail::post(*scheduler_, task.get());
     return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
   }

@@ -10,11 +10,9 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <utility>
-#include <vector>
 
 #include "tandem/detail/futex.hpp"
 
@@ -76,11 +74,13 @@ bool block_until(Ready&& ready, Sleep&& sleep, Clock::time_point deadline) {
   return true;
 }
 
-// A callback run once when a state completes, on the completing thread.
+// A callback run once when a state completes, on the completing thread. Callbacks form an
+// intrusive stack, so a state without any costs one pointer.
 class Callback {
  public:
   virtual ~Callback() = default;
   virtual void operator()() noexcept = 0;
+  Callback* next = nullptr;
 };
 
 template <class F>
@@ -97,10 +97,17 @@ enum Phase : std::uint32_t { kPending = 0, kRunning = 1, kValue = 2, kError = 3,
 
 class StateBase {
  public:
-  StateBase() = default;
+  // `references` handles will each release() once.
+  explicit StateBase(std::uint32_t references = 1) noexcept : refs_(references) {}
   StateBase(const StateBase&) = delete;
   StateBase& operator=(const StateBase&) = delete;
-  virtual ~StateBase() = default;
+  virtual ~StateBase() {
+    // Every state completes before its last handle goes (a promise breaks, a discarded task is
+    // cancelled), so this list is normally closed; free rather than leak if it is not.
+    for (Callback* list = callbacks_.load(std::memory_order_relaxed); list && list != closed_list();) {
+      std::unique_ptr<Callback> callback(std::exchange(list, list->next));
+    }
+  }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
@@ -118,13 +125,13 @@ class StateBase {
     std::uint32_t old = word_.load(std::memory_order_acquire);
     do {
       if ((old & kPhaseMask) != kPending) return false;
-    } while (!word_.compare_exchange_weak(old, kCancelled, std::memory_order_acq_rel));
+    } while (!word_.compare_exchange_weak(old, kCancelled, std::memory_order_seq_cst));
     after_completion(old);
     return true;
   }
 
   // running -> value/error. The result must be stored before; only the claimer calls this.
-  void complete(Phase final_phase) noexcept { after_completion(word_.exchange(final_phase, std::memory_order_acq_rel)); }
+  void complete(Phase final_phase) noexcept { after_completion(word_.exchange(final_phase, std::memory_order_seq_cst)); }
 
   void set_error(std::exception_ptr error) noexcept {
     error_ = std::move(error);
@@ -140,18 +147,19 @@ class StateBase {
   template <class F>
   void on_ready(F f) {
     auto callback = std::make_unique<CallbackFor<F>>(std::move(f));
-    {
-      std::lock_guard lock(callbacks_mutex_);
-      std::uint32_t old = word_.load(std::memory_order_acquire);
-      while ((old & kPhaseMask) < kValue) {
-        // The completer takes the list only when it sees this bit, and takes it under the lock.
-        if (word_.compare_exchange_weak(old, old | kCallbacksBit, std::memory_order_acq_rel)) {
-          callbacks_.push_back(std::move(callback));
-          return;
-        }
+    Callback* head = callbacks_.load(std::memory_order_seq_cst);
+    do {
+      if (head == closed_list()) {
+        (*callback)();
+        return;
       }
-    }
-    (*callback)();
+      callback->next = head;
+    } while (!callbacks_.compare_exchange_weak(head, callback.get(), std::memory_order_seq_cst));
+    callback.release();
+    // The completer may have looked at the list just before this push: then it is ours to run.
+    // (Completer: phase store, then list load; here: list store, then phase load; both seq_cst,
+    // so at least one side sees the other, and the exchange hands the list to exactly one.)
+    if ((word_.load(std::memory_order_seq_cst) & kPhaseMask) >= kValue) run_callbacks();
   }
 
   // Only for tasks that take a std::stop_token: cancel() of a running task requests a stop.
@@ -161,7 +169,24 @@ class StateBase {
  private:
   static constexpr std::uint32_t kPhaseMask = 0xff;
   static constexpr std::uint32_t kWaitersBit = 1u << 8;
-  static constexpr std::uint32_t kCallbacksBit = 1u << 9;
+
+  // Marks the callback list of a completed state: later registrations run at once.
+  static Callback* closed_list() noexcept {
+    static CallbackFor<void (*)()> sentinel(+[] {});
+    return &sentinel;
+  }
+
+  void run_callbacks() noexcept {
+    Callback* list = callbacks_.exchange(closed_list(), std::memory_order_seq_cst);
+    if (list == closed_list()) return;
+    // The stack holds them newest first; run them in registration order.
+    Callback* ordered = nullptr;
+    while (list) ordered = std::exchange(list, std::exchange(list->next, ordered));
+    while (ordered) {
+      std::unique_ptr<Callback> callback(std::exchange(ordered, ordered->next));
+      (*callback)();
+    }
+  }
 
   bool transition_from(std::uint32_t from, std::uint32_t to) noexcept {
     std::uint32_t old = word_.load(std::memory_order_acquire);
@@ -173,14 +198,7 @@ class StateBase {
 
   void after_completion(std::uint32_t old) noexcept {
     if (old & kWaitersBit) futex_wake_all(word_);
-    if (old & kCallbacksBit) {
-      std::vector<std::unique_ptr<Callback>> callbacks;
-      {
-        std::lock_guard lock(callbacks_mutex_);
-        callbacks.swap(callbacks_);
-      }
-      for (auto& callback : callbacks) (*callback)();
-    }
+    if (callbacks_.load(std::memory_order_seq_cst) != nullptr) run_callbacks();
   }
 
   void sleep_until(Clock::time_point deadline) const {
@@ -194,17 +212,18 @@ class StateBase {
     }
   }
 
-  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint32_t> refs_;
   mutable std::atomic<std::uint32_t> word_{kPending};
   std::exception_ptr error_;
   std::stop_source stop_{std::nostopstate};
-  std::mutex callbacks_mutex_;
-  std::vector<std::unique_ptr<Callback>> callbacks_;
+  std::atomic<Callback*> callbacks_{nullptr};
 };
 
 template <class R>
 class State : public StateBase {
  public:
+  using StateBase::StateBase;
+
   template <class... Args>
   void set_value(Args&&... args) {
     value_.emplace(std::forward<Args>(args)...);
@@ -221,6 +240,8 @@ class State : public StateBase {
 template <>
 class State<void> : public StateBase {
  public:
+  using StateBase::StateBase;
+
   void set_value() { complete(kValue); }
 };
 
@@ -267,11 +288,12 @@ void fulfil(State<R>& state, F&& f) noexcept {
 }
 
 // A queued task whose result lands in its own state: one allocation per submit. `Fn` takes the
-// task's std::stop_token (empty unless the submitted callable asked for one).
+// task's std::stop_token (empty unless the submitted callable asked for one). It starts with two
+// references: the queue's and the Future's.
 template <class R, class Fn>
 class TaskState final : public State<R>, public Runnable {
  public:
-  explicit TaskState(Fn fn) : fn_(std::move(fn)) {}
+  explicit TaskState(Fn fn) : State<R>(2), fn_(std::move(fn)) {}
 
   void run() noexcept override {
     if (this->try_claim()) fulfil(*this, [this]() -> R { return invoke(); });
