@@ -27,7 +27,7 @@ struct WorkerSlot {
 class Scheduler final : public Helper {
  public:
   Scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer)
-      : slots_(workers) {
+      : slots_(workers), running_workers_(static_cast<std::uint32_t>(workers)) {
     if (workers == 0) throw Error("ThreadPool: the pool needs at least one worker (workers = 0)");
     std::latch started(static_cast<std::ptrdiff_t>(workers));
     std::mutex failure_mutex;
@@ -48,6 +48,7 @@ class Scheduler final : public Helper {
           }
           started.count_down();
           if (ok) worker_loop(i);
+          if (running_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake_all(running_workers_);
         });
       }
     } catch (...) {
@@ -99,6 +100,18 @@ class Scheduler final : public Helper {
     for (auto& slot : slots_) {
       if (slot.thread.joinable()) slot.thread.join();
     }
+  }
+
+  bool stop_until(Clock::time_point deadline, bool cancel_pending) {
+    stop(false, cancel_pending);
+    const bool all_exited = block_until([this] { return running_workers_.load(std::memory_order_acquire) == 0; },
+                                        [this](Clock::time_point d) {
+                                          const std::uint32_t running = running_workers_.load(std::memory_order_acquire);
+                                          if (running != 0) futex_wait(running_workers_, running, d);
+                                        },
+                                        deadline);
+    if (all_exited) stop(true, false);  // only joins now: every worker has left its loop
+    return all_exited;
   }
 
   std::size_t size() const noexcept { return slots_.size(); }
@@ -208,6 +221,7 @@ class Scheduler final : public Helper {
   InjectionQueue injection_;
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<std::uint32_t> running_workers_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
@@ -225,6 +239,9 @@ std::size_t worker_count(const Scheduler& scheduler) noexcept { return scheduler
 bool is_closed(const Scheduler& scheduler) noexcept { return scheduler.closed(); }
 bool on_worker_of(const Scheduler& scheduler) noexcept { return scheduler.is_current(); }
 void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending) { scheduler.stop(wait, cancel_pending); }
+bool shutdown_until(Scheduler& scheduler, Clock::time_point deadline, bool cancel_pending) {
+  return scheduler.stop_until(deadline, cancel_pending);
+}
 
 }  // namespace detail
 

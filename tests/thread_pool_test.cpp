@@ -174,6 +174,36 @@ TEST(ThreadPoolMap, StarmapUnpacksTuples) {
   tandem::ThreadPool pool(2);
   std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
   EXPECT_EQ(pool.starmap([](int a, int b) { return a * b; }, pairs), (std::vector<int>{2, 12, 30}));
+  EXPECT_EQ(pool.starmap_for([](int a, int b) { return a + b; }, pairs, 5s), (std::vector<int>{3, 7, 11}));
+}
+
+TEST(ThreadPoolMap, MapForReturnsInTimeOrThrowsAndCancelsTheRest) {
+  tandem::ThreadPool pool(2);
+  EXPECT_EQ(pool.map_for([](int x) { return x + 1; }, iota_vector(3), 5s), (std::vector<int>{1, 2, 3}));
+  std::atomic<int> ran{0};
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(pool.map_for(
+                   [&](int x) {
+                     ran++;
+                     std::this_thread::sleep_for(10ms);
+                     return x;
+                   },
+                   iota_vector(200), 30ms, 1),
+               tandem::TimeoutError);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 500ms) << "map_for waited for far more than the timeout plus one chunk";
+  const int after_timeout = ran.load();
+  EXPECT_LT(after_timeout, 200);
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(ran.load(), after_timeout) << "no chunk may start after map_for gave up";
+}
+
+TEST(ThreadPoolMap, MapForDoesNotWaitForRunnersQueuedBehindOtherWork) {
+  tandem::ThreadPool pool(1);
+  std::latch release(1);
+  auto blocker = pool.submit([&] { release.wait(); });
+  EXPECT_THROW(pool.map_for([](int x) { return x; }, iota_vector(10), 20ms), tandem::TimeoutError);
+  release.count_down();
 }
 
 TEST(ThreadPoolImap, IsLazyOrderedAndReadsABoundedWindowOfAnEndlessRange) {
@@ -347,6 +377,18 @@ TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {
   pool.shutdown(false);
   release.count_down();
   EXPECT_EQ(parent.get_for(10s), 7);
+}
+
+TEST(ThreadPoolShutdown, ShutdownForGivesUpOnBusyWorkersAndSucceedsLater) {
+  tandem::ThreadPool pool(1);
+  std::latch release(1);
+  auto busy = pool.submit([&] { release.wait(); });
+  EXPECT_FALSE(pool.shutdown_for(20ms));
+  EXPECT_TRUE(pool.closed());
+  EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
+  release.count_down();
+  EXPECT_TRUE(pool.shutdown_for(5s));
+  EXPECT_NO_THROW(busy.get());
 }
 
 TEST(ThreadPoolShutdown, DestructorRunsPendingTasks) {

@@ -118,19 +118,26 @@ class ThreadPool {
   // 8 chunks per worker). The range is read in place when random-access and sized, else copied.
   template <class F, std::ranges::input_range Range>
   auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
-    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
-      return map_indexed(f, range, chunksize);
-    } else {
-      std::vector<std::ranges::range_value_t<Range>> items(std::ranges::begin(range), std::ranges::end(range));
-      return map_indexed(f, items, chunksize);
-    }
+    return map_until(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
+  }
+
+  // map with a deadline: throws TimeoutError when the results are not all there within
+  // `timeout`. The chunks not yet started are then cancelled, and the call returns once the
+  // chunks already running have finished (they use your range and function): it takes at most
+  // `timeout` plus one chunk's run time.
+  template <class F, std::ranges::input_range Range, class Rep, class Period>
+  auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
+    return map_until(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
   }
 
   // map over tuples, each unpacked into f's arguments (Python's starmap).
   template <class F, std::ranges::input_range Range>
   auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map([&f](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
-               std::forward<Range>(range), chunksize);
+    return map(unpacking(f), std::forward<Range>(range), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Rep, class Period>
+  auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
+    return map_for(unpacking(f), std::forward<Range>(range), timeout, chunksize);
   }
 
   // Lazy, ordered map: an input range whose elements are f(x) in input order. The input is read
@@ -149,6 +156,12 @@ class ThreadPool {
   // worker has finished; otherwise returns at once and the destructor joins. Tasks already
   // running may still submit follow-up work while the pool drains. Idempotent.
   void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*scheduler_, wait, cancel_pending); }
+  // shutdown(wait = true) that gives up after `timeout`: false if workers are still busy then
+  // (the pool stays closed; call again, or let the destructor join them).
+  template <class Rep, class Period>
+  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
+    return detail::shutdown_until(*scheduler_, detail::deadline_after(timeout), cancel_pending);
+  }
 
  private:
   template <class R, class View, class F, bool Ordered>
@@ -160,8 +173,23 @@ class ThreadPool {
     return options;
   }
 
+  template <class F>
+  static auto unpacking(F& f) {
+    return [&f](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); };
+  }
+
   template <class F, class Range>
-  auto map_indexed(F& f, Range& range, std::size_t chunksize) {
+  auto map_until(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
+      return map_indexed(f, range, deadline, chunksize);
+    } else {
+      std::vector<std::ranges::range_value_t<Range>> items(std::ranges::begin(range), std::ranges::end(range));
+      return map_indexed(f, items, deadline, chunksize);
+    }
+  }
+
+  template <class F, class Range>
+  auto map_indexed(F& f, Range& range, detail::Clock::time_point deadline, std::size_t chunksize) {
     using R = detail::MapResult<F, Range>;
     const std::size_t n = std::ranges::size(range);
     if (chunksize == 0) chunksize = detail::auto_chunksize(n, size());
@@ -170,10 +198,11 @@ class ThreadPool {
     auto first = std::ranges::begin(range);
     auto for_each_chunk = [&](auto&& store) {
       if (n == 0) return;
-      detail::run_chunks(*scheduler_, chunks, runners, [&, chunksize](std::size_t chunk) {
+      const bool in_time = detail::run_chunks(*scheduler_, chunks, runners, deadline, [&, chunksize](std::size_t chunk) {
         const std::size_t end = std::min(n, (chunk + 1) * chunksize);
         for (std::size_t i = chunk * chunksize; i < end; ++i) store(i, first[static_cast<std::ptrdiff_t>(i)]);
       });
+      if (!in_time) detail::throw_timeout("ThreadPool::map_for: not every result arrived in time");
     };
     if constexpr (std::is_void_v<R>) {
       for_each_chunk([&f](std::size_t, auto&& x) { f(std::forward<decltype(x)>(x)); });

@@ -49,11 +49,21 @@ class MapJob {
     }
   }
 
-  // Blocks until every chunk is done, then rethrows the first failure.
-  void wait() {
-    block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
-                [this](Clock::time_point deadline) { futex_wait(finished_, 0, deadline); }, Clock::time_point::max());
+  // Blocks until every chunk is done or `deadline` passes, then rethrows the first failure.
+  // On timeout, the chunks not yet started are skipped (claimed here, so nobody waits for a
+  // runner still queued behind other work), the ones running are waited for, since they use the
+  // caller's data, and the result is false.
+  bool wait_until(Clock::time_point deadline) {
+    const bool in_time = block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
+                                     [this](Clock::time_point d) { futex_wait(finished_, 0, d); }, deadline);
+    if (!in_time) {
+      failed_.store(true);
+      work();
+      block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
+                  [this](Clock::time_point d) { futex_wait(finished_, 0, d); }, Clock::time_point::max());
+    }
     if (error_) std::rethrow_exception(error_);
+    return in_time;
   }
 
  protected:
@@ -92,9 +102,10 @@ class MapRunner final : public Runnable {
 };
 
 // Runs `body(chunk)` for chunk in [0, chunks) on up to `runners` workers of `scheduler` and
-// waits. A caller that is itself a worker of the pool takes part instead of idling.
+// waits (see MapJob::wait_until). A caller that is itself a worker of the pool takes part
+// instead of idling.
 template <class Body>
-void run_chunks(Scheduler& scheduler, std::size_t chunks, std::size_t runners, Body body) {
+bool run_chunks(Scheduler& scheduler, std::size_t chunks, std::size_t runners, Clock::time_point deadline, Body body) {
   auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
   const bool caller_helps = on_worker_of(scheduler);
   for (std::size_t i = caller_helps ? 1 : 0; i < runners; ++i) {
@@ -103,7 +114,7 @@ void run_chunks(Scheduler& scheduler, std::size_t chunks, std::size_t runners, B
     runner.release();
   }
   if (caller_helps) job->work();
-  job->wait();
+  return job->wait_until(deadline);
 }
 
 }  // namespace tandem::detail
