@@ -121,6 +121,18 @@ TEST(Future, MisuseOfAPromiseIsAnError) {
   EXPECT_THROW(promise.set_exception(nullptr), tandem::Error);
 }
 
+TEST(Future, MovingAPromiseCarriesItsStateAndBreaksTheOneItReplaces) {
+  tandem::Promise<int> first;
+  auto first_future = first.get_future();
+  tandem::Promise<int> second;
+  auto second_future = second.get_future();
+  second = std::move(first);
+  EXPECT_THROW(second_future.get(), tandem::BrokenPromise) << "the replaced promise is abandoned";
+  EXPECT_THROW(second.get_future(), tandem::Error) << "its future was already taken";
+  second.set_value(9);
+  EXPECT_EQ(first_future.get(), 9);
+}
+
 TEST(Future, VoidAndMoveOnlyResults) {
   tandem::Promise<void> done;
   auto void_future = done.get_future();

@@ -212,8 +212,11 @@ class Promise {
   Promise() : state_(new_state()) {}
   Promise(Promise&&) noexcept = default;
   Promise& operator=(Promise&& other) noexcept {
-    abandon();
-    state_ = std::move(other.state_);
+    if (this != &other) {
+      abandon();
+      state_ = std::move(other.state_);
+      future_taken_ = other.future_taken_;
+    }
     return *this;
   }
   ~Promise() { abandon(); }
