@@ -1,0 +1,278 @@
+#include "tandem/process.hpp"
+
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "tandem/detail/unique_fd.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem {
+namespace detail {
+
+struct ProcessState {
+  AgentOptions options;
+  std::unique_ptr<AgentBody> body;
+  pid_t pid = -1;
+  UniqueFd pidfd;        // readable once the child has exited (Linux >= 5.3), else empty
+  UniqueFd error_pipe;   // read end: the child's escaped exception, if any
+  std::optional<int> exitcode;
+  std::exception_ptr error;
+  bool in_child = false;  // set in the child's copy of this state
+};
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::size_t kMaxErrorText = 4096;  // well under a pipe's buffer: the child never blocks
+
+std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+std::string current_exception_type() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (!type) return "unknown";
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> demangled(abi::__cxa_demangle(type->name(), nullptr, nullptr, &status),
+                                                        &std::free);
+  return status == 0 && demangled ? demangled.get() : type->name();
+}
+
+void write_all(int fd, const std::string& text) {
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    written += static_cast<std::size_t>(n);
+  }
+}
+
+// In the child: runs the body and reports an escaped exception as "type\0message".
+[[noreturn]] void run_child(detail::ProcessState& state, int error_fd) {
+  int code = 0;
+  try {
+    state.body->run();
+  } catch (...) {
+    std::string type = current_exception_type(), message;
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+    }
+    std::string report = type.substr(0, 512) + '\0' + message.substr(0, kMaxErrorText);
+    write_all(error_fd, report);
+    code = 1;
+  }
+  std::fflush(nullptr);  // what the child printed must not die in a stdio buffer
+  ::_exit(code);
+}
+
+std::exception_ptr read_child_error(int fd) {
+  std::string text;
+  char buffer[1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (text.empty()) return nullptr;
+  const auto separator = text.find('\0');
+  if (separator == std::string::npos) return std::make_exception_ptr(RemoteError(text, ""));
+  return std::make_exception_ptr(RemoteError(text.substr(0, separator), text.substr(separator + 1)));
+}
+
+void record_exit(detail::ProcessState& state, int status) {
+  state.exitcode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+  if (state.error_pipe) {
+    state.error = read_child_error(state.error_pipe.get());
+    state.error_pipe.reset();
+  }
+  state.pidfd.reset();
+}
+
+// Reaps the child if it has exited; `block` waits for it. True once reaped.
+bool try_reap(detail::ProcessState& state, bool block) {
+  if (state.exitcode) return true;
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(state.pid, &status, block ? 0 : WNOHANG);
+    if (r == state.pid) {
+      record_exit(state, status);
+      return true;
+    }
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    throw Error(errno_text("Process: waitpid"));
+  }
+}
+
+void check_not_started(const detail::ProcessState& state, const char* what) {
+  if (state.pid != -1) throw Error(std::string("Process::") + what + ": the process has already been started");
+}
+
+void check_started(const detail::ProcessState& state, const char* what) {
+  if (state.in_child) throw Error(std::string("Process::") + what + ": called from inside the process itself");
+  if (state.pid == -1) throw Error(std::string("Process::") + what + ": the process has not been started");
+}
+
+}  // namespace
+
+Process::Process(AgentOptions options, std::unique_ptr<detail::AgentBody> body)
+    : state_(std::make_shared<detail::ProcessState>()) {
+  if (options.name.empty()) options.name = detail::default_agent_name("Process");
+  state_->options = std::move(options);
+  state_->body = std::move(body);
+}
+
+Process::Process(Process&&) noexcept = default;
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    Process doomed(std::move(*this));  // reaps what this held, as its destructor would
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Process::~Process() {
+  if (!state_ || state_->pid == -1 || state_->in_child || state_->exitcode) return;
+  try {
+    if (state_->options.daemon) {
+      ::kill(state_->pid, SIGTERM);
+      if (!join_for(std::chrono::seconds(1))) {
+        ::kill(state_->pid, SIGKILL);
+        try_reap(*state_, true);
+      }
+    } else {
+      try_reap(*state_, true);
+    }
+  } catch (const Error&) {
+    // waitpid failed (someone else reaped the child): nothing is left to clean up.
+  }
+}
+
+detail::ProcessState& Process::state() const {
+  if (!state_) throw Error("Process: this object was moved from");
+  return *state_;
+}
+
+void Process::start() {
+  auto& state = this->state();
+  if (state.in_child) throw Error("Process::start: called from inside the process itself");
+  check_not_started(state, "start");
+  int fds[2];
+  // Non-blocking: the child writes its report before it exits, so after the exit the parent
+  // reads what is there and stops, even if a grandchild still holds the write end.
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw Error(errno_text("Process::start: pipe2"));
+  detail::UniqueFd read_end(fds[0]), write_end(fds[1]);
+  std::fflush(nullptr);  // else the child inherits unflushed output and prints it a second time
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(errno_text("Process::start: fork"));
+  if (pid == 0) {
+    state.in_child = true;
+    read_end.reset();
+    run_child(state, write_end.get());
+  }
+  state.pid = pid;
+  state.body.reset();  // it runs in the child; the parent's copy is done with
+  state.error_pipe = std::move(read_end);
+  if (const long fd = ::syscall(SYS_pidfd_open, pid, 0); fd >= 0) {
+    state.pidfd.reset(static_cast<int>(fd));
+    ::fcntl(state.pidfd.get(), F_SETFD, FD_CLOEXEC);
+  }
+}
+
+void Process::join() {
+  auto& state = this->state();
+  check_started(state, "join");
+  try_reap(state, true);
+}
+
+bool Process::join_until(detail::Clock::time_point deadline) {
+  auto& state = this->state();
+  check_started(state, "join_for");
+  if (deadline == detail::Clock::time_point::max()) return try_reap(state, true);
+  for (;;) {
+    if (try_reap(state, false)) return true;
+    const auto now = detail::Clock::now();
+    if (now >= deadline) return false;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    if (state.pidfd) {
+      pollfd waiting{state.pidfd.get(), POLLIN, 0};
+      ::poll(&waiting, 1, static_cast<int>(std::min<long long>(left.count(), 1'000'000)));
+    } else {
+      std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds(1)));
+    }
+  }
+}
+
+bool Process::is_alive() const {
+  auto& state = this->state();
+  if (state.pid == -1 || state.in_child) return state.in_child;
+  return !try_reap(state, false);
+}
+
+const std::string& Process::name() const { return state().options.name; }
+
+void Process::set_name(std::string name) {
+  auto& state = this->state();
+  check_not_started(state, "set_name");
+  state.options.name = std::move(name);
+}
+
+bool Process::daemon() const { return state().options.daemon; }
+
+void Process::set_daemon(bool daemon) {
+  auto& state = this->state();
+  check_not_started(state, "set_daemon");
+  state.options.daemon = daemon;
+}
+
+long Process::id() const {
+  const auto& state = this->state();
+  if (state.in_child) return ::getpid();
+  if (state.pid == -1) throw Error("Process::id: the process has not been started");
+  return state.pid;
+}
+
+std::optional<int> Process::exitcode() const {
+  auto& state = this->state();
+  if (state.pid == -1 || state.in_child) return std::nullopt;
+  try_reap(state, false);
+  return state.exitcode;
+}
+
+void Process::terminate() {
+  auto& state = this->state();
+  check_started(state, "terminate");
+  if (!try_reap(state, false)) ::kill(state.pid, SIGTERM);
+}
+
+void Process::kill() {
+  auto& state = this->state();
+  check_started(state, "kill");
+  if (!try_reap(state, false)) ::kill(state.pid, SIGKILL);
+}
+
+std::exception_ptr Process::exception() const {
+  auto& state = this->state();
+  check_started(state, "exception");
+  if (!state.exitcode) throw Error("Process::exception: the process is still running; join it first");
+  return state.error;
+}
+
+}  // namespace tandem
