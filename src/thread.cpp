@@ -29,6 +29,12 @@ void check_not_started(const detail::ThreadState& state, const char* what) {
   if (state.started) throw Error(std::string("Thread::") + what + ": the thread has already been started");
 }
 
+// Whether the caller is the agent's own thread. It compares the id the thread published itself,
+// since the std::thread handle may still be being assigned by start() when the thread runs.
+bool is_current(const detail::ThreadState& state) {
+  return state.tid.load(std::memory_order_acquire) == static_cast<long>(gettid());
+}
+
 bool wait_finished(detail::ThreadState& state, detail::Clock::time_point deadline) {
   return detail::block_until([&] { return state.finished.load(std::memory_order_acquire) != 0; },
                              [&](detail::Clock::time_point d) { detail::futex_wait(state.finished, 0, d); }, deadline);
@@ -55,7 +61,7 @@ Thread& Thread::operator=(Thread&& other) noexcept {
 
 Thread::~Thread() {
   if (!state_ || !state_->started || !state_->thread.joinable()) return;
-  if (state_->options.daemon || state_->thread.get_id() == std::this_thread::get_id()) {
+  if (state_->options.daemon || is_current(*state_)) {
     state_->thread.detach();
   } else {
     state_->thread.join();
@@ -90,7 +96,7 @@ void Thread::join() { join_until(detail::Clock::time_point::max()); }
 bool Thread::join_until(detail::Clock::time_point deadline) {
   auto& state = this->state();
   if (!state.started) throw Error("Thread::join: the thread has not been started");
-  if (state.thread.get_id() == std::this_thread::get_id()) throw Error("Thread::join: a thread cannot join itself");
+  if (is_current(state)) throw Error("Thread::join: a thread cannot join itself");
   if (!wait_finished(state, deadline)) return false;
   if (state.thread.joinable()) state.thread.join();
   return true;
