@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build            # toolchain
+  build-essential cmake ninja-build pkg-config # toolchain
   googletest libgtest-dev libgmock-dev         # tests
   libbenchmark-dev libtbb-dev libboost-dev     # benchmarks and their peers (oneTBB, Boost.Asio)
   libcereal-dev libcpp-httplib-dev             # serialization; HTTP for the tour and examples

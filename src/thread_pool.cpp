@@ -27,7 +27,7 @@ struct WorkerSlot {
 class Scheduler final : public Helper {
  public:
   Scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer)
-      : slots_(workers), running_workers_(static_cast<std::uint32_t>(workers)) {
+      : slots_(workers), running_workers_(static_cast<std::uint32_t>(workers)), has_initializer_(static_cast<bool>(initializer)) {
     if (workers == 0) throw Error("ThreadPool: the pool needs at least one worker (workers = 0)");
     std::latch started(static_cast<std::ptrdiff_t>(workers));
     std::mutex failure_mutex;
@@ -117,6 +117,7 @@ class Scheduler final : public Helper {
   std::size_t size() const noexcept { return slots_.size(); }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   bool is_current() const noexcept { return current_ == this; }
+  bool has_initializer() const noexcept { return has_initializer_; }
 
  private:
   static void name_thread(const std::string& name, std::size_t index) {
@@ -222,6 +223,7 @@ class Scheduler final : public Helper {
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> running_workers_;
+  const bool has_initializer_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
@@ -238,6 +240,7 @@ void post(Scheduler& scheduler, Runnable* task) { scheduler.post(task); }
 std::size_t worker_count(const Scheduler& scheduler) noexcept { return scheduler.size(); }
 bool is_closed(const Scheduler& scheduler) noexcept { return scheduler.closed(); }
 bool on_worker_of(const Scheduler& scheduler) noexcept { return scheduler.is_current(); }
+bool has_initializer(const Scheduler& scheduler) noexcept { return scheduler.has_initializer(); }
 void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending) { scheduler.stop(wait, cancel_pending); }
 bool shutdown_until(Scheduler& scheduler, Clock::time_point deadline, bool cancel_pending) {
   return scheduler.stop_until(deadline, cancel_pending);

@@ -31,8 +31,10 @@ class MapJob {
   MapJob& operator=(const MapJob&) = delete;
   virtual ~MapJob() = default;
 
-  void work() noexcept {
+  // Claims and runs chunks until none is left, or (for a caller with a deadline) time is up.
+  void work(Clock::time_point deadline = Clock::time_point::max()) noexcept {
     for (;;) {
+      if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return;
       const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
       if (chunk >= chunks_) return;
       if (!failed_.load(std::memory_order_relaxed)) {
@@ -102,18 +104,19 @@ class MapRunner final : public Runnable {
 };
 
 // Runs `body(chunk)` for chunk in [0, chunks) on up to `runners` workers of `scheduler` and
-// waits (see MapJob::wait_until). A caller that is itself a worker of the pool takes part
-// instead of idling.
+// waits (see MapJob::wait_until). The caller runs chunks too, like parallel_for's caller: it
+// starts at once, while sleeping workers take tens of microseconds to wake. Not in pools with an
+// initializer, whose tasks may rely on what it set up on each worker.
 template <class Body>
 bool run_chunks(Scheduler& scheduler, std::size_t chunks, std::size_t runners, Clock::time_point deadline, Body body) {
   auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
-  const bool caller_helps = on_worker_of(scheduler);
-  for (std::size_t i = caller_helps ? 1 : 0; i < runners; ++i) {
+  const bool caller_helps = on_worker_of(scheduler) || !has_initializer(scheduler);
+  for (std::size_t i = 0; i < std::min(runners, caller_helps ? chunks - 1 : chunks); ++i) {
     auto runner = std::make_unique<MapRunner>(job);
     post(scheduler, runner.get());
     runner.release();
   }
-  if (caller_helps) job->work();
+  if (caller_helps) job->work(deadline);
   return job->wait_until(deadline);
 }
 

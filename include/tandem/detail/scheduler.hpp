@@ -31,6 +31,7 @@ std::size_t worker_count(const Scheduler& scheduler) noexcept;
 bool is_closed(const Scheduler& scheduler) noexcept;
 // True on a worker thread of `scheduler`.
 bool on_worker_of(const Scheduler& scheduler) noexcept;
+bool has_initializer(const Scheduler& scheduler) noexcept;
 void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending);
 // Closes, then waits for the workers until `deadline`; false if some are still running then.
 bool shutdown_until(Scheduler& scheduler, Clock::time_point deadline, bool cancel_pending);

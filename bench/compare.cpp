@@ -1,0 +1,195 @@
+// Side-by-side runs of tandem and its peers in one process, rounds interleaved so that the
+// machine's noise hits every contender alike; medians, reported as ratios. Ends with the
+// `RATIO <id> <value> <target>` lines of BRIEF §5, the project's scoreboard.
+//
+//   tandem_compare            full run (about a minute)
+//   TANDEM_BENCH_QUICK=1 ...  fewer and smaller rounds, for smoke tests
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peers/peers.hpp"
+#include "tandem/thread_pool.hpp"
+#include "workloads/workloads.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+const bool kQuick = std::getenv("TANDEM_BENCH_QUICK") != nullptr;
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+template <class F>
+double seconds(F&& f) {
+  const auto start = Clock::now();
+  f();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Runs each contender once per round, in turn, and returns each one's median.
+std::vector<double> interleaved(int rounds, const std::vector<std::function<double()>>& contenders) {
+  std::vector<std::vector<double>> samples(contenders.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t c = 0; c < contenders.size(); ++c) samples[c].push_back(contenders[c]());
+  }
+  std::vector<double> medians;
+  for (auto& s : samples) medians.push_back(median(s));
+  return medians;
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct Ratio {
+  std::string id;
+  double value;
+  std::string target;
+};
+std::vector<Ratio> ratios;
+
+void section(const char* title) { std::printf("\n== %s\n", title); }
+void row(const char* what, double value, const char* unit) { std::printf("  %-52s %12.3f %s\n", what, value, unit); }
+
+void submit_burst() {
+  section("ThreadPool: empty tasks submitted from outside, then all awaited (2 threads each)");
+  const std::size_t tasks = kQuick ? 200'000 : 1'000'000;
+  tandem::ThreadPool pool(2);
+  std::vector<tandem::Future<void>> futures;
+  futures.reserve(tasks);
+  auto tandem_burst = [&] {
+    futures.clear();
+    const double s = seconds([&] {
+      for (std::size_t i = 0; i < tasks; ++i) futures.push_back(pool.submit([] {}));
+      tandem::wait_all(futures);
+    });
+    futures.clear();  // frees the 1M states outside the timed region, like the peers' tasks
+    return s;
+  };
+  const auto m = interleaved(kQuick ? 3 : 9, {tandem_burst, [&] { return tandem::bench::tbb_task_group_burst(tasks); },
+                                              [&] { return tandem::bench::asio_thread_pool_burst(tasks); },
+                                              [&] { return tandem::bench::naive_pool_burst(tasks); }});
+  const double per = 1e9 / static_cast<double>(tasks);
+  row("tandem ThreadPool(2): submit + wait_all", m[0] * per, "ns/task");
+  row("oneTBB task_group, arena of 2: run + wait", m[1] * per, "ns/task");
+  row("Boost.Asio thread_pool(2): post + wait", m[2] * per, "ns/task");
+  row("naive mutex+condvar pool(2)", m[3] * per, "ns/task");
+  ratios.push_back({"tp_submit_vs_tbb", m[0] / m[1], "<=1.0"});
+}
+
+void map_tiny() {
+  section("ThreadPool::map over 1M ints (x * 2) into a new result vector");
+  std::vector<int> input(1'000'000);
+  std::iota(input.begin(), input.end(), 0);
+  tandem::ThreadPool pool(2);
+  const auto m = interleaved(kQuick ? 5 : 31, {[&] {
+                                                 return seconds([&] {
+                                                   auto out = pool.map([](int x) { return x * 2; }, input);
+                                                   if (out[7] != 14) std::abort();
+                                                 });
+                                               },
+                                               [&] { return tandem::bench::tbb_parallel_for_map(input, false); },
+                                               [&] { return tandem::bench::tbb_parallel_for_map(input, true); }});
+  row("tandem pool.map (returns a new vector)", m[0] * 1e3, "ms");
+  row("oneTBB parallel_for into a new vector", m[1] * 1e3, "ms");
+  row("oneTBB parallel_for into a reused vector (context)", m[2] * 1e3, "ms");
+  ratios.push_back({"tp_map_vs_tbb", m[0] / m[1], "<=1.2"});
+}
+
+void round_trip() {
+  section("Round trip: submit -> get on an idle pool vs a blocking futex hand-over");
+  tandem::ThreadPool pool(2);
+  const std::size_t trips = kQuick ? 2'000 : 20'000;
+  const auto m = interleaved(kQuick ? 3 : 7, {[&] {
+                                                return seconds([&] {
+                                                         for (std::size_t i = 0; i < trips; ++i) pool.submit([] { return 1; }).get();
+                                                       }) /
+                                                       static_cast<double>(trips);
+                                              },
+                                              [&] { return tandem::bench::futex_round_trip(trips / 4); }});
+  row("tandem submit -> get", m[0] * 1e6, "us");
+  row("futex round trip between two threads", m[1] * 1e6, "us");
+  // Idle cost: after the spin budget (~50 us) workers sleep; 1 ms of idleness is ample.
+  std::this_thread::sleep_for(1ms);
+  const double cpu_before = process_cpu_seconds();
+  const double wall = seconds([] { std::this_thread::sleep_for(kQuick ? 100ms : 300ms); });
+  const double idle_percent = 100.0 * (process_cpu_seconds() - cpu_before) / wall;
+  row("idle pool CPU after 1 ms idle (target <= 1)", idle_percent, "% of a core");
+  ratios.push_back({"tp_rtt_vs_futex", m[0] / m[1], "<=0.1"});
+}
+
+void cpu_speedup() {
+  section("CPU-bound: counting primes, serial vs ThreadPool(2).map over 64 chunks");
+  const std::uint64_t limit = kQuick ? 400'000 : 2'000'000;
+  const auto chunks = tandem::workloads::split_range(limit, 64);
+  tandem::ThreadPool pool(2);
+  std::uint64_t serial_count = 0, pool_count = 0;
+  const auto m = interleaved(kQuick ? 3 : 5, {[&] {
+                                                return seconds([&] {
+                                                  serial_count = 0;
+                                                  for (auto [b, e] : chunks) serial_count += tandem::workloads::count_primes(b, e);
+                                                });
+                                              },
+                                              [&] {
+                                                return seconds([&] {
+                                                  auto counts = pool.map([](auto r) { return tandem::workloads::count_primes(r.first, r.second); },
+                                                                         chunks, 1);
+                                                  pool_count = std::accumulate(counts.begin(), counts.end(), std::uint64_t{0});
+                                                });
+                                              }});
+  if (serial_count != pool_count) std::abort();
+  row("serial", m[0] * 1e3, "ms");
+  row("ThreadPool(2)", m[1] * 1e3, "ms");
+  ratios.push_back({"cpu_speedup_threads", m[0] / m[1], ">=1.9"});
+}
+
+void io_scrape() {
+  section("I/O-bound: 128 pages from a loopback server with 20 ms latency, ThreadPool(64)");
+  constexpr int kPages = 128;
+  constexpr std::size_t kWorkers = 64;
+  tandem::workloads::LatencyServer server(20ms, kWorkers * 2);
+  tandem::ThreadPool pool(kWorkers);
+  std::vector<int> pages(kPages);
+  std::iota(pages.begin(), pages.end(), 0);
+  const int port = server.port();
+  const auto m = interleaved(kQuick ? 2 : 5, {[&] {
+                               return seconds([&] {
+                                 auto sizes = pool.map([port](int i) { return tandem::workloads::fetch_page(port, i); }, pages, 1);
+                                 if (sizes.size() != kPages) std::abort();
+                               });
+                             }});
+  const double ideal = std::ceil(static_cast<double>(kPages) / kWorkers) * 0.020;
+  row("measured", m[0] * 1e3, "ms");
+  row("ideal: ceil(pages / workers) x latency", ideal * 1e3, "ms");
+  ratios.push_back({"io_vs_ideal", ideal / m[0], ">=0.8"});
+}
+
+}  // namespace
+
+int main() {
+  std::printf("tandem side-by-side benchmarks (%s run, medians of interleaved rounds)\n", kQuick ? "quick" : "full");
+  submit_burst();
+  map_tiny();
+  round_trip();
+  cpu_speedup();
+  io_scrape();
+  std::printf("\n");
+  for (const auto& r : ratios) std::printf("RATIO %s %.3f %s\n", r.id.c_str(), r.value, r.target.c_str());
+}

@@ -1,0 +1,22 @@
+// The contenders tandem is measured against, each doing exactly the work of its tandem
+// counterpart in bench/compare.cpp, with two threads in total.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace tandem::bench {
+
+// 1M-style burst: `tasks` empty tasks submitted from the calling thread, then wait for all.
+// Return seconds.
+double tbb_task_group_burst(std::size_t tasks);
+double asio_thread_pool_burst(std::size_t tasks);
+double naive_pool_burst(std::size_t tasks);
+
+// out[i] = in[i] * 2 for every element into a freshly allocated vector; returns seconds.
+double tbb_parallel_for_map(const std::vector<int>& in, bool preallocated_output);
+
+// Blocking round trip between two threads through a futex (no spinning): seconds per trip.
+double futex_round_trip(std::size_t trips);
+
+}  // namespace tandem::bench
