@@ -194,11 +194,10 @@ class ThreadPool {
     const std::size_t n = std::ranges::size(range);
     if (chunksize == 0) chunksize = detail::auto_chunksize(n, size());
     const std::size_t chunks = (n + chunksize - 1) / chunksize;
-    const std::size_t runners = std::min(size(), chunks);
     auto first = std::ranges::begin(range);
     auto for_each_chunk = [&](auto&& store) {
       if (n == 0) return;
-      const bool in_time = detail::run_chunks(*scheduler_, chunks, runners, deadline, [&, chunksize](std::size_t chunk) {
+      const bool in_time = detail::run_chunks(*scheduler_, chunks, deadline, [&, chunksize](std::size_t chunk) {
         const std::size_t end = std::min(n, (chunk + 1) * chunksize);
         for (std::size_t i = chunk * chunksize; i < end; ++i) store(i, first[static_cast<std::ptrdiff_t>(i)]);
       });

@@ -103,15 +103,18 @@ class MapRunner final : public Runnable {
   std::shared_ptr<MapJob> job_;
 };
 
-// Runs `body(chunk)` for chunk in [0, chunks) on up to `runners` workers of `scheduler` and
-// waits (see MapJob::wait_until). The caller runs chunks too, like parallel_for's caller: it
-// starts at once, while sleeping workers take tens of microseconds to wake. Not in pools with an
-// initializer, whose tasks may rely on what it set up on each worker.
+// Runs `body(chunk)` for chunk in [0, chunks) on the pool and waits (see MapJob::wait_until).
+// The caller takes part as one of the pool's `workers` threads, like parallel_for's caller: it
+// starts at once, while a sleeping worker takes tens of microseconds to wake, and the map still
+// keeps exactly `workers` threads busy. Not in pools with an initializer (tasks may rely on
+// per-worker state) nor in one-worker pools (often used to confine work to one thread).
 template <class Body>
-bool run_chunks(Scheduler& scheduler, std::size_t chunks, std::size_t runners, Clock::time_point deadline, Body body) {
+bool run_chunks(Scheduler& scheduler, std::size_t chunks, Clock::time_point deadline, Body body) {
   auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
-  const bool caller_helps = on_worker_of(scheduler) || !has_initializer(scheduler);
-  for (std::size_t i = 0; i < std::min(runners, caller_helps ? chunks - 1 : chunks); ++i) {
+  const std::size_t workers = worker_count(scheduler);
+  const bool caller_helps = on_worker_of(scheduler) || (!has_initializer(scheduler) && workers > 1);
+  const std::size_t runners = caller_helps ? std::min(workers, chunks) - 1 : std::min(workers, chunks);
+  for (std::size_t i = 0; i < runners; ++i) {
     auto runner = std::make_unique<MapRunner>(job);
     post(scheduler, runner.get());
     runner.release();
