@@ -21,7 +21,7 @@ Section io_bound(const Options& options, Progress& progress) {
   const auto latency = options.quick ? 10ms : 20ms;
   const int repeats = options.repeats();
   section.setup = "GET " + std::to_string(pages) + " pages from a cpp-httplib server on 127.0.0.1 that answers each after " +
-                  std::to_string(latency.count()) + " ms (a remote site's latency), one new connection per page. Median of " +
+                  std::to_string(latency.count()) + " ms (a remote site's latency); each thread keeps one keep-alive connection, as a scraper's session would. Median of " +
                   std::to_string(repeats) + " run(s).";
 
   workloads::LatencyServer server(latency, 256);

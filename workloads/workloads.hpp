@@ -35,7 +35,8 @@ class LatencyServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// GETs /page/<index> from 127.0.0.1:<port> on a new connection; returns the body's size.
+// GETs /page/<index> from 127.0.0.1:<port> over this thread's keep-alive connection to that
+// port (opened on first use); returns the body's size.
 // Throws tandem::Error on a connection failure or a status other than 200.
 std::size_t fetch_page(int port, int index);
 
