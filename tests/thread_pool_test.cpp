@@ -170,6 +170,46 @@ TEST(ThreadPoolMap, TheFirstExceptionStopsTheRestAndIsRethrown) {
   EXPECT_LT(ran.load(), 100) << "chunks after the failure should have been skipped";
 }
 
+// Returns the distinct threads that ran the elements of a map over `pool`.
+std::set<std::thread::id> map_threads(tandem::ThreadPool& pool) {
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  pool.map(
+      [&](int) {
+        std::this_thread::sleep_for(200us);  // long enough for every thread to take part
+        std::lock_guard lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      },
+      iota_vector(200), 1);
+  return threads;
+}
+
+TEST(ThreadPoolMap, APoolOfNRunsAMapOnAtMostNThreads) {
+  for (std::size_t workers : {2u, 3u}) {
+    tandem::ThreadPool pool(workers);
+    EXPECT_LE(map_threads(pool).size(), workers);
+  }
+}
+
+TEST(ThreadPoolMap, AOneWorkerPoolRunsAMapOnItsWorkerOnly) {
+  tandem::ThreadPool pool(1);
+  const auto worker = pool.submit([] { return std::this_thread::get_id(); }).get();
+  EXPECT_EQ(map_threads(pool), std::set<std::thread::id>{worker});
+}
+
+TEST(ThreadPoolMap, APoolWithAnInitializerRunsAMapOnInitializedWorkersOnly) {
+  std::mutex mutex;
+  std::set<std::thread::id> initialized;
+  tandem::ThreadPoolOptions options;
+  options.workers = 2;
+  options.initializer = [&] {
+    std::lock_guard lock(mutex);
+    initialized.insert(std::this_thread::get_id());
+  };
+  tandem::ThreadPool pool(options);
+  for (const auto& id : map_threads(pool)) EXPECT_EQ(initialized.count(id), 1u) << "ran on an uninitialized thread";
+}
+
 TEST(ThreadPoolMap, StarmapUnpacksTuples) {
   tandem::ThreadPool pool(2);
   std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
