@@ -107,8 +107,7 @@ class ThreadPool {
         return std::invoke(std::move(f), std::move(args)...);
       }
     };
-    auto task = std::make_unique<detail::TaskState<R, decltype(call)>>(std::move(call));
-    if constexpr (takes_token) task->stop_source() = std::stop_source();
+    auto task = std::make_unique<detail::TaskState<R, decltype(call), takes_token>>(std::move(call));
     detail::post(*scheduler_, task.get());
     return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 #include "tandem/detail/wait.hpp"
@@ -50,7 +51,10 @@ class CallbackFor final : public Callback {
 
 enum Phase : std::uint32_t { kPending = 0, kRunning = 1, kValue = 2, kError = 3, kCancelled = 4 };
 
-class StateBase {
+// Every state is a Runnable so that a queued task carries one vtable pointer, not two: a task
+// state is 40 bytes plus its callable, which keeps one submit to one 48-byte allocation. Only
+// TaskState is ever queued; for a promise's state, run and discard do nothing.
+class StateBase : public Runnable {
  public:
   // `references` handles will each release() once.
   explicit StateBase(std::uint32_t references = 1) noexcept : refs_(references) {}
@@ -117,9 +121,10 @@ class StateBase {
     if ((word_.load(std::memory_order_seq_cst) & kPhaseMask) >= kValue) run_callbacks();
   }
 
-  // Only for tasks that take a std::stop_token: cancel() of a running task requests a stop.
-  std::stop_source& stop_source() noexcept { return stop_; }
-  void request_stop() noexcept { stop_.request_stop(); }
+  void run() noexcept override {}
+  void discard() noexcept override {}
+  // cancel() of a running task: only tasks whose callable takes a std::stop_token can stop.
+  virtual void request_stop() noexcept {}
 
  private:
   static constexpr std::uint32_t kPhaseMask = 0xff;
@@ -170,7 +175,6 @@ class StateBase {
   std::atomic<std::uint32_t> refs_;
   mutable std::atomic<std::uint32_t> word_{kPending};
   std::exception_ptr error_;
-  std::stop_source stop_{std::nostopstate};
   std::atomic<Callback*> callbacks_{nullptr};
 };
 
@@ -242,11 +246,12 @@ void fulfil(State<R>& state, F&& f) noexcept {
   }
 }
 
-// A queued task whose result lands in its own state: one allocation per submit. `Fn` takes the
-// task's std::stop_token (empty unless the submitted callable asked for one). It starts with two
-// references: the queue's and the Future's.
-template <class R, class Fn>
-class TaskState final : public State<R>, public Runnable {
+// A queued task whose result lands in its own state: one allocation per submit. `Fn` takes a
+// std::stop_token: the task's own when `Stoppable` (the submitted callable asked for one), else an
+// empty one, and then the state carries no stop_source at all. It starts with two references:
+// the queue's and the Future's.
+template <class R, class Fn, bool Stoppable>
+class TaskState final : public State<R> {
  public:
   explicit TaskState(Fn fn) : State<R>(2), fn_(std::move(fn)) {}
 
@@ -258,11 +263,23 @@ class TaskState final : public State<R>, public Runnable {
     this->try_cancel();
     this->release();
   }
+  void request_stop() noexcept override {
+    if constexpr (Stoppable) stop_.request_stop();
+  }
 
  private:
-  R invoke() { return fn_(this->stop_source().get_token()); }
+  struct NoStop {};
+
+  R invoke() {
+    if constexpr (Stoppable) {
+      return fn_(stop_.get_token());
+    } else {
+      return fn_(std::stop_token());
+    }
+  }
 
   Fn fn_;
+  [[no_unique_address]] std::conditional_t<Stoppable, std::stop_source, NoStop> stop_;
 };
 
 }  // namespace tandem::detail
