@@ -144,11 +144,15 @@ class ThreadPool {
   // ranges work. An exception surfaces when its element is reached. Keep the returned stream in
   // place (it is not movable) and do not let it outlive the pool or a borrowed input range.
   template <class F, std::ranges::input_range Range>
-  auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
+  auto imap(F&& f, Range&& range, std::size_t chunksize = 1) {
+    return make_imap<true>(std::forward<F>(f), std::forward<Range>(range), chunksize);
+  }
 
   // Like imap, but results come in completion order.
   template <class F, std::ranges::input_range Range>
-  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1);
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1) {
+    return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
+  }
 
   // Stops accepting work (submit then throws PoolClosed). cancel_pending: queued tasks that have
   // not started are cancelled (their futures throw CancelledError). wait: blocks until every
@@ -165,6 +169,9 @@ class ThreadPool {
  private:
   template <class R, class View, class F, bool Ordered>
   friend class ImapStream;
+
+  template <bool Ordered, class F, class Range>
+  auto make_imap(F&& f, Range&& range, std::size_t chunksize);
 
   static ThreadPoolOptions options_with(std::size_t workers) {
     ThreadPoolOptions options;
@@ -319,22 +326,13 @@ class ImapStream {
   std::size_t position_ = 0;
 };
 
-template <class F, std::ranges::input_range Range>
-auto ThreadPool::imap(F&& f, Range&& range, std::size_t chunksize) {
+template <bool Ordered, class F, class Range>
+auto ThreadPool::make_imap(F&& f, Range&& range, std::size_t chunksize) {
   using View = std::views::all_t<Range>;
   using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
   static_assert(!std::is_void_v<R>, "imap needs a function that returns a value; use map for void functions");
-  return ImapStream<R, View, std::decay_t<F>, true>(*this, std::views::all(std::forward<Range>(range)),
-                                                     std::forward<F>(f), chunksize);
-}
-
-template <class F, std::ranges::input_range Range>
-auto ThreadPool::imap_unordered(F&& f, Range&& range, std::size_t chunksize) {
-  using View = std::views::all_t<Range>;
-  using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
-  static_assert(!std::is_void_v<R>, "imap_unordered needs a function that returns a value; use map for void functions");
-  return ImapStream<R, View, std::decay_t<F>, false>(*this, std::views::all(std::forward<Range>(range)),
-                                                      std::forward<F>(f), chunksize);
+  return ImapStream<R, View, std::decay_t<F>, Ordered>(*this, std::views::all(std::forward<Range>(range)),
+                                                        std::forward<F>(f), chunksize);
 }
 
 }  // namespace tandem
