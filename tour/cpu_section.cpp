@@ -126,9 +126,9 @@ Section cpu_bound(const Options& options, Progress& progress) {
         {"ProcessPoolExecutor", "2", fixed(python->processes * 1e3, 1), times(python->serial / python->processes)});
     py.rows.push_back({"C++ serial, same limit (for scale)", "1", fixed(cxx_serial * 1e3, 1), "-"});
     section.tables.push_back(std::move(py));
-    section.bars.push_back({"Python serial", 1});
-    section.bars.push_back({"Python 2 thr", python->serial / python->threads});
-    section.bars.push_back({"Python 2 proc", python->serial / python->processes});
+    section.bars.push_back({"Python serial", 1, true});
+    section.bars.push_back({"Python 2 thr", python->serial / python->threads, true});
+    section.bars.push_back({"Python 2 proc", python->serial / python->processes, true});
     const double thread_speedup = python->serial / python->threads;
     section.takeaways.push_back("2 Python threads: " + times(thread_speedup) +
                                 (thread_speedup < 1.3 ? " - the GIL lets one thread run Python at a time"

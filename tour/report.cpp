@@ -99,16 +99,18 @@ std::string Report::write_chart(const std::filesystem::path& png) const {
   script << "set terminal pngcairo size " << 560 * charted.size() << ",480 font 'DejaVu Sans,10'\n"
          << "set output " << quoted(png.string()) << "\n"
          << "set multiplot layout 1," << charted.size() << "\n"
-         << "set style data histograms\nset style fill solid 0.85 border -1\nset boxwidth 0.7\n"
-         << "set ylabel 'speedup over serial (x)'\nset yrange [0:*]\nset grid ytics\nunset key\n"
+         << "set style fill solid 0.85 border -1\nset boxwidth 0.7\nset xrange [-0.6:*]\n"
+         << "set ylabel 'speedup over serial (x)'\nset yrange [0:*]\nset offsets 0, 0, graph 0.12, 0\nset grid ytics\nunset key\n"
          << "set xtics rotate by -30 left\nset bmargin 7\n";
   for (std::size_t i = 0; i < charted.size(); ++i) {
     const auto data = dir / ("tour-chart-" + std::to_string(i) + ".dat");
     std::ofstream rows(data);
-    for (const auto& bar : charted[i]->bars) rows << quoted(bar.label) << ' ' << bar.speedup << '\n';
+    for (const auto& bar : charted[i]->bars) {
+      rows << quoted(bar.label) << ' ' << bar.speedup << ' ' << (bar.peer ? "0xe08a2c" : "0x3b75af") << '\n';
+    }
     script << "set title " << quoted(charted[i]->title) << "\n"
-           << "plot " << quoted(data.string()) << " using 2:xtic(1) lc rgb '#3b75af', '' using 0:2:(sprintf('%.2f',$2)) "
-           << "with labels offset 0,0.7 notitle\n";
+           << "plot " << quoted(data.string()) << " using 0:2:3:xtic(1) with boxes lc rgb variable, "
+           << "'' using 0:2:(sprintf('%.2f',$2)) with labels offset 0,0.7 notitle\n";
   }
   script << "unset multiplot\n";
   script.close();

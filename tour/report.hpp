@@ -14,10 +14,12 @@ struct Table {
   std::vector<std::vector<std::string>> rows;
 };
 
-// One bar of the chart: a speedup over the section's serial baseline.
+// One bar of the chart: a speedup over the section's serial baseline. Bars of a peer (Python)
+// are drawn in another colour than tandem's.
 struct Bar {
   std::string label;
   double speedup;
+  bool peer = false;
 };
 
 struct Section {
