@@ -76,7 +76,6 @@ detail::ThreadState& Thread::state() const {
 void Thread::start() {
   auto& state = this->state();
   check_not_started(state, "start");
-  state.started = true;
   // The thread holds its own reference: a detached daemon outlives this object safely.
   state.thread = std::thread([shared = state_] {
     shared->tid.store(gettid(), std::memory_order_release);
@@ -89,6 +88,7 @@ void Thread::start() {
     shared->finished.store(1, std::memory_order_release);
     detail::futex_wake_all(shared->finished);
   });
+  state.started = true;  // only once the thread exists: std::thread's constructor may throw
 }
 
 void Thread::join() { join_until(detail::Clock::time_point::max()); }
