@@ -76,6 +76,18 @@ detail::ThreadState& Thread::state() const {
 void Thread::start() {
   auto& state = this->state();
   check_not_started(state, "start");
+  // Marked before the thread exists, so the new thread sees it (it may call join() on itself);
+  // undone if std::thread's constructor throws.
+  state.started = true;
+  try {
+    start_thread(state);
+  } catch (...) {
+    state.started = false;
+    throw;
+  }
+}
+
+void Thread::start_thread(detail::ThreadState& state) {
   // The thread holds its own reference: a detached daemon outlives this object safely.
   state.thread = std::thread([shared = state_] {
     shared->tid.store(gettid(), std::memory_order_release);
@@ -88,7 +100,6 @@ void Thread::start() {
     shared->finished.store(1, std::memory_order_release);
     detail::futex_wake_all(shared->finished);
   });
-  state.started = true;  // only once the thread exists: std::thread's constructor may throw
 }
 
 void Thread::join() { join_until(detail::Clock::time_point::max()); }

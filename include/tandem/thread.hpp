@@ -60,6 +60,7 @@ class Thread {
 
  private:
   Thread(AgentOptions options, std::unique_ptr<detail::AgentBody> body);
+  void start_thread(detail::ThreadState& state);
   bool join_until(detail::Clock::time_point deadline);
   detail::ThreadState& state() const;
 
