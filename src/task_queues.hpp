@@ -158,7 +158,12 @@ class InjectionQueue {
     return all;
   }
 
-  bool empty_hint() const noexcept { return ring_size(std::memory_order_relaxed) == 0 && overflow_.empty_hint(); }
+  // Whether a task looks ready, without reading tail_: the submitter writes tail_ on every push,
+  // and workers polling it would pull that cache line away from the submitter each time.
+  bool ready_hint() const noexcept {
+    const std::size_t head = head_.load(std::memory_order_relaxed);
+    return slots_[head % kCapacity].turn.load(std::memory_order_relaxed) == head + 1 || !overflow_.empty_hint();
+  }
   // Counts a slot claimed but not yet filled, so a worker about to sleep waits for it instead.
   bool empty_seq_cst() const noexcept {
     return ring_size(std::memory_order_seq_cst) == 0 && overflow_.size_seq_cst() == 0;

@@ -156,7 +156,7 @@ class Scheduler final : public Helper {
   Runnable* find_task(std::size_t index, std::minstd_rand* random = nullptr) {
     TaskQueue& own = slots_[index].queue;
     if (Runnable* task = own.pop_back()) return task;
-    if (!injection_.empty_hint()) {
+    if (injection_.ready_hint()) {
       // The ring hands out one task at a time without contention; the overflow queue gives a
       // batch per lock round, and what this worker cannot start at once, others steal.
       std::array<Runnable*, 32> batch;
@@ -179,7 +179,7 @@ class Scheduler final : public Helper {
   }
 
   bool any_work_hint() const noexcept {
-    if (!injection_.empty_hint()) return true;
+    if (injection_.ready_hint()) return true;
     for (const auto& slot : slots_) {
       if (!slot.queue.empty_hint()) return true;
     }
