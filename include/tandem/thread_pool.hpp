@@ -203,9 +203,12 @@ class ThreadPool {
     auto first = std::ranges::begin(range);
     auto for_each_chunk = [&](auto&& store) {
       if (n == 0) return;
-      const bool in_time = detail::run_chunks(*scheduler_, chunks, deadline, [&, chunksize](std::size_t chunk) {
-        const std::size_t end = std::min(n, (chunk + 1) * chunksize);
-        for (std::size_t i = chunk * chunksize; i < end; ++i) store(i, first[static_cast<std::ptrdiff_t>(i)]);
+      // Everything the loop touches is a local copy, so the compiler can vectorize it.
+      const bool in_time = detail::run_chunks(*scheduler_, chunks, deadline, [=, &store](std::size_t chunk) {
+        const std::size_t begin = chunk * chunksize, end = std::min(n, begin + chunksize);
+        auto in = first + static_cast<std::ptrdiff_t>(begin);
+        auto write = store;
+        for (std::size_t i = begin; i < end; ++i, ++in) write(i, *in);
       });
       if (!in_time) detail::throw_timeout("ThreadPool::map_for: not every result arrived in time");
     };
@@ -213,7 +216,7 @@ class ThreadPool {
       for_each_chunk([&f](std::size_t, auto&& x) { f(std::forward<decltype(x)>(x)); });
     } else if constexpr (std::is_default_constructible_v<R> && !std::is_same_v<R, bool>) {
       std::vector<R> out(n);
-      for_each_chunk([&](std::size_t i, auto&& x) { out[i] = f(std::forward<decltype(x)>(x)); });
+      for_each_chunk([&f, results = out.data()](std::size_t i, auto&& x) { results[i] = f(std::forward<decltype(x)>(x)); });
       return out;
     } else {
       // vector<bool> packs bits (neighbours would race) and other types lack a default value.
