@@ -36,6 +36,7 @@ class Channel {
     ::close(read_);
     ::close(write_);
   }
+  int write_fd() const { return write_; }
   void send(const std::string& text) const {
     if (::write(write_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
   }
@@ -144,6 +145,18 @@ TYPED_TEST(AgentTest, IdsArePositiveAndDistinct) {
   EXPECT_NE(a.id(), static_cast<long>(::getpid()));
   a.join();
   b.join();
+}
+
+TYPED_TEST(AgentTest, IdIsTheOsIdTheAgentSeesForItself) {
+  Channel channel;
+  TypeParam agent([&channel] {
+    // A thread's id is its tid; a process's is its pid, which is also its main thread's tid.
+    channel.send(std::to_string(::gettid()));
+  });
+  agent.start();
+  const long id = agent.id();
+  agent.join();
+  EXPECT_EQ(channel.received(), std::to_string(id));
 }
 
 TYPED_TEST(AgentTest, AnEscapedExceptionIsKeptAfterJoin) {
@@ -290,6 +303,35 @@ TEST(Process, ADaemonIsTerminatedAndReapedByTheDestructor) {
   errno = 0;
   EXPECT_EQ(::waitpid(static_cast<pid_t>(pid), nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(Process, PidIsTheId) {
+  tandem::Process process([] {});
+  process.start();
+  EXPECT_EQ(process.pid(), process.id());
+  process.join();
+}
+
+TEST(Process, OutputBufferedInTheChildIsFlushedAtItsExit) {
+  Channel channel;
+  tandem::Process process([&channel] {
+    FILE* out = ::fdopen(::dup(channel.write_fd()), "w");
+    std::fputs("buffered", out);  // no fflush, no newline: still in stdio's buffer at return
+  });
+  process.start();
+  process.join();
+  EXPECT_EQ(channel.received(), "buffered");
+}
+
+TEST(Process, OutputBufferedInTheParentIsNotPrintedTwice) {
+  Channel channel;
+  FILE* out = ::fdopen(::dup(channel.write_fd()), "w");
+  std::fputs("once", out);  // unflushed when the child is forked
+  tandem::Process process([] {});
+  process.start();
+  process.join();
+  std::fclose(out);
+  EXPECT_EQ(channel.received(), "once");
 }
 
 TEST(Process, TheChildWorksOnACopyOfMemory) {

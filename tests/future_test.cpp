@@ -249,9 +249,11 @@ TEST(AsCompleted, ThrowsTimeoutErrorWhenTheNextIsLate) {
   for (auto& p : promises) futures.push_back(p.get_future());
   promises[1].set_value(1);
   auto completed = tandem::as_completed(futures, 20ms);
+  EXPECT_EQ(completed.remaining(), 2u);
   auto first = completed.next();
   ASSERT_TRUE(first);
   EXPECT_EQ(first->get(), 1);
+  EXPECT_EQ(completed.remaining(), 1u);
   EXPECT_THROW(completed.next(), tandem::TimeoutError);
 }
 
