@@ -126,7 +126,7 @@ void round_trip() {
                                               [&] { return tandem::bench::futex_round_trip(trips / 4); }});
   row("tandem submit -> get", m[0] * 1e6, "us");
   row("futex round trip between two threads", m[1] * 1e6, "us");
-  // Idle cost: after the spin budget (~50 us) workers sleep; 1 ms of idleness is ample.
+  // Idle cost: after their spin (~300 us) workers sleep; 1 ms of idleness is ample.
   std::this_thread::sleep_for(1ms);
   const double cpu_before = process_cpu_seconds();
   const double wall = seconds([] { std::this_thread::sleep_for(kQuick ? 100ms : 300ms); });

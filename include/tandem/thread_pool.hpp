@@ -6,7 +6,7 @@
 //   std::vector<int> squares = pool.map([](int x) { return x * x; }, numbers);
 //
 // Scheduling: each worker owns a deque (LIFO for itself, stolen FIFO by others); submissions from
-// outside go through an injection queue. Idle workers spin ~50 us, then sleep on a futex, so an
+// outside go through an injection queue. Idle workers spin ~300 us, then sleep on a futex, so an
 // idle pool uses no CPU and a busy one hands work over in well under a microsecond.
 //
 // A task that waits on a future (get, wait, wait_any, a nested map) from inside this pool runs
