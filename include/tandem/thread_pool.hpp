@@ -7,7 +7,7 @@
 //
 // Scheduling: each worker owns a deque (LIFO for itself, stolen FIFO by others); submissions from
 // outside go through an injection queue. Idle workers spin ~300 us, then sleep on a futex, so an
-// idle pool uses no CPU and a busy one hands work over in well under a microsecond.
+// idle pool uses no CPU and a busy one hands a task over and back in about a microsecond.
 //
 // A task that waits on a future (get, wait, wait_any, a nested map) from inside this pool runs
 // other queued tasks meanwhile: recursive and nested submission never deadlocks, even with one
