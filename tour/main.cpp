@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out);
     tandem::tour::Report report;
     {
-      tandem::tour::Progress progress(2);
+      tandem::tour::Progress progress(3);
+      progress.section("Agents");
+      report.add(tandem::tour::agents(options, progress));
       progress.section("CPU-bound");
       report.add(tandem::tour::cpu_bound(options, progress));
       progress.section("I/O-bound");

@@ -14,6 +14,8 @@ struct Options {
   int repeats() const { return quick ? 1 : 3; }
 };
 
+// 0. The agents themselves: start-up cost and memory, Thread vs Process.
+Section agents(const Options& options, Progress& progress);
 // 1. CPU-bound work: serial vs ThreadPool, and the same experiment in Python's stdlib.
 Section cpu_bound(const Options& options, Progress& progress);
 // 2. I/O-bound work: pages from a loopback server with latency, serial vs ThreadPools.

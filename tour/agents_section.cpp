@@ -1,0 +1,73 @@
+// Section 0: the two agents themselves. Threads share their process's memory and start cheaply;
+// processes get their own memory (a copy at fork) and cost more to start.
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "sections.hpp"
+#include "tandem/process.hpp"
+#include "tandem/thread.hpp"
+
+namespace tandem::tour {
+namespace {
+
+// Median microseconds to construct, start and join an agent running an empty callable.
+template <class Agent>
+double start_join_micros(int runs) {
+  std::vector<double> samples;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    Agent agent([] {});
+    agent.start();
+    agent.join();
+    samples.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// Whether a write made by the agent is visible to the code that started it.
+template <class Agent>
+bool shares_memory() {
+  int value = 0;
+  Agent agent([&value] { value = 42; });
+  agent.start();
+  agent.join();
+  return value == 42;
+}
+
+}  // namespace
+
+Section agents(const Options& options, Progress& progress) {
+  Section section;
+  section.title = "Threads and processes";
+  const int runs = options.quick ? 50 : 300;
+  section.setup = "Each agent runs an empty callable; start + join timed " + std::to_string(runs) +
+                  " times, median. Then each agent writes 42 into a variable of the code that started it.";
+
+  progress.step("Thread start + join");
+  const double thread_us = start_join_micros<Thread>(runs);
+  progress.step("Process start + join");
+  const double process_us = start_join_micros<Process>(runs);
+  progress.step("who sees whose memory");
+  const bool thread_shares = shares_memory<Thread>();
+  const bool process_shares = shares_memory<Process>();
+
+  Table table{{"agent", "start + join (us)", "relative", "its write is seen by the starter"}, {}};
+  table.rows.push_back({"tandem::Thread", fixed(thread_us, 1), times(1), thread_shares ? "yes" : "no"});
+  table.rows.push_back(
+      {"tandem::Process (fork)", fixed(process_us, 1), times(process_us / thread_us), process_shares ? "yes" : "no"});
+  section.tables.push_back(std::move(table));
+
+  section.takeaways.push_back("Starting a process costs " + times(process_us / thread_us) +
+                              " the time of a thread here: fork copies the page tables and the kernel sets up "
+                              "a new address space, where a thread only needs a stack.");
+  section.takeaways.push_back(std::string("A thread's write ") + (thread_shares ? "is" : "is NOT") +
+                              " seen by the code that started it (one memory space); a process's write " +
+                              (process_shares ? "IS" : "is not") +
+                              " (it changed its own copy): processes share data only through explicit IPC.");
+  return section;
+}
+
+}  // namespace tandem::tour
