@@ -1,6 +1,5 @@
-// Section 0: the two agents themselves. Threads share their process's memory and start cheaply;
+// Section: the two agents themselves. Threads share their process's memory and start cheaply;
 // processes get their own memory (a copy at fork) and cost more to start.
-#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -12,7 +11,8 @@
 namespace tandem::tour {
 namespace {
 
-// Median microseconds to construct, start and join an agent running an empty callable.
+// Median microseconds to construct, start and join an agent running an empty callable. Each
+// sample is timed on its own (not a batch) so the median drops the odd slow start.
 template <class Agent>
 double start_join_micros(int runs) {
   std::vector<double> samples;
@@ -23,8 +23,7 @@ double start_join_micros(int runs) {
     agent.join();
     samples.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
   }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+  return median(std::move(samples));
 }
 
 // Whether a write made by the agent is visible to the code that started it.
@@ -40,15 +39,16 @@ bool shares_memory() {
 }  // namespace
 
 Section agents(const Options& options, Progress& progress) {
+  progress.plan(3);
   Section section;
   section.title = "Threads and processes";
   const int runs = options.quick ? 50 : 300;
   section.setup = "Each agent runs an empty callable; start + join timed " + std::to_string(runs) +
                   " times, median. Then each agent writes 42 into a variable of the code that started it.";
 
-  progress.step("Thread start + join");
+  progress.step("Thread start + join, " + std::to_string(runs) + " times");
   const double thread_us = start_join_micros<Thread>(runs);
-  progress.step("Process start + join");
+  progress.step("Process start + join, " + std::to_string(runs) + " times");
   const double process_us = start_join_micros<Process>(runs);
   progress.step("who sees whose memory");
   const bool thread_shares = shares_memory<Thread>();
@@ -60,9 +60,13 @@ Section agents(const Options& options, Progress& progress) {
       {"tandem::Process (fork)", fixed(process_us, 1), times(process_us / thread_us), process_shares ? "yes" : "no"});
   section.tables.push_back(std::move(table));
 
-  section.takeaways.push_back("Starting a process costs " + times(process_us / thread_us) +
-                              " the time of a thread here: fork copies the page tables and the kernel sets up "
-                              "a new address space, where a thread only needs a stack.");
+  const double ratio = process_us / thread_us;
+  section.takeaways.push_back(
+      ratio > 1.2 ? "Starting a process costs " + times(ratio) +
+                        " the time of a thread here: fork copies the page tables and the kernel sets up a new "
+                        "address space, where a thread only needs a stack."
+                  : "Starting a process cost about as much as a thread on this run (" + times(ratio) +
+                        "): unusual; a busy machine can blur such short timings.");
   section.takeaways.push_back(std::string("A thread's write ") + (thread_shares ? "is" : "is NOT") +
                               " seen by the code that started it (one memory space); a process's write " +
                               (process_shares ? "IS" : "is not") +

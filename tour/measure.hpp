@@ -1,23 +1,46 @@
-// Timing helpers for the sections: median of repeated runs.
+// Timing for the sections: the median of repeated runs, repeated more often when a run is short,
+// since a short run is the one a stray wake-up or page fault distorts most.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 #include <vector>
 
 namespace tandem::tour {
 
-// Median wall time of `repeats` runs of f(), in seconds.
-template <class F>
-double median_seconds(int repeats, F&& f) {
-  std::vector<double> samples;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
+// How often a measurement is repeated: at least `min_runs` times, then again while the runs so
+// far took less than `budget_seconds` in total, up to `max_runs`.
+struct Repeats {
+  int min_runs;
+  int max_runs;
+  double budget_seconds;
+};
+
+struct Timing {
+  double seconds;  // median wall time of one run
+  int runs;        // how many runs the median is over
+};
+
+inline double median(std::vector<double> samples) {
+  if (samples.empty()) throw std::logic_error("median of no samples");
   std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+  const std::size_t middle = samples.size() / 2;
+  return samples.size() % 2 ? samples[middle] : (samples[middle - 1] + samples[middle]) / 2;
+}
+
+template <class F>
+Timing time_runs(const Repeats& repeats, F&& run) {
+  std::vector<double> samples;
+  double total = 0;
+  while (static_cast<int>(samples.size()) < repeats.min_runs ||
+         (total < repeats.budget_seconds && static_cast<int>(samples.size()) < repeats.max_runs)) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    total += samples.back();
+  }
+  return {median(samples), static_cast<int>(samples.size())};
 }
 
 }  // namespace tandem::tour

@@ -1,21 +1,18 @@
 #include "report.hpp"
 
-#include <sys/wait.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 
 namespace tandem::tour {
 namespace {
 
 std::vector<std::size_t> column_widths(const Table& table) {
   std::vector<std::size_t> widths;
-  for (const auto& c : table.columns) widths.push_back(c.size());
+  for (const auto& column : table.columns) widths.push_back(column.size());
   for (const auto& row : table.rows) {
     for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
@@ -27,17 +24,42 @@ void print_row(std::ostream& out, const std::vector<std::string>& cells, const s
   out << "  ";
   for (std::size_t i = 0; i < widths.size(); ++i) {
     const std::string cell = i < cells.size() ? cells[i] : "";
-    out << (i == 0 ? std::left : std::right) << std::setw(static_cast<int>(widths[i])) << cell << "  ";
+    out << (i == 0 ? std::left : std::right) << std::setw(static_cast<int>(widths[i])) << cell;
+    out << (i + 1 < widths.size() ? "  " : "\n");
   }
-  out << '\n';
 }
 
-std::string quoted(std::string text) {
-  std::replace(text.begin(), text.end(), '"', '\'');
-  return '"' + text + '"';
+// Long takeaways wrapped at about 100 columns, so the report reads well in a terminal.
+void print_wrapped(std::ostream& out, const std::string& text, const std::string& first, const std::string& rest,
+                   std::size_t width = 100) {
+  std::istringstream words(text);
+  std::string word, line = first;
+  bool line_has_word = false;
+  while (words >> word) {
+    if (line_has_word && line.size() + 1 + word.size() > width) {
+      out << line << '\n';
+      line = rest;
+      line_has_word = false;
+    }
+    line += (line_has_word ? " " : "") + word;
+    line_has_word = true;
+  }
+  out << line << '\n';
 }
 
 }  // namespace
+
+void Chart::set(const std::string& group, const std::string& series, double speedup) {
+  const auto s = std::find_if(series_.begin(), series_.end(), [&](const Series& x) { return x.name == series; });
+  if (s == series_.end()) throw std::logic_error("chart has no series " + series);
+  auto g = std::find(groups_.begin(), groups_.end(), group);
+  if (g == groups_.end()) {
+    groups_.push_back(group);
+    values_.emplace_back(series_.size(), std::numeric_limits<double>::quiet_NaN());
+    g = groups_.end() - 1;
+  }
+  values_[static_cast<std::size_t>(g - groups_.begin())][static_cast<std::size_t>(s - series_.begin())] = speedup;
+}
 
 std::string fixed(double value, int decimals) {
   std::ostringstream text;
@@ -46,10 +68,15 @@ std::string fixed(double value, int decimals) {
 }
 std::string times(double ratio) { return fixed(ratio, 2) + "x"; }
 std::string percent(double fraction) { return fixed(100 * fraction, 0) + "%"; }
+std::string counted(std::size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
 
 void Report::print(std::ostream& out) const {
   for (const auto& section : sections_) {
-    out << "\n== " << section.title << " ==\n" << section.setup << "\n\n";
+    out << "\n== " << section.title << " ==\n";
+    print_wrapped(out, section.setup, "", "");
+    out << '\n';
     for (const auto& table : section.tables) {
       const auto widths = column_widths(table);
       print_row(out, table.columns, widths);
@@ -59,20 +86,24 @@ void Report::print(std::ostream& out) const {
       for (const auto& row : table.rows) print_row(out, row, widths);
       out << '\n';
     }
-    for (const auto& takeaway : section.takeaways) out << "  * " << takeaway << '\n';
+    for (const auto& takeaway : section.takeaways) print_wrapped(out, takeaway, "  * ", "    ");
   }
 }
 
 void Report::write_markdown(const std::filesystem::path& file, const std::string& machine,
-                            const std::string& chart_file) const {
+                            const std::string& chart_file, const std::string& no_chart_reason) const {
   std::ofstream out(file);
-  out << "# tandem tour\n\n" << machine << "\n";
-  if (!chart_file.empty()) out << "\n![speedups](" << chart_file << ")\n";
+  out << "# tandem tour\n\n" << machine << "\n\n";
+  if (chart_file.empty()) {
+    out << "No chart: " << no_chart_reason << ".\n";
+  } else {
+    out << "![speedup over serial, per section](" << chart_file << ")\n";
+  }
   for (const auto& section : sections_) {
     out << "\n## " << section.title << "\n\n" << section.setup << "\n";
     for (const auto& table : section.tables) {
       out << "\n|";
-      for (const auto& c : table.columns) out << ' ' << c << " |";
+      for (const auto& column : table.columns) out << ' ' << column << " |";
       out << "\n|";
       for (std::size_t i = 0; i < table.columns.size(); ++i) out << (i == 0 ? "---|" : "---:|");
       for (const auto& row : table.rows) {
@@ -84,40 +115,7 @@ void Report::write_markdown(const std::filesystem::path& file, const std::string
     if (!section.takeaways.empty()) out << '\n';
     for (const auto& takeaway : section.takeaways) out << "- " << takeaway << '\n';
   }
-}
-
-std::string Report::write_chart(const std::filesystem::path& png) const {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) return "gnuplot is not installed";
-  std::vector<const Section*> charted;
-  for (const auto& section : sections_) {
-    if (!section.bars.empty()) charted.push_back(&section);
-  }
-  if (charted.empty()) return "nothing to chart";
-
-  const auto dir = png.parent_path();
-  std::ofstream script(dir / "tour.gp");
-  script << "set terminal pngcairo size " << 560 * charted.size() << ",480 font 'DejaVu Sans,10'\n"
-         << "set output " << quoted(png.string()) << "\n"
-         << "set multiplot layout 1," << charted.size() << "\n"
-         << "set style fill solid 0.85 border -1\nset boxwidth 0.7\nset xrange [-0.6:*]\n"
-         << "set ylabel 'speedup over serial (x)'\nset yrange [0:*]\nset offsets 0, 0, graph 0.12, 0\nset grid ytics\nunset key\n"
-         << "set xtics rotate by -30 left\nset bmargin 7\n";
-  for (std::size_t i = 0; i < charted.size(); ++i) {
-    const auto data = dir / ("tour-chart-" + std::to_string(i) + ".dat");
-    std::ofstream rows(data);
-    for (const auto& bar : charted[i]->bars) {
-      rows << quoted(bar.label) << ' ' << bar.speedup << ' ' << (bar.peer ? "0xe08a2c" : "0x3b75af") << '\n';
-    }
-    script << "set title " << quoted(charted[i]->title) << "\n"
-           << "plot " << quoted(data.string()) << " using 0:2:3:xtic(1) with boxes lc rgb variable, "
-           << "'' using 0:2:(sprintf('%.2f',$2)) with labels offset 0,0.7 notitle\n";
-  }
-  script << "unset multiplot\n";
-  script.close();
-  const std::string command = "gnuplot " + quoted((dir / "tour.gp").string()) + " 2>&1";
-  const int status = std::system(command.c_str());
-  if (status != 0) return "gnuplot failed (exit " + std::to_string(WEXITSTATUS(status)) + ")";
-  return "";
+  if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 
 }  // namespace tandem::tour

@@ -1,24 +1,36 @@
-// The tour's sections. Each measures one claim of the seed on this machine and adds what it
-// found to the report; a section never reports a number it did not measure.
+// The tour's sections. Each measures one claim of the seed on this machine and returns what it
+// found; a section never reports a number it did not measure. To add one: write a function of
+// this shape in its own file, list it in main.cpp's kSections and in CMakeLists.txt.
 #pragma once
 
-#include <filesystem>
+#include <string>
 
+#include "measure.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 
 namespace tandem::tour {
 
 struct Options {
-  bool quick = false;  // smaller sizes and fewer repeats: a smoke run
-  int repeats() const { return quick ? 1 : 3; }
+  bool quick = false;  // smaller sizes and fewer runs: a smoke test, not a measurement
+
+  Repeats repeats() const { return quick ? Repeats{1, 3, 0.2} : Repeats{3, 15, 1.0}; }
+  // How the report states `repeats()`.
+  std::string repeats_text() const {
+    const Repeats r = repeats();
+    return "Each time is the median of at least " + counted(static_cast<std::size_t>(r.min_runs), "run") +
+           "; a short measurement is repeated until the runs add up to about " + fixed(r.budget_seconds, 1) +
+           " s (at most " + counted(static_cast<std::size_t>(r.max_runs), "run") + ").";
+  }
 };
 
-// 0. The agents themselves: start-up cost and memory, Thread vs Process.
+using SectionFunction = Section (*)(const Options&, Progress&);
+
+// Threads and processes themselves: start-up cost, and whose memory a write lands in.
 Section agents(const Options& options, Progress& progress);
-// 1. CPU-bound work: serial vs ThreadPool, and the same experiment in Python's stdlib.
+// CPU-bound work: serial vs ThreadPool, beside the same experiment in Python's stdlib.
 Section cpu_bound(const Options& options, Progress& progress);
-// 2. I/O-bound work: pages from a loopback server with latency, serial vs ThreadPools.
+// I/O-bound work: pages from a loopback server with latency, serial vs ThreadPools.
 Section io_bound(const Options& options, Progress& progress);
 
 }  // namespace tandem::tour
