@@ -1,6 +1,5 @@
 #include "tandem/process.hpp"
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,15 +39,6 @@ constexpr std::size_t kMaxErrorText = 4096;  // well under a pipe's buffer: the 
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-std::string current_exception_type() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  if (!type) return "unknown";
-  int status = 0;
-  std::unique_ptr<char, decltype(&std::free)> demangled(abi::__cxa_demangle(type->name(), nullptr, nullptr, &status),
-                                                        &std::free);
-  return status == 0 && demangled ? demangled.get() : type->name();
-}
-
 void write_all(int fd, const std::string& text) {
   std::size_t written = 0;
   while (written < text.size()) {
@@ -65,13 +55,7 @@ void write_all(int fd, const std::string& text) {
   try {
     state.body->run();
   } catch (...) {
-    std::string type = current_exception_type(), message;
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      message = e.what();
-    } catch (...) {
-    }
+    const auto [type, message] = detail::describe_current_exception();
     std::string report = type.substr(0, 512) + '\0' + message.substr(0, kMaxErrorText);
     write_all(error_fd, report);
     code = 1;

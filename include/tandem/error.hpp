@@ -3,8 +3,13 @@
 //   try { pool.submit(f).get_for(1s); } catch (const tandem::TimeoutError&) { ... }
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
 
 namespace tandem {
 
@@ -51,5 +56,59 @@ class RemoteError : public Error {
   std::string type_name_;
   std::string message_;
 };
+
+// A process-pool worker died while running the task: a crash (segfault, abort), exit() from the
+// task, or a kill from outside. The worker has been replaced; other tasks are unaffected.
+class WorkerLost : public Error {
+ public:
+  // `signal` is the signal that killed the worker (0 if it exited), `exit_status` its exit
+  // status (-1 if a signal killed it).
+  WorkerLost(long pid, int signal, int exit_status);
+
+  long pid() const noexcept { return pid_; }
+  int signal() const noexcept { return signal_; }
+  int exit_status() const noexcept { return exit_status_; }
+
+ private:
+  long pid_;
+  int signal_;
+  int exit_status_;
+};
+
+// A process-pool task ran longer than the pool's task_timeout; its worker was killed and replaced.
+class TaskTimeout : public Error {
+ public:
+  using Error::Error;
+};
+
+// A process-pool task allocated past the pool's memory_limit (its allocation failed).
+class MemoryLimitExceeded : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+std::string demangle(const char* mangled_name);
+// Inside a catch block: the current exception's demangled type name and what() text.
+std::pair<std::string, std::string> describe_current_exception();
+using RemoteExceptionFactory = std::function<std::exception_ptr(const std::string& message)>;
+void register_remote_exception(std::string type_name, RemoteExceptionFactory factory);
+}  // namespace detail
+
+// An exception thrown in another process arrives as RemoteError, or as its own type `E` once
+// registered here (in the receiving process): `E` must be constructible from a std::string (its
+// what() text). The std exceptions of <stdexcept> and tandem's own are registered already.
+//
+//   tandem::register_remote_exception<ParseError>();   // get() now throws ParseError
+template <class E>
+void register_remote_exception() {
+  static_assert(std::is_constructible_v<E, std::string>,
+                "register_remote_exception<E>: E must be constructible from a std::string message");
+  detail::register_remote_exception(detail::demangle(typeid(E).name()),
+                                    [](const std::string& message) { return std::make_exception_ptr(E(message)); });
+}
+
+// The exception to rethrow for one that a worker process reported as (type name, message).
+std::exception_ptr remote_exception(const std::string& type_name, const std::string& message);
 
 }  // namespace tandem

@@ -35,8 +35,10 @@
 #include "tandem/cpu.hpp"
 #include "tandem/detail/map_job.hpp"
 #include "tandem/detail/scheduler.hpp"
+#include "tandem/detail/task_result.hpp"
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
+#include "tandem/imap_stream.hpp"
 
 namespace tandem {
 
@@ -52,22 +54,8 @@ struct ThreadPoolOptions {
 
 namespace detail {
 
-// What a pool task returns: callables that take a std::stop_token first get their task's token.
-template <class F, class... Args>
-struct TaskResult {
-  using type = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
-};
-template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>
-struct TaskResult<F, Args...> {
-  using type = std::invoke_result_t<std::decay_t<F>, std::stop_token, std::decay_t<Args>...>;
-};
-
 template <class F, class Range>
 using MapResult = std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>;
-
-// Read-ahead of imap, in chunks: enough to keep every worker busy while the consumer reads.
-inline std::size_t imap_window(std::size_t workers) { return 2 * workers + 2; }
 
 inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
   // ~8 chunks per worker balances uneven items without paying per-item scheduling.
@@ -75,9 +63,6 @@ inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
 }
 
 }  // namespace detail
-
-template <class R, class View, class F, bool Ordered>
-class ImapStream;
 
 class ThreadPool {
  public:
@@ -167,11 +152,22 @@ class ThreadPool {
   }
 
  private:
-  template <class R, class View, class F, bool Ordered>
+  template <class Pool, class R, class View, class F, bool Ordered>
   friend class ImapStream;
 
   template <bool Ordered, class F, class Range>
   auto make_imap(F&& f, Range&& range, std::size_t chunksize);
+
+  // One imap chunk: f over `items`, as one task.
+  template <class F, class T>
+  auto submit_chunk(const std::shared_ptr<F>& f, std::vector<T> items) {
+    return submit([f, items = std::move(items)]() mutable {
+      std::vector<std::invoke_result_t<F&, T&>> out;
+      out.reserve(items.size());
+      for (auto& item : items) out.push_back((*f)(item));
+      return out;
+    });
+  }
 
   static ThreadPoolOptions options_with(std::size_t workers) {
     ThreadPoolOptions options;
@@ -232,109 +228,12 @@ class ThreadPool {
   detail::SchedulerPtr scheduler_;
 };
 
-// The range that imap and imap_unordered return: pull results with range-for or next().
-template <class R, class View, class F, bool Ordered>
-class ImapStream {
- public:
-  using Chunk = std::vector<R>;
-
-  ImapStream(ThreadPool& pool, View view, F f, std::size_t chunksize)
-      : pool_(pool),
-        view_(std::move(view)),
-        f_(std::make_shared<F>(std::move(f))),
-        chunksize_(std::max<std::size_t>(1, chunksize)),
-        window_limit_(detail::imap_window(pool.size())) {}
-  ImapStream(const ImapStream&) = delete;
-  ImapStream& operator=(const ImapStream&) = delete;
-  // Pending chunks are cancelled; running ones finish on their own (they own their inputs).
-  ~ImapStream() {
-    for (auto& future : window_) future.cancel();
-  }
-
-  // The next result; nullopt at the end. Rethrows the exception of the element's chunk.
-  std::optional<R> next() { return next_until(detail::Clock::time_point::max()); }
-  // Like next(), but throws TimeoutError when no result is ready within `timeout`.
-  template <class Rep, class Period>
-  std::optional<R> next_for(std::chrono::duration<Rep, Period> timeout) {
-    return next_until(detail::deadline_after(timeout));
-  }
-
-  using iterator = detail::NextIterator<ImapStream, R>;
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() { return {}; }
-
- private:
-  std::optional<R> next_until(detail::Clock::time_point deadline) {
-    while (position_ == current_.size()) {
-      fill_window();
-      if (window_.empty()) return std::nullopt;
-      Future<Chunk> done = take_done(deadline);
-      current_.clear();
-      position_ = 0;
-      auto& state = detail::FutureAccess::state(done);
-      if (state.phase() != detail::kValue) detail::rethrow_outcome(state);
-      current_ = state.take_value();
-    }
-    return std::move(current_[position_++]);
-  }
-
-  Future<Chunk> take_done(detail::Clock::time_point deadline) {
-    if constexpr (Ordered) {
-      if (!window_.front().wait_until(deadline)) detail::throw_timeout("imap: no result arrived in time");
-      Future<Chunk> done = std::move(window_.front());
-      window_.pop_front();
-      return done;
-    } else {
-      std::optional<const void*> id = inbox_->pop(deadline);
-      if (!id) detail::throw_timeout("imap_unordered: no result arrived in time");
-      auto it = std::ranges::find_if(window_, [&](const Future<Chunk>& f) { return f.id() == *id; });
-      Future<Chunk> done = std::move(*it);
-      window_.erase(it);
-      return done;
-    }
-  }
-
-  void fill_window() {
-    if (!started_) {
-      input_ = std::ranges::begin(view_);
-      started_ = true;
-    }
-    while (window_.size() < window_limit_ && *input_ != std::ranges::end(view_)) {
-      std::vector<std::ranges::range_value_t<View>> items;
-      items.reserve(chunksize_);
-      for (; items.size() < chunksize_ && *input_ != std::ranges::end(view_); ++*input_) items.push_back(**input_);
-      Future<Chunk> future = pool_.submit([f = f_, items = std::move(items)]() mutable {
-        Chunk out;
-        out.reserve(items.size());
-        for (auto& item : items) out.push_back((*f)(item));
-        return out;
-      });
-      if constexpr (!Ordered) {
-        future.then([inbox = inbox_](const Future<Chunk>& done) { inbox->push(done.id()); });
-      }
-      window_.push_back(std::move(future));
-    }
-  }
-
-  ThreadPool& pool_;
-  View view_;
-  std::shared_ptr<F> f_;
-  std::size_t chunksize_;
-  std::size_t window_limit_;
-  bool started_ = false;
-  std::optional<std::ranges::iterator_t<View>> input_;
-  std::deque<Future<Chunk>> window_;
-  std::shared_ptr<detail::Inbox<const void*>> inbox_ = std::make_shared<detail::Inbox<const void*>>();
-  Chunk current_;
-  std::size_t position_ = 0;
-};
-
 template <bool Ordered, class F, class Range>
 auto ThreadPool::make_imap(F&& f, Range&& range, std::size_t chunksize) {
   using View = std::views::all_t<Range>;
   using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
   static_assert(!std::is_void_v<R>, "imap needs a function that returns a value; use map for void functions");
-  return ImapStream<R, View, std::decay_t<F>, Ordered>(*this, std::views::all(std::forward<Range>(range)),
+  return ImapStream<ThreadPool, R, View, std::decay_t<F>, Ordered>(*this, std::views::all(std::forward<Range>(range)),
                                                         std::forward<F>(f), chunksize);
 }
 

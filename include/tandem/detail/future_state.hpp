@@ -86,6 +86,7 @@ class StateBase : public Runnable {
       if ((old & kPhaseMask) != kPending) return false;
     } while (!word_.compare_exchange_weak(old, kCancelled, std::memory_order_seq_cst));
     after_completion(old);
+    on_cancelled();
     return true;
   }
 
@@ -93,12 +94,16 @@ class StateBase : public Runnable {
   void complete(Phase final_phase) noexcept { after_completion(word_.exchange(final_phase, std::memory_order_seq_cst)); }
 
   void set_error(std::exception_ptr error) noexcept {
-    error_ = std::move(error);
+    store_error(std::move(error));
     complete(kError);
   }
+  // The first half of set_error, for a completer that must finish elsewhere (a process pool
+  // decodes results under a lock, and completes them, which runs callbacks, after releasing it).
+  void store_error(std::exception_ptr error) noexcept { error_ = std::move(error); }
   const std::exception_ptr& error() const noexcept { return error_; }
 
-  bool wait_until(Clock::time_point deadline) const {
+  // Virtual so that a state whose result must be fetched (a process pool's) can help fetch it.
+  virtual bool wait_until(Clock::time_point deadline) const {
     return block_until([this] { return ready(); }, [this](Clock::time_point d) { sleep_until(d); }, deadline);
   }
 
@@ -125,6 +130,8 @@ class StateBase : public Runnable {
   void discard() noexcept override {}
   // cancel() of a running task: only tasks whose callable takes a std::stop_token can stop.
   virtual void request_stop() noexcept {}
+  // After a successful cancel (a process pool then stops the task if a worker has it).
+  virtual void on_cancelled() noexcept {}
 
  private:
   static constexpr std::uint32_t kPhaseMask = 0xff;
@@ -185,8 +192,13 @@ class State : public StateBase {
 
   template <class... Args>
   void set_value(Args&&... args) {
-    value_.emplace(std::forward<Args>(args)...);
+    store_value(std::forward<Args>(args)...);
     complete(kValue);
+  }
+  // The first half of set_value (see store_error).
+  template <class... Args>
+  void store_value(Args&&... args) {
+    value_.emplace(std::forward<Args>(args)...);
   }
   const R& value() const noexcept { return *value_; }
   // For a consumer that knows it holds the only handle (imap's window).
@@ -202,6 +214,7 @@ class State<void> : public StateBase {
   using StateBase::StateBase;
 
   void set_value() { complete(kValue); }
+  void store_value() noexcept {}
 };
 
 // An owning, intrusive reference to a state.

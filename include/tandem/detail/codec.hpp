@@ -1,0 +1,222 @@
+// How values cross a process boundary: raw bytes for trivially copyable types and contiguous
+// ranges of them, cereal's binary archive for the rest, always into a reused buffer. The reader
+// checks every length against what it was given, so malformed bytes from a worker become a
+// tandem::Error, never a read past the end.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <istream>
+#include <new>
+#include <ostream>
+#include <span>
+#include <streambuf>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tandem/error.hpp"
+
+namespace tandem::detail {
+
+// An append-only byte buffer whose storage is kept across messages.
+class ByteWriter {
+ public:
+  void clear() noexcept { size_ = 0; }
+  std::size_t size() const noexcept { return size_; }
+  const std::byte* data() const noexcept { return bytes_.data(); }
+  std::span<const std::byte> bytes() const noexcept { return {bytes_.data(), size_}; }
+
+  // Room for `n` more bytes, to be filled by the caller.
+  std::byte* extend(std::size_t n) {
+    if (size_ + n > bytes_.size()) bytes_.resize(std::max(size_ + n, bytes_.size() * 2));
+    std::byte* out = bytes_.data() + size_;
+    size_ += n;
+    return out;
+  }
+  void write(const void* data, std::size_t n) {
+    if (n != 0) std::memcpy(extend(n), data, n);
+  }
+  template <class T>
+  void write_raw(const T& value) {
+    write(&value, sizeof value);
+  }
+
+ private:
+  std::vector<std::byte> bytes_;
+  std::size_t size_ = 0;
+};
+
+[[noreturn]] void throw_malformed(const char* what);
+
+// Reads from bytes it does not own; every read is bounds-checked.
+class ByteReader {
+ public:
+  explicit ByteReader(std::span<const std::byte> bytes) noexcept : bytes_(bytes) {}
+
+  std::size_t left() const noexcept { return bytes_.size() - position_; }
+  const std::byte* take(std::size_t n) {
+    if (n > left()) throw_malformed("a value runs past the end of its message");
+    const std::byte* at = bytes_.data() + position_;
+    position_ += n;
+    return at;
+  }
+  void read(void* out, std::size_t n) {
+    if (n != 0) std::memcpy(out, take(n), n);
+  }
+  template <class T>
+  T read_raw() {
+    // Trivially copyable types are implicit-lifetime: copying bytes into storage creates one,
+    // without needing a default constructor (closures have none).
+    alignas(T) std::byte storage[sizeof(T)];
+    read(storage, sizeof(T));
+    return *std::launder(reinterpret_cast<T*>(storage));
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+  std::size_t position_ = 0;
+};
+
+template <class T>
+struct IsContiguousOfRaw : std::false_type {};
+template <class T, class A>
+struct IsContiguousOfRaw<std::vector<T, A>>
+    : std::bool_constant<std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && !std::is_same_v<T, bool>> {};
+template <class C, class Tr, class A>
+struct IsContiguousOfRaw<std::basic_string<C, Tr, A>> : std::true_type {};
+
+// Raw: copied as its bytes. Pointers are trivially copyable but mean nothing in another process.
+template <class T>
+inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
+                               !std::is_member_pointer_v<T> && !std::is_reference_v<T>;
+
+template <class T>
+inline constexpr bool kIsCerealizable =
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value && std::is_default_constructible_v<T>;
+
+// Whether a value of type T can travel between processes.
+template <class T>
+inline constexpr bool kCanTravel = kIsRaw<T> || IsContiguousOfRaw<T>::value || kIsCerealizable<T> || std::is_void_v<T>;
+
+// cereal writes through a std::ostream; these adapt one to a ByteWriter and a ByteReader
+// without a stringstream's copy.
+class WriterStreambuf final : public std::streambuf {
+ public:
+  explicit WriterStreambuf(ByteWriter& out) : out_(out) {}
+
+ protected:
+  std::streamsize xsputn(const char* data, std::streamsize n) override {
+    out_.write(data, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) {
+      const char ch = traits_type::to_char_type(c);
+      out_.write(&ch, 1);
+    }
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  ByteWriter& out_;
+};
+
+class ReaderStreambuf final : public std::streambuf {
+ public:
+  ReaderStreambuf(const std::byte* data, std::size_t n) {
+    char* begin = const_cast<char*>(reinterpret_cast<const char*>(data));
+    setg(begin, begin, begin + n);
+  }
+  std::size_t consumed() const noexcept { return static_cast<std::size_t>(gptr() - eback()); }
+};
+
+template <class T>
+void encode(ByteWriter& out, const T& value) {
+  static_assert(kCanTravel<T>,
+                "This type cannot travel to another process: use a trivially copyable type (no pointers), "
+                "a std::vector or std::string of such, or give the type a cereal serialize() function "
+                "(https://uscilab.github.io/cereal/) and include the cereal/types/ header it needs.");
+  if constexpr (kIsRaw<T>) {
+    out.write_raw(value);
+  } else if constexpr (IsContiguousOfRaw<T>::value) {
+    const std::uint64_t count = value.size();
+    out.write_raw(count);
+    out.write(value.data(), count * sizeof(typename T::value_type));
+  } else {
+    WriterStreambuf buffer(out);
+    std::ostream stream(&buffer);
+    cereal::BinaryOutputArchive archive(stream);
+    archive(value);
+  }
+}
+
+// Writes `values` as a std::vector<T> would be written, straight from the caller's memory.
+template <class T>
+void encode_span(ByteWriter& out, std::span<const T> values) {
+  if constexpr (IsContiguousOfRaw<std::vector<T>>::value) {
+    const std::uint64_t count = values.size();
+    out.write_raw(count);
+    out.write(values.data(), values.size_bytes());
+  } else {
+    std::vector<T> copy(values.begin(), values.end());
+    encode(out, copy);
+  }
+}
+
+template <class T>
+T decode(ByteReader& in) {
+  static_assert(kCanTravel<T>, "This type cannot travel to another process (see encode).");
+  if constexpr (kIsRaw<T>) {
+    return in.template read_raw<T>();
+  } else if constexpr (IsContiguousOfRaw<T>::value) {
+    using Element = typename T::value_type;
+    const auto count = in.read_raw<std::uint64_t>();
+    if (count > in.left() / sizeof(Element)) throw_malformed("a sequence is longer than its message");
+    T value;
+    value.resize(static_cast<std::size_t>(count));
+    in.read(value.data(), static_cast<std::size_t>(count) * sizeof(Element));
+    return value;
+  } else {
+    const std::size_t n = in.left();
+    ReaderStreambuf buffer(in.take(0), n);
+    std::istream stream(&buffer);
+    T value;
+    try {
+      cereal::BinaryInputArchive archive(stream);
+      archive(value);
+    } catch (const cereal::Exception& e) {
+      throw_malformed(e.what());
+    }
+    in.take(buffer.consumed());
+    return value;
+  }
+}
+
+inline void encode_text(ByteWriter& out, const std::string& text) {
+  const auto size = static_cast<std::uint32_t>(text.size());
+  out.write_raw(size);
+  out.write(text.data(), size);
+}
+
+inline std::string decode_text(ByteReader& in) {
+  const auto size = in.read_raw<std::uint32_t>();
+  const std::byte* at = in.take(size);
+  return std::string(reinterpret_cast<const char*>(at), size);
+}
+
+}  // namespace tandem::detail

@@ -1,0 +1,240 @@
+// A task that runs in a worker process: how its callable and arguments are written into a
+// request, which function the worker calls to run it (an "entry", found by its offset in the
+// program's code), and the parent-side states that receive its result.
+//
+// A request is [entry offset: 8 bytes][flags: 8 bytes][callable][arguments...]; a response is
+// [status: 8 bytes][result | exception type and message].
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/future_state.hpp"
+
+namespace tandem::detail {
+
+// Code addresses travel as offsets from this function, so they stay valid in a process whose
+// program is mapped elsewhere.
+void code_anchor() noexcept;
+
+using Entry = void (*)(ByteReader& in, ByteWriter& out);
+
+inline std::int64_t code_offset(const void* code) noexcept {
+  return reinterpret_cast<std::intptr_t>(code) - reinterpret_cast<std::intptr_t>(&code_anchor);
+}
+inline const void* code_at(std::int64_t offset) noexcept {
+  return reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(&code_anchor) + offset);
+}
+
+enum class ResponseStatus : std::uint64_t { value = 1, exception = 2, skipped = 3 };
+
+// Whether a callable can be sent to a worker process: its bytes are all there is to it.
+template <class F>
+inline constexpr bool kCallableCanTravel =
+    std::is_trivially_copyable_v<F> && !std::is_member_pointer_v<F> &&
+    (!std::is_pointer_v<F> || std::is_function_v<std::remove_pointer_t<F>>);
+
+template <class F>
+void encode_callable(ByteWriter& out, const F& f) {
+  if constexpr (std::is_pointer_v<F>) {
+    out.write_raw(code_offset(reinterpret_cast<const void*>(f)));
+  } else {
+    out.write_raw(f);
+  }
+}
+
+template <class F>
+F decode_callable(ByteReader& in) {
+  if constexpr (std::is_pointer_v<F>) {
+    return reinterpret_cast<F>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+  } else {
+    return in.read_raw<F>();
+  }
+}
+
+template <class F, class... Args>
+inline constexpr bool kTakesToken = std::is_invocable_v<F, std::stop_token, Args...>;
+
+template <class F, class... Args>
+decltype(auto) invoke_task(F& f, Args&&... args) {
+  // In a worker process, nothing can ask a running task to stop (cancel() kills its worker):
+  // a callable that takes a stop_token gets one that never fires.
+  if constexpr (kTakesToken<F, Args...>) {
+    return std::invoke(f, std::stop_token(), std::forward<Args>(args)...);
+  } else {
+    return std::invoke(f, std::forward<Args>(args)...);
+  }
+}
+
+// Worker side of submit(f, args...).
+template <class F, class... Args>
+void submit_entry(ByteReader& in, ByteWriter& out) {
+  F f = decode_callable<F>(in);
+  std::tuple<Args...> args{decode<Args>(in)...};  // braces: decoded left to right
+  using R = decltype(std::apply([&f](Args&... a) -> decltype(auto) { return invoke_task(f, std::move(a)...); }, args));
+  if constexpr (std::is_void_v<R>) {
+    std::apply([&f](Args&... a) { invoke_task(f, std::move(a)...); }, args);
+  } else {
+    encode(out, std::apply([&f](Args&... a) -> R { return invoke_task(f, std::move(a)...); }, args));
+  }
+}
+
+// Worker side of one chunk of map/imap: f over a sequence of T, results as a std::vector<R>.
+template <class F, class T>
+void map_entry(ByteReader& in, ByteWriter& out) {
+  F f = decode_callable<F>(in);
+  using R = std::invoke_result_t<F&, T&>;
+  if constexpr (std::is_void_v<R>) {
+    auto items = decode<std::vector<T>>(in);
+    for (auto& item : items) f(item);
+    out.write_raw(std::uint64_t{items.size()});
+  } else if constexpr (kIsRaw<T>) {
+    const auto count = in.read_raw<std::uint64_t>();
+    if (count > in.left() / sizeof(T)) throw_malformed("a chunk is longer than its message");
+    if constexpr (kIsRaw<R>) {
+      out.write_raw(count);
+      for (std::uint64_t i = 0; i < count; ++i) {
+        T item = in.read_raw<T>();
+        const R result = f(item);
+        out.write_raw(result);
+      }
+    } else {
+      std::vector<R> results;
+      results.reserve(count);
+      for (std::uint64_t i = 0; i < count; ++i) {
+        T item = in.read_raw<T>();
+        results.push_back(f(item));
+      }
+      encode(out, results);
+    }
+  } else {
+    auto items = decode<std::vector<T>>(in);
+    std::vector<R> results;
+    results.reserve(items.size());
+    for (auto& item : items) results.push_back(f(item));
+    encode(out, results);
+  }
+}
+
+class ProcessPoolCore;
+// Spins while collecting results (the waiter's own among them) for up to the spin budget.
+void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline);
+// A state of this pool was cancelled: the supervisor stops it if a worker has it.
+void notify_cancelled(ProcessPoolCore& core) noexcept;
+
+// What the pool keeps for each task in flight. The pool's collector stores the outcome while it
+// reads the response in place (store_*), and completes the state after leaving its lock.
+class RemoteResult {
+ public:
+  explicit RemoteResult(std::shared_ptr<ProcessPoolCore> core) noexcept : core_(std::move(core)) {}
+  virtual StateBase& state() noexcept = 0;
+
+  // Claims the state and decodes the worker's result into it; false if it was cancelled.
+  bool store_result(ByteReader& in) noexcept {
+    if (!state().try_claim()) return false;
+    try {
+      decode_into(in);
+      outcome_ = kValue;
+    } catch (...) {
+      state().store_error(std::current_exception());
+      outcome_ = kError;
+    }
+    return true;
+  }
+  bool store_error(std::exception_ptr error) noexcept {
+    if (!state().try_claim()) return false;
+    state().store_error(std::move(error));
+    outcome_ = kError;
+    return true;
+  }
+  void finish() noexcept { state().complete(outcome_); }
+
+  // map's clean-up cancels chunks without killing the workers that run them (queued ones are
+  // still skipped).
+  void set_quiet_cancel() noexcept { quiet_cancel_.store(true, std::memory_order_relaxed); }
+  bool quiet_cancel() const noexcept { return quiet_cancel_.load(std::memory_order_relaxed); }
+
+ protected:
+  ~RemoteResult() = default;
+  virtual void decode_into(ByteReader& in) = 0;
+  ProcessPoolCore& core() const noexcept { return *core_; }
+  void cancelled() noexcept { notify_cancelled(*core_); }
+
+ private:
+  std::shared_ptr<ProcessPoolCore> core_;
+  Phase outcome_ = kError;
+  std::atomic<bool> quiet_cancel_{false};
+};
+
+// The state behind a ProcessPool future. Starts with two references: the Future's and the pool's.
+template <class R>
+class RemoteState final : public State<R>, public RemoteResult {
+ public:
+  explicit RemoteState(std::shared_ptr<ProcessPoolCore> core) : State<R>(2), RemoteResult(std::move(core)) {}
+
+  StateBase& state() noexcept override { return *this; }
+  bool wait_until(Clock::time_point deadline) const override {
+    if (!this->ready()) help_collect(core(), *this, deadline);
+    return StateBase::wait_until(deadline);
+  }
+  void on_cancelled() noexcept override { cancelled(); }
+
+ private:
+  void decode_into(ByteReader& in) override {
+    if constexpr (std::is_void_v<R>) {
+      this->store_value();
+    } else {
+      this->store_value(decode<R>(in));
+    }
+  }
+};
+
+// Where map stores a result: vector<bool> packs bits, so bools are gathered as bytes first.
+// (A void map stores nothing; its slots are placeholders.)
+template <class R>
+using MapSlot = std::conditional_t<std::is_same_v<R, bool> || std::is_void_v<R>, unsigned char, R>;
+
+// One chunk of ProcessPool::map: decodes its results straight into the caller's output vector.
+template <class R>
+class RemoteMapChunk final : public State<void>, public RemoteResult {
+ public:
+  RemoteMapChunk(std::shared_ptr<ProcessPoolCore> core, MapSlot<R>* out, std::size_t count)
+      : State<void>(2), RemoteResult(std::move(core)), out_(out), count_(count) {}
+
+  StateBase& state() noexcept override { return *this; }
+  bool wait_until(Clock::time_point deadline) const override {
+    if (!this->ready()) help_collect(core(), *this, deadline);
+    return StateBase::wait_until(deadline);
+  }
+  void on_cancelled() noexcept override { cancelled(); }
+
+ private:
+  void decode_into(ByteReader& in) override {
+    if constexpr (std::is_void_v<R>) {
+      if (in.read_raw<std::uint64_t>() != count_) throw_malformed("a map chunk came back with the wrong count");
+    } else if constexpr (kIsRaw<R>) {
+      const auto count = in.read_raw<std::uint64_t>();
+      if (count != count_) throw_malformed("a map chunk came back with the wrong number of results");
+      in.read(out_, count_ * sizeof(R));
+    } else {
+      auto results = decode<std::vector<R>>(in);
+      if (results.size() != count_) throw_malformed("a map chunk came back with the wrong number of results");
+      for (std::size_t i = 0; i < count_; ++i) out_[i] = std::move(results[i]);
+    }
+  }
+
+  MapSlot<R>* out_;
+  std::size_t count_;
+};
+
+}  // namespace tandem::detail

@@ -1,0 +1,328 @@
+// ProcessPool: ThreadPool's interface on worker processes, for work that must be isolated: code
+// that may crash, leak, hang or keep global state. Python's ProcessPoolExecutor and
+// multiprocessing.Pool, without their broken pools, pipes and pickling.
+//
+//   tandem::ProcessPool pool;                                   // cpu_count() worker processes
+//   tandem::Future<int> f = pool.submit([](int x) { return x * x; }, 7);
+//   std::vector<int> squares = pool.map([](int x) { return x * x; }, numbers);
+//
+// Isolation: a task that crashes (segfault, abort, exit, SIGKILL) fails alone: its future throws
+// tandem::WorkerLost, the worker is replaced, every other task goes on. With .task_timeout, a
+// task that runs too long throws tandem::TaskTimeout and its worker is killed and replaced.
+// cancel() of a task a worker is running kills and replaces that worker too.
+//
+// What travels: the callable is copied as bytes, so it must be trivially copyable: a function
+// pointer, a captureless lambda, or a lambda capturing only trivially copyable values (no
+// pointers or references into this process: the worker has its own memory). Arguments and
+// results: trivially copyable types and std::vector / std::string of them go as raw bytes, other
+// types through cereal. Anything else fails to compile with a message saying what to do. An
+// exception thrown by a task reaches get() as its own type when registered (the <stdexcept>
+// ones are; see register_remote_exception), else as tandem::RemoteError with its type name and
+// message.
+//
+// Transport: each worker has two rings in shared memory (requests, responses); a waiting caller
+// reads responses itself while it spins, so a round trip on an idle pool costs microseconds, and
+// an idle pool sleeps on futexes. A message may take up to half a ring (options.ring_bytes / 2).
+//
+// The inherent difference from ThreadPool: a task runs on a copy of this process's memory, so
+// what it writes there stays in the worker. Results come back only through its return value.
+//
+// Workers are forked from this process by a supervisor thread, so they start with a copy of the
+// program as it is when the pool (or a replacement worker) starts. They ignore SIGINT (Ctrl-C
+// stops the parent, whose death kills them within moments), die with the parent (even on
+// SIGKILL), inherit no file descriptors besides stdin, stdout and stderr, and are reaped.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tandem/cpu.hpp"
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/remote_task.hpp"
+#include "tandem/detail/task_result.hpp"
+#include "tandem/error.hpp"
+#include "tandem/future.hpp"
+#include "tandem/imap_stream.hpp"
+
+namespace tandem {
+
+struct ProcessPoolOptions {
+  // Number of worker processes; must be at least 1.
+  std::size_t workers = cpu_count();
+  // Runs once in each worker process as it starts. If it throws in the first workers, the
+  // pool's constructor throws that exception; in a replacement worker, the worker is counted as
+  // failing to start, and after 3 such failures in a row the pool closes with an error.
+  std::function<void()> initializer;
+  // A task running longer is stopped (its worker killed and replaced); its future throws
+  // TaskTimeout. Zero: no limit.
+  std::chrono::milliseconds task_timeout{0};
+  // Address space each worker may add on top of what it starts with (bytes; 0: no limit). A task
+  // whose allocation fails past it gets MemoryLimitExceeded.
+  std::size_t memory_limit = 0;
+  // A worker exits after this many tasks and is replaced (0: never), as a cure for leaks.
+  std::size_t max_tasks_per_child = 0;
+  // Size of each worker's request ring and response ring in shared memory; a power of two. A
+  // request or result may take up to half of it.
+  std::size_t ring_bytes = std::size_t{4} << 20;
+};
+
+namespace detail {
+
+struct ProcessPoolCoreDeleter {
+  void operator()(ProcessPoolCore* core) const noexcept;
+};
+
+std::shared_ptr<ProcessPoolCore> make_process_pool_core(ProcessPoolOptions options);
+// Sends a request (already encoded) for `task`, which then holds one reference for the pool.
+// Throws PoolClosed, or Error if the request is larger than a ring allows; then `task` is
+// untouched.
+void submit_remote(ProcessPoolCore& core, std::span<const std::byte> request, RemoteResult* task);
+std::size_t worker_count(const ProcessPoolCore& core) noexcept;
+bool is_closed(const ProcessPoolCore& core) noexcept;
+std::size_t max_message(const ProcessPoolCore& core) noexcept;
+void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending);
+bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending);
+// True in a worker process of any ProcessPool.
+bool in_worker_process() noexcept;
+// The reused buffer a request is encoded into (one per thread).
+ByteWriter& request_buffer();
+
+template <class F>
+void check_callable() {
+  static_assert(kCallableCanTravel<F>,
+                "ProcessPool: this callable cannot be sent to a worker process. It must be trivially copyable: "
+                "a function pointer, a captureless lambda, or a lambda that captures only trivially copyable "
+                "values by copy (no references, std::string, std::vector or std::function captures). Pass the "
+                "data as arguments instead: pool.submit(f, args...).");
+}
+
+template <class T>
+void check_value() {
+  static_assert(kCanTravel<T>,
+                "ProcessPool: an argument or result type cannot travel between processes. Use a trivially "
+                "copyable type without pointers, a std::vector or std::string of such, or a type with a cereal "
+                "serialize() function (and include the cereal/types/ header for the std containers it uses).");
+}
+
+}  // namespace detail
+
+class ProcessPool {
+ public:
+  // cpu_count() workers.
+  ProcessPool() : ProcessPool(ProcessPoolOptions{}) {}
+  explicit ProcessPool(std::size_t workers) : ProcessPool(options_with(workers)) {}
+  // Starts the workers and waits until each has run the initializer.
+  explicit ProcessPool(ProcessPoolOptions options) : core_(detail::make_process_pool_core(std::move(options))) {}
+  ProcessPool(const ProcessPool&) = delete;
+  ProcessPool& operator=(const ProcessPool&) = delete;
+  // shutdown(wait = true): runs what was submitted, then stops and reaps the workers.
+  ~ProcessPool() { shutdown(); }
+
+  std::size_t size() const noexcept { return detail::worker_count(*core_); }
+  bool closed() const noexcept { return detail::is_closed(*core_); }
+
+  // Runs f(args...) in a worker process (see the header comment for what may travel). If `f`
+  // accepts a std::stop_token first, it gets one that never fires: cancel() of a running task
+  // kills its worker instead. Throws PoolClosed after shutdown.
+  template <class F, class... Args>
+  auto submit(F&& f, Args&&... args) {
+    using Fn = std::decay_t<F>;
+    detail::check_callable<Fn>();
+    (detail::check_value<std::decay_t<Args>>(), ...);
+    using R = typename detail::TaskResult<Fn, Args...>::type;
+    detail::check_value<R>();
+    detail::ByteWriter& request = start_request(&detail::submit_entry<Fn, std::decay_t<Args>...>);
+    detail::encode_callable(request, static_cast<const Fn&>(f));
+    (detail::encode(request, static_cast<const std::decay_t<Args>&>(args)), ...);
+    return send<detail::RemoteState<R>, R>(request);
+  }
+
+  // f applied to every element, results in input order. Blocks until done; the first exception
+  // cancels the chunks not yet started and is rethrown. `chunksize` 0 picks one (about 8 chunks
+  // per worker, fewer if a chunk would not fit a ring).
+  template <class F, std::ranges::input_range Range>
+  auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
+    return map_until(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
+  }
+
+  // map with a deadline: throws TimeoutError when the results are not all there in `timeout`;
+  // the chunks not finished by then are cancelled (their workers keep running the one they have,
+  // whose result is dropped).
+  template <class F, std::ranges::input_range Range, class Rep, class Period>
+  auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
+    return map_until(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+  }
+
+  // map over tuples, each unpacked into f's arguments (Python's starmap).
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
+    return map(Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Rep, class Period>
+  auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
+    return map_for(Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), timeout, chunksize);
+  }
+
+  // Lazy, ordered map (see ThreadPool::imap): reads the input a bounded window ahead.
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& f, Range&& range, std::size_t chunksize = 1) {
+    return make_imap<true>(std::forward<F>(f), std::forward<Range>(range), chunksize);
+  }
+  // Like imap, but results come in completion order.
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1) {
+    return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
+  }
+
+  // As ThreadPool::shutdown. cancel_pending also skips tasks queued in a worker's ring.
+  void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*core_, wait, cancel_pending); }
+  template <class Rep, class Period>
+  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
+    return detail::shutdown_until(*core_, detail::deadline_after(timeout), cancel_pending);
+  }
+
+ private:
+  template <class Pool, class R, class View, class F, bool Ordered>
+  friend class ImapStream;
+
+  template <class F>
+  struct Unpacking {
+    F f;
+    template <class Tuple>
+    auto operator()(Tuple&& args) const {
+      return std::apply(f, std::forward<Tuple>(args));
+    }
+  };
+
+  static ProcessPoolOptions options_with(std::size_t workers) {
+    ProcessPoolOptions options;
+    options.workers = workers;
+    return options;
+  }
+
+  static detail::ByteWriter& start_request(detail::Entry entry) {
+    if (detail::in_worker_process()) {
+      throw Error("ProcessPool: used from inside a worker process; a task cannot submit to a pool (not its own, "
+                  "whose supervisor lives in the parent, nor a copy of another)");
+    }
+    detail::ByteWriter& request = detail::request_buffer();
+    request.clear();
+    request.write_raw(detail::code_offset(reinterpret_cast<const void*>(entry)));
+    request.write_raw(std::uint64_t{0});  // flags: the pool may mark a queued request skipped
+    return request;
+  }
+
+  template <class State, class R, class... StateArgs>
+  Future<R> send(const detail::ByteWriter& request, StateArgs&&... state_args) {
+    auto task = std::make_unique<State>(core_, std::forward<StateArgs>(state_args)...);
+    detail::submit_remote(*core_, request.bytes(), task.get());
+    return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
+  }
+
+  template <class F, class T>
+  auto submit_chunk(const std::shared_ptr<F>& f, std::vector<T> items) {
+    detail::check_callable<F>();
+    using R = std::invoke_result_t<F&, T&>;
+    detail::check_value<T>();
+    detail::check_value<R>();
+    detail::ByteWriter& request = start_request(&detail::map_entry<F, T>);
+    detail::encode_callable(request, *f);
+    detail::encode_span(request, std::span<const T>(items));
+    return send<detail::RemoteState<std::vector<R>>, std::vector<R>>(request);
+  }
+
+  template <bool Ordered, class F, class Range>
+  auto make_imap(F&& f, Range&& range, std::size_t chunksize) {
+    using View = std::views::all_t<Range>;
+    using R = std::invoke_result_t<std::decay_t<F>&, std::ranges::range_value_t<Range>&>;
+    static_assert(!std::is_void_v<R>, "imap needs a function that returns a value; use map for void functions");
+    detail::check_callable<std::decay_t<F>>();
+    return ImapStream<ProcessPool, R, View, std::decay_t<F>, Ordered>(*this, std::views::all(std::forward<Range>(range)),
+                                                                       std::forward<F>(f), chunksize);
+  }
+
+  template <class F, class Range>
+  auto map_until(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+    using T = std::ranges::range_value_t<Range>;
+    if constexpr (std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>) {
+      return map_span(f, std::span<const T>(std::ranges::data(range), std::ranges::size(range)), deadline, chunksize);
+    } else {
+      std::vector<T> items(std::ranges::begin(range), std::ranges::end(range));
+      return map_span(f, std::span<const T>(items), deadline, chunksize);
+    }
+  }
+
+  template <class F, class T>
+  auto map_span(F& f, std::span<const T> items, detail::Clock::time_point deadline, std::size_t chunksize) {
+    using Fn = std::decay_t<F>;
+    detail::check_callable<Fn>();
+    detail::check_value<T>();
+    using R = std::invoke_result_t<Fn&, T&>;
+    static_assert(std::is_void_v<R> || std::is_default_constructible_v<R>,
+                  "ProcessPool::map: the result type must be default-constructible");
+    detail::check_value<R>();
+    const std::size_t n = items.size();
+    if (chunksize == 0) chunksize = auto_chunksize<T, R>(n);
+    std::vector<detail::MapSlot<R>> out(std::is_void_v<R> ? 0 : n);
+    std::vector<Future<void>> chunks;
+    chunks.reserve((n + chunksize - 1) / chunksize);
+    try {
+      for (std::size_t begin = 0; begin < n; begin += chunksize) {
+        const std::size_t count = std::min(chunksize, n - begin);
+        detail::ByteWriter& request = start_request(&detail::map_entry<Fn, T>);
+        detail::encode_callable(request, static_cast<const Fn&>(f));
+        detail::encode_span(request, items.subspan(begin, count));
+        detail::MapSlot<R>* slots = std::is_void_v<R> ? nullptr : out.data() + begin;
+        chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, slots, count));
+      }
+      for (auto& chunk : chunks) {
+        if (!chunk.wait_until(deadline)) detail::throw_timeout("ProcessPool::map_for: not every result arrived in time");
+        chunk.get();
+      }
+    } catch (...) {
+      // The chunks write into `out`: none may still be doing so when it goes.
+      for (auto& chunk : chunks) {
+        static_cast<detail::RemoteResult&>(static_cast<detail::RemoteMapChunk<R>&>(
+                                               detail::FutureAccess::state(chunk)))
+            .set_quiet_cancel();
+        chunk.cancel();
+      }
+      for (auto& chunk : chunks) chunk.wait();
+      throw;
+    }
+    if constexpr (std::is_void_v<R>) {
+      return;
+    } else if constexpr (std::is_same_v<R, bool>) {
+      return std::vector<bool>(out.begin(), out.end());
+    } else {
+      return out;
+    }
+  }
+
+  template <class T, class R>
+  std::size_t auto_chunksize(std::size_t n) const {
+    std::size_t chunksize = std::max<std::size_t>(1, n / (size() * 8));
+    if constexpr (detail::kIsRaw<T> && (std::is_void_v<R> || detail::kIsRaw<R>)) {
+      // Keep a chunk's request and its results within a quarter ring each.
+      const std::size_t fit = std::max<std::size_t>(1, (detail::max_message(*core_) / 2 - 64) / std::max(sizeof(T), sizeof(detail::MapSlot<R>)));
+      chunksize = std::min(chunksize, fit);
+    }
+    return chunksize;
+  }
+
+  std::shared_ptr<detail::ProcessPoolCore> core_;
+};
+
+}  // namespace tandem

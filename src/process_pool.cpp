@@ -1,0 +1,851 @@
+// ProcessPool's engine: worker processes, their shared-memory rings, and the supervisor thread
+// that notices deaths, enforces timeouts, replaces workers and resends what they had not begun.
+//
+// Who does what:
+//  - submit() (any thread) writes the request into the least-loaded worker's ring, or into the
+//    backlog when every ring is full;
+//  - responses are read by whoever holds collect_mutex_: a caller spinning in Future::get (the
+//    fast path: no thread hop), else the supervisor, woken through an eventfd that a worker
+//    writes only when nobody is collecting and the supervisor sleeps;
+//  - the supervisor polls the workers' pidfds, so a death is seen at once.
+// Outcomes are stored under collect_mutex_ and completed after it is released, so callbacks
+// that wait on other futures of the pool cannot deadlock it.
+#include "tandem/process_pool.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "byte_ring.hpp"
+#include "tandem/detail/unique_fd.hpp"
+
+namespace tandem::detail {
+
+void code_anchor() noexcept {}
+
+namespace {
+
+// Set in a worker process right after fork (and only there).
+bool this_process_is_worker = false;
+
+constexpr auto kWorkerSpin = std::chrono::microseconds(300);
+// Requests queued in one worker's ring: enough that it never waits for the next, few enough that
+// a cancelled or resent task has not already been handed out far ahead.
+constexpr std::size_t kMaxQueuedPerWorker = 16;
+constexpr int kStartFailuresAllowed = 3;
+constexpr std::size_t kHeaderBytes = 4096;
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Shared by the parent and every worker of one pool.
+struct PoolShared {
+  alignas(64) std::atomic<std::uint32_t> active_collectors{0};
+  alignas(64) std::atomic<std::uint32_t> supervisor_asleep{0};
+};
+
+// Shared by the parent and one worker, at the start of that worker's mapping; the rings follow.
+struct WorkerShared {
+  RingControl requests;
+  RingControl responses;
+  alignas(64) std::atomic<std::uint64_t> started{0};  // requests the worker has begun
+  std::atomic<std::int64_t> running_since_ns{0};      // CLOCK_MONOTONIC; 0 while idle
+  std::atomic<std::uint32_t> ready{0};                // 1 initialized, 2 the initializer threw
+  std::atomic<std::uint32_t> stop{0};                 // set by the parent: exit when idle
+  char failure_type[256];
+  char failure_message[1024];
+};
+static_assert(sizeof(WorkerShared) <= kHeaderBytes);
+
+class SharedMapping {
+ public:
+  SharedMapping() = default;
+  explicit SharedMapping(std::size_t bytes) {
+    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) throw Error(errno_text("ProcessPool: cannot map " + std::to_string(bytes) + " bytes of shared memory"));
+    data_ = static_cast<std::byte*>(memory);
+    size_ = bytes;
+  }
+  SharedMapping(SharedMapping&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  SharedMapping& operator=(SharedMapping&& other) noexcept {
+    if (this != &other) {
+      reset();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  ~SharedMapping() { reset(); }
+
+  std::byte* data() const noexcept { return data_; }
+  void reset() noexcept {
+    if (data_) ::munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+std::atomic_ref<std::uint64_t> request_flags(std::byte* at) {
+  return std::atomic_ref<std::uint64_t>(*std::launder(reinterpret_cast<std::uint64_t*>(at)));
+}
+
+void copy_text(char (&out)[256], const std::string& text) { std::snprintf(out, sizeof out, "%s", text.c_str()); }
+void copy_text(char (&out)[1024], const std::string& text) { std::snprintf(out, sizeof out, "%s", text.c_str()); }
+
+// Everything a worker process uses. A worker must not touch the parent's mutexes: another
+// thread may have held one at the fork.
+struct WorkerContext {
+  WorkerShared* shared;
+  ByteRing requests;
+  ByteRing responses;
+  PoolShared* pool;
+  int wake_fd;
+  pid_t parent;
+  const ProcessPoolOptions* options;
+};
+
+void close_inherited_descriptors(int keep) {
+  // Only stdio and the wake-up eventfd: a worker must not hold the parent's sockets, pipes or
+  // files open (a peer would never see them close).
+  if (keep > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u);
+}
+
+void limit_address_space(std::size_t extra) {
+  std::size_t pages = 0;
+  std::ifstream("/proc/self/statm") >> pages;
+  const rlim_t limit = static_cast<rlim_t>(pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + extra);
+  const rlimit value{limit, limit};
+  ::setrlimit(RLIMIT_AS, &value);
+}
+
+void write_exception(ByteWriter& out, const std::string& type, const std::string& message) {
+  out.clear();
+  out.write_raw(static_cast<std::uint64_t>(ResponseStatus::exception));
+  encode_text(out, type.substr(0, 512));
+  encode_text(out, message.substr(0, 4096));
+}
+
+[[noreturn]] void worker_main(WorkerContext context) {
+  this_process_is_worker = true;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != context.parent) ::_exit(0);  // the parent died before the line above
+  ::signal(SIGINT, SIG_IGN);                      // Ctrl-C is the parent's to handle
+  close_inherited_descriptors(context.wake_fd);
+  const ProcessPoolOptions& options = *context.options;
+  if (options.memory_limit != 0) limit_address_space(options.memory_limit);
+  WorkerShared& shared = *context.shared;
+  if (options.initializer) {
+    try {
+      options.initializer();
+    } catch (...) {
+      const auto [type, message] = describe_current_exception();
+      copy_text(shared.failure_type, type);
+      copy_text(shared.failure_message, message);
+      shared.ready.store(2, std::memory_order_seq_cst);
+      futex_wake_all(shared.ready);
+      std::fflush(nullptr);
+      ::_exit(3);
+    }
+  }
+  shared.ready.store(1, std::memory_order_seq_cst);
+  futex_wake_all(shared.ready);
+
+  auto give_up = [&] { return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != context.parent; };
+  ByteWriter out;
+  std::size_t tasks = 0;
+  for (;;) {
+    if (!context.requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) break;
+    std::span<const std::byte> message;
+    const ByteRing::Peek peek = context.requests.peek(message);
+    if (peek == ByteRing::Peek::empty) continue;
+    if (peek == ByteRing::Peek::corrupt) ::_exit(2);
+    shared.started.fetch_add(1, std::memory_order_seq_cst);
+    out.clear();
+    ByteReader in(message);
+    try {
+      const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+      // The parent marks a queued request it wants skipped (cancelled) in place.
+      auto* flags = const_cast<std::byte*>(in.take(sizeof(std::uint64_t)));
+      if (request_flags(flags).load(std::memory_order_seq_cst) != 0) {
+        out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
+      } else {
+        out.write_raw(static_cast<std::uint64_t>(ResponseStatus::value));
+        shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        entry(in, out);
+      }
+    } catch (const std::bad_alloc&) {
+      if (options.memory_limit != 0) {
+        write_exception(out, "tandem::MemoryLimitExceeded",
+                        "the task allocated past the worker's memory_limit of " + std::to_string(options.memory_limit) +
+                            " bytes");
+      } else {
+        write_exception(out, "std::bad_alloc", "std::bad_alloc");
+      }
+    } catch (...) {
+      const auto [type, text] = describe_current_exception();
+      write_exception(out, type, text);
+    }
+    shared.running_since_ns.store(0, std::memory_order_relaxed);
+    if (out.size() > context.responses.max_message()) {
+      const std::size_t size = out.size();
+      write_exception(out, "tandem::Error",
+                      "the task's result takes " + std::to_string(size) + " bytes, more than a response may (" +
+                          std::to_string(context.responses.max_message()) +
+                          "): return less per task or raise ProcessPoolOptions::ring_bytes");
+    }
+    context.requests.pop();
+    while (!context.responses.try_push(out.data(), out.size())) {
+      if (!context.responses.wait_for_space(out.size(), kWorkerSpin, Clock::time_point::max(), give_up) &&
+          give_up()) {
+        ::_exit(0);
+      }
+    }
+    if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
+        context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const ssize_t written = ::write(context.wake_fd, &one, sizeof one);
+    }
+    if (options.max_tasks_per_child != 0 && ++tasks >= options.max_tasks_per_child) break;
+  }
+  std::fflush(nullptr);
+  ::_exit(0);
+}
+
+}  // namespace
+
+class ProcessPoolCore {
+ public:
+  explicit ProcessPoolCore(ProcessPoolOptions options);
+  ProcessPoolCore(const ProcessPoolCore&) = delete;
+  ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
+  ~ProcessPoolCore() { shutdown(true, false); }
+
+  void submit(std::span<const std::byte> request, RemoteResult* task);
+  void help_collect(const StateBase& state, Clock::time_point deadline);
+  void notify_cancelled() noexcept {
+    cancellations_.store(true, std::memory_order_release);
+    wake_supervisor();
+  }
+  void shutdown(bool wait, bool cancel_pending);
+  bool shutdown_until(Clock::time_point deadline, bool cancel_pending);
+
+  std::size_t size() const noexcept { return options_.workers; }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
+
+ private:
+  struct InFlight {
+    RemoteResult* task;
+    std::byte* flags;  // the request's flags word, in the ring
+    bool flagged = false;
+  };
+  enum class Kill { none, timeout, cancel, protocol };
+  struct Worker {
+    SharedMapping memory;
+    WorkerShared* shared = nullptr;
+    ByteRing requests;
+    ByteRing responses;
+    pid_t pid = -1;
+    UniqueFd pidfd;
+    std::deque<InFlight> in_flight;  // mutex_; in the order sent
+    std::uint64_t sent = 0;          // mutex_; requests sent to this process
+    std::uint64_t answered = 0;      // collect_mutex_; responses read from this process
+    std::atomic<Kill> kill{Kill::none};  // why the pool killed this process, if it did
+  };
+  struct Pending {
+    RemoteResult* task;
+    std::vector<std::byte> request;
+  };
+  using Done = std::vector<RemoteResult*>;
+
+  void wake_supervisor() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t written = ::write(wake_fd_.get(), &one, sizeof one);
+  }
+
+  // mutex_ held.
+  bool try_send(std::span<const std::byte> request, RemoteResult* task);
+  void refill();
+  // collect_mutex_ held.
+  bool collect_all(Done& done);
+  bool collect(Worker& worker, Done& done);
+  static void store_failure(RemoteResult* task, std::exception_ptr error, Done& done) {
+    if (task->store_error(std::move(error))) {
+      done.push_back(task);
+    } else {
+      task->state().release();
+    }
+  }
+  static void finish(Done& done) noexcept {
+    for (RemoteResult* task : done) {
+      task->finish();
+      task->state().release();
+    }
+    done.clear();
+  }
+
+  // Supervisor thread.
+  void supervise(std::promise<void>& started);
+  void spawn(Worker& worker);
+  void await_ready(Worker& worker);
+  void handle_exit(Worker& worker);
+  void stop_cancelled();
+  void enforce_timeouts();
+  int poll_timeout_ms();
+  bool drained();
+  void stop_workers() noexcept;
+  void break_pool(const std::string& reason);
+
+  ProcessPoolOptions options_;
+  SharedMapping pool_memory_;
+  PoolShared* pool_shared_ = nullptr;
+  UniqueFd wake_fd_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  std::mutex mutex_;
+  std::deque<Pending> backlog_;
+  std::atomic<bool> closed_{false};
+  bool stopping_ = false;
+  std::string broken_;
+
+  std::mutex collect_mutex_;
+  std::atomic<bool> cancellations_{false};
+  int start_failures_ = 0;
+
+  std::mutex join_mutex_;
+  std::thread supervisor_;
+  std::atomic<std::uint32_t> finished_{0};
+};
+
+ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options) : options_(std::move(options)) {
+  if (options_.workers == 0) throw Error("ProcessPool: the pool needs at least one worker (workers = 0)");
+  if (options_.ring_bytes < 4096 || (options_.ring_bytes & (options_.ring_bytes - 1)) != 0) {
+    throw Error("ProcessPool: ring_bytes must be a power of two, at least 4096");
+  }
+  pool_memory_ = SharedMapping(sizeof(PoolShared));
+  pool_shared_ = new (pool_memory_.data()) PoolShared();
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_) throw Error(errno_text("ProcessPool: eventfd"));
+  for (std::size_t i = 0; i < options_.workers; ++i) workers_.push_back(std::make_unique<Worker>());
+  // Workers are forked by the supervisor thread, which lives as long as the pool: a worker's
+  // PDEATHSIG fires when the thread that forked it ends.
+  std::promise<void> started;
+  auto ready = started.get_future();
+  supervisor_ = std::thread([this, &started] { supervise(started); });
+  try {
+    ready.get();
+  } catch (...) {
+    supervisor_.join();
+    throw;
+  }
+}
+
+void ProcessPoolCore::submit(std::span<const std::byte> request, RemoteResult* task) {
+  if (request.size() > max_message()) {
+    throw Error("ProcessPool: a task's request takes " + std::to_string(request.size()) +
+                " bytes, more than a worker's ring takes (" + std::to_string(max_message()) +
+                "): pass less data per task (a smaller chunksize), or raise ProcessPoolOptions::ring_bytes");
+  }
+  std::lock_guard lock(mutex_);
+  if (closed_.load(std::memory_order_relaxed)) {
+    throw PoolClosed(broken_.empty() ? "ProcessPool::submit: the pool is shut down" : broken_);
+  }
+  if (backlog_.empty() && try_send(request, task)) return;
+  backlog_.push_back({task, std::vector<std::byte>(request.begin(), request.end())});
+  wake_supervisor();  // a worker may have room by the time it looks
+}
+
+bool ProcessPoolCore::try_send(std::span<const std::byte> request, RemoteResult* task) {
+  Worker* best = nullptr;
+  for (auto& worker : workers_) {
+    if (worker->pid <= 0 || worker->kill.load() != Kill::none || worker->in_flight.size() >= kMaxQueuedPerWorker) {
+      continue;
+    }
+    if (options_.max_tasks_per_child != 0 && worker->sent >= options_.max_tasks_per_child) continue;
+    if (!best || worker->in_flight.size() < best->in_flight.size()) best = worker.get();
+  }
+  if (!best) return false;
+  std::byte* payload = best->requests.try_push(request.data(), request.size());
+  if (!payload) return false;
+  best->in_flight.push_back({task, payload + sizeof(std::int64_t)});
+  ++best->sent;
+  return true;
+}
+
+void ProcessPoolCore::refill() {
+  while (!backlog_.empty()) {
+    Pending& next = backlog_.front();
+    if (next.task->state().phase() == kCancelled) {
+      next.task->state().release();
+    } else if (!try_send(next.request, next.task)) {
+      return;
+    }
+    backlog_.pop_front();
+  }
+}
+
+bool ProcessPoolCore::collect_all(Done& done) {
+  bool any = false;
+  for (auto& worker : workers_) {
+    if (worker->pid > 0) any |= collect(*worker, done);
+  }
+  if (any) {
+    std::lock_guard lock(mutex_);
+    refill();
+  }
+  return any;
+}
+
+bool ProcessPoolCore::collect(Worker& worker, Done& done) {
+  bool any = false;
+  for (;;) {
+    std::span<const std::byte> message;
+    const ByteRing::Peek peek = worker.responses.peek(message);
+    if (peek == ByteRing::Peek::empty) break;
+    RemoteResult* task = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
+        task = worker.in_flight.front().task;
+        worker.in_flight.pop_front();
+      }
+    }
+    if (!task) {
+      // Bytes from a worker are not trusted: a response nobody asked for, or a frame that does
+      // not parse, means the worker is broken. It is killed; its tasks fail or are resent.
+      worker.kill = Kill::protocol;
+      ::kill(worker.pid, SIGKILL);
+      break;
+    }
+    ++worker.answered;
+    ByteReader in(message);
+    try {
+      const auto status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+      if (status == ResponseStatus::value) {
+        if (task->store_result(in)) {
+          done.push_back(task);
+        } else {
+          task->state().release();
+        }
+      } else if (status == ResponseStatus::exception) {
+        std::string type = decode_text(in);
+        std::string text = decode_text(in);
+        store_failure(task, remote_exception(type, text), done);
+      } else if (status == ResponseStatus::skipped) {
+        store_failure(task, cancelled_error(), done);
+      } else {
+        throw_malformed("unknown response status");
+      }
+    } catch (const Error&) {
+      store_failure(task, std::current_exception(), done);
+    }
+    worker.responses.pop();
+    any = true;
+  }
+  return any;
+}
+
+void ProcessPoolCore::help_collect(const StateBase& state, Clock::time_point deadline) {
+  Done done;
+  pool_shared_->active_collectors.fetch_add(1, std::memory_order_seq_cst);
+  const auto spin_end = std::min(deadline, Clock::now() + kSpinBudget);
+  while (!state.ready()) {
+    if (collect_mutex_.try_lock()) {
+      collect_all(done);
+      collect_mutex_.unlock();
+      finish(done);
+    }
+    if (state.ready() || Clock::now() >= spin_end) break;
+    for (int i = 0; i < 32; ++i) cpu_relax();
+  }
+  pool_shared_->active_collectors.fetch_sub(1, std::memory_order_seq_cst);
+  // A worker that answered while this thread was counted as collecting did not wake the
+  // supervisor: look once more now that it will.
+  if (!state.ready()) {
+    {
+      std::lock_guard lock(collect_mutex_);
+      collect_all(done);
+    }
+    finish(done);
+  }
+}
+
+void ProcessPoolCore::supervise(std::promise<void>& started) {
+  try {
+    for (auto& worker : workers_) spawn(*worker);
+    for (auto& worker : workers_) await_ready(*worker);
+  } catch (...) {
+    stop_workers();
+    started.set_exception(std::current_exception());
+    return;
+  }
+  started.set_value();
+
+  Done done;
+  std::vector<pollfd> fds;
+  for (;;) {
+    {
+      std::lock_guard lock(collect_mutex_);
+      collect_all(done);
+    }
+    finish(done);
+    if (cancellations_.exchange(false, std::memory_order_acq_rel)) stop_cancelled();
+    enforce_timeouts();
+    if (drained()) break;
+
+    pool_shared_->supervisor_asleep.store(1, std::memory_order_seq_cst);
+    bool collected;
+    {
+      std::lock_guard lock(collect_mutex_);
+      collected = collect_all(done);
+    }
+    finish(done);
+    fds.clear();
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    for (auto& worker : workers_) fds.push_back({worker->pidfd.get(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), collected ? 0 : poll_timeout_ms()) < 0 && errno != EINTR) {
+      break_pool(errno_text("ProcessPool: poll"));
+    }
+    pool_shared_->supervisor_asleep.store(0, std::memory_order_seq_cst);
+    std::uint64_t wakes = 0;
+    [[maybe_unused]] const ssize_t drained_bytes = ::read(wake_fd_.get(), &wakes, sizeof wakes);
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      if (fds[i + 1].revents != 0 && workers_[i]->pid > 0) handle_exit(*workers_[i]);
+    }
+  }
+  stop_workers();
+}
+
+void ProcessPoolCore::spawn(Worker& worker) {
+  SharedMapping memory(kHeaderBytes + 2 * options_.ring_bytes);
+  auto* shared = new (memory.data()) WorkerShared();
+  std::byte* rings = memory.data() + kHeaderBytes;
+  WorkerContext context{shared,
+                        ByteRing(&shared->requests, rings, options_.ring_bytes),
+                        ByteRing(&shared->responses, rings + options_.ring_bytes, options_.ring_bytes),
+                        pool_shared_,
+                        wake_fd_.get(),
+                        ::getpid(),
+                        &options_};
+  std::fflush(nullptr);  // else the worker inherits unflushed output and prints it again
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(errno_text("ProcessPool: fork"));
+  if (pid == 0) worker_main(context);
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw Error(errno_text("ProcessPool: pidfd_open (Linux 5.3 or later is needed)"));
+  }
+  ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
+  std::lock_guard collecting(collect_mutex_);
+  std::lock_guard lock(mutex_);
+  worker.memory = std::move(memory);
+  worker.shared = shared;
+  worker.requests = context.requests;
+  worker.responses = context.responses;
+  worker.pid = pid;
+  worker.pidfd = std::move(pidfd);
+  worker.in_flight.clear();
+  worker.sent = 0;
+  worker.answered = 0;
+  worker.kill = Kill::none;
+}
+
+void ProcessPoolCore::await_ready(Worker& worker) {
+  for (;;) {
+    const std::uint32_t ready = worker.shared->ready.load(std::memory_order_acquire);
+    if (ready == 1) return;
+    if (ready == 2) std::rethrow_exception(remote_exception(worker.shared->failure_type, worker.shared->failure_message));
+    pollfd exited{worker.pidfd.get(), POLLIN, 0};
+    if (::poll(&exited, 1, 0) == 1 && worker.shared->ready.load(std::memory_order_acquire) == 0) {
+      const pid_t pid = worker.pid;
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      worker.pid = -1;
+      throw WorkerLost(pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    futex_wait(worker.shared->ready, 0, Clock::now() + std::chrono::milliseconds(10));
+  }
+}
+
+void ProcessPoolCore::handle_exit(Worker& worker) {
+  int status = 0;
+  while (::waitpid(worker.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const pid_t pid = worker.pid;
+  const bool was_ready = worker.shared->ready.load(std::memory_order_acquire) == 1;
+  Done done;
+  {
+    std::lock_guard collecting(collect_mutex_);
+    collect(worker, done);
+    std::lock_guard lock(mutex_);
+    // What is still in the request ring was not finished: the worker takes a request off only
+    // when its result is ready. Of those, the first may have been running when it died.
+    std::vector<std::vector<std::byte>> unfinished;
+    std::span<const std::byte> message;
+    while (worker.requests.peek(message) == ByteRing::Peek::message) {
+      unfinished.emplace_back(message.begin(), message.end());
+      worker.requests.pop();
+    }
+    // Lost: the task whose request was taken off but whose result never came, or the one that
+    // had begun and was still in the ring.
+    const bool lost_unanswered = worker.in_flight.size() > unfinished.size();
+    const bool lost_running = !lost_unanswered && !worker.in_flight.empty() &&
+                              worker.shared->started.load(std::memory_order_acquire) > worker.answered;
+    if (lost_unanswered || lost_running) {
+      RemoteResult* lost = worker.in_flight.front().task;
+      worker.in_flight.pop_front();
+      if (lost_running) unfinished.erase(unfinished.begin());
+      std::exception_ptr error;
+      if (worker.kill.load() == Kill::timeout) {
+        error = std::make_exception_ptr(TaskTimeout("ProcessPool: the task ran longer than its task_timeout of " +
+                                                    std::to_string(options_.task_timeout.count()) +
+                                                    " ms; its worker process " + std::to_string(pid) +
+                                                    " was killed and replaced"));
+      } else {
+        error = std::make_exception_ptr(WorkerLost(pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+                                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+      }
+      store_failure(lost, error, done);
+    }
+    // The rest go back to the front of the backlog, in their order, to run elsewhere.
+    const std::size_t resend = std::min(worker.in_flight.size(), unfinished.size());
+    for (std::size_t i = resend; i-- > 0;) {
+      RemoteResult* task = worker.in_flight[i].task;
+      if (task->state().phase() == kCancelled) {
+        task->state().release();
+        continue;
+      }
+      std::vector<std::byte>& request = unfinished[i];
+      const std::uint64_t no_flags = 0;
+      std::memcpy(request.data() + sizeof(std::int64_t), &no_flags, sizeof no_flags);
+      backlog_.push_front({task, std::move(request)});
+    }
+    for (std::size_t i = resend; i < worker.in_flight.size(); ++i) {
+      store_failure(worker.in_flight[i].task, std::make_exception_ptr(Error("ProcessPool: a request was lost")), done);
+    }
+    worker.in_flight.clear();
+    worker.pid = -1;
+    worker.pidfd.reset();
+    worker.shared = nullptr;
+    worker.memory.reset();
+  }
+  finish(done);
+
+  if (was_ready) {
+    start_failures_ = 0;
+  } else if (++start_failures_ >= kStartFailuresAllowed) {
+    break_pool("ProcessPool: " + std::to_string(start_failures_) +
+               " replacement workers in a row died before they were ready (the last exited with status " +
+               std::to_string(status) + "); the pool is closed");
+    return;
+  }
+  if (drained()) return;
+  try {
+    spawn(worker);
+  } catch (const Error& e) {
+    break_pool(std::string("ProcessPool: cannot replace a worker: ") + e.what());
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  refill();
+}
+
+void ProcessPoolCore::stop_cancelled() {
+  Done done;
+  {
+    std::lock_guard collecting(collect_mutex_);
+    collect_all(done);
+    std::lock_guard lock(mutex_);
+    for (auto& worker : workers_) {
+      if (worker->pid <= 0) continue;
+      for (std::size_t i = 0; i < worker->in_flight.size(); ++i) {
+        InFlight& entry = worker->in_flight[i];
+        if (entry.flagged || entry.task->state().phase() != kCancelled) continue;
+        entry.flagged = true;
+        request_flags(entry.flags).store(1, std::memory_order_seq_cst);
+        // The worker bumps `started`, then reads the flag; this side stores the flag, then reads
+        // `started`: at least one of the two sees the other, so a task is skipped or killed.
+        if (worker->shared->started.load(std::memory_order_seq_cst) > worker->answered + i &&
+            !entry.task->quiet_cancel() && worker->kill.load() == Kill::none) {
+          worker->kill = Kill::cancel;
+          ::kill(worker->pid, SIGKILL);
+        }
+      }
+    }
+  }
+  finish(done);
+}
+
+void ProcessPoolCore::enforce_timeouts() {
+  if (options_.task_timeout.count() <= 0) return;
+  const std::int64_t limit = std::chrono::nanoseconds(options_.task_timeout).count();
+  const std::int64_t now = monotonic_ns();
+  for (auto& worker : workers_) {
+    if (worker->pid <= 0 || worker->kill.load() != Kill::none) continue;
+    const std::uint64_t before = worker->shared->started.load(std::memory_order_acquire);
+    const std::int64_t since = worker->shared->running_since_ns.load(std::memory_order_acquire);
+    const std::uint64_t after = worker->shared->started.load(std::memory_order_acquire);
+    if (since != 0 && before == after && now - since > limit) {
+      worker->kill = Kill::timeout;
+      ::kill(worker->pid, SIGKILL);
+    }
+  }
+}
+
+int ProcessPoolCore::poll_timeout_ms() {
+  if (options_.task_timeout.count() <= 0) return -1;
+  std::lock_guard lock(mutex_);
+  const bool busy = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->in_flight.empty(); });
+  if (!busy) return -1;
+  return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, 50));
+}
+
+bool ProcessPoolCore::drained() {
+  std::lock_guard lock(mutex_);
+  if (!stopping_ || !backlog_.empty()) return false;
+  return std::all_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->in_flight.empty(); });
+}
+
+void ProcessPoolCore::stop_workers() noexcept {
+  for (auto& worker : workers_) {
+    if (worker->pid <= 0) continue;
+    worker->shared->stop.store(1, std::memory_order_seq_cst);
+    worker->shared->requests.data_seq.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(worker->shared->requests.data_seq);
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (auto& worker : workers_) {
+    if (worker->pid <= 0) continue;
+    pollfd exited{worker->pidfd.get(), POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (::poll(&exited, 1, static_cast<int>(std::max<long long>(0, left))) != 1) ::kill(worker->pid, SIGKILL);
+    while (::waitpid(worker->pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    std::lock_guard collecting(collect_mutex_);
+    std::lock_guard lock(mutex_);
+    worker->pid = -1;
+    worker->pidfd.reset();
+  }
+  finished_.store(1, std::memory_order_release);
+  futex_wake_all(finished_);
+}
+
+void ProcessPoolCore::break_pool(const std::string& reason) {
+  Done done;
+  {
+    std::lock_guard lock(mutex_);
+    closed_.store(true, std::memory_order_release);
+    stopping_ = true;
+    broken_ = reason;
+    for (Pending& pending : backlog_) store_failure(pending.task, std::make_exception_ptr(Error(reason)), done);
+    backlog_.clear();
+    for (auto& worker : workers_) {
+      if (worker->pid > 0) continue;
+      for (InFlight& entry : worker->in_flight) store_failure(entry.task, std::make_exception_ptr(Error(reason)), done);
+      worker->in_flight.clear();
+    }
+  }
+  finish(done);
+}
+
+void ProcessPoolCore::shutdown(bool wait, bool cancel_pending) {
+  std::vector<RemoteResult*> to_cancel;
+  {
+    std::lock_guard collecting(collect_mutex_);
+    std::lock_guard lock(mutex_);
+    closed_.store(true, std::memory_order_release);
+    stopping_ = true;
+    if (cancel_pending) {
+      for (Pending& pending : backlog_) to_cancel.push_back(pending.task);
+      for (auto& worker : workers_) {
+        for (std::size_t i = 0; i < worker->in_flight.size(); ++i) {
+          // The first may be running; ThreadPool's shutdown does not cancel running tasks either.
+          if (i > 0 || !worker->shared || worker->shared->started.load() <= worker->answered) {
+            to_cancel.push_back(worker->in_flight[i].task);
+          }
+        }
+      }
+    }
+  }
+  for (RemoteResult* task : to_cancel) {
+    task->set_quiet_cancel();
+    task->state().try_cancel();
+  }
+  cancellations_.store(true, std::memory_order_release);
+  wake_supervisor();
+  if (wait) {
+    std::lock_guard lock(join_mutex_);
+    if (supervisor_.joinable()) supervisor_.join();
+  }
+}
+
+bool ProcessPoolCore::shutdown_until(Clock::time_point deadline, bool cancel_pending) {
+  shutdown(false, cancel_pending);
+  while (finished_.load(std::memory_order_acquire) == 0) {
+    if (!futex_wait(finished_, 0, deadline) && finished_.load(std::memory_order_acquire) == 0) return false;
+  }
+  std::lock_guard lock(join_mutex_);
+  if (supervisor_.joinable()) supervisor_.join();
+  return true;
+}
+
+std::shared_ptr<ProcessPoolCore> make_process_pool_core(ProcessPoolOptions options) {
+  return std::make_shared<ProcessPoolCore>(std::move(options));
+}
+
+void submit_remote(ProcessPoolCore& core, std::span<const std::byte> request, RemoteResult* task) {
+  core.submit(request, task);
+}
+std::size_t worker_count(const ProcessPoolCore& core) noexcept { return core.size(); }
+bool is_closed(const ProcessPoolCore& core) noexcept { return core.closed(); }
+std::size_t max_message(const ProcessPoolCore& core) noexcept { return core.max_message(); }
+void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending) { core.shutdown(wait, cancel_pending); }
+bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending) {
+  return core.shutdown_until(deadline, cancel_pending);
+}
+void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline) {
+  core.help_collect(state, deadline);
+}
+void notify_cancelled(ProcessPoolCore& core) noexcept { core.notify_cancelled(); }
+bool in_worker_process() noexcept { return this_process_is_worker; }
+ByteWriter& request_buffer() {
+  thread_local ByteWriter buffer;
+  return buffer;
+}
+
+}  // namespace tandem::detail

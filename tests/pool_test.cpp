@@ -1,0 +1,403 @@
+// One API, one suite: every test body here runs on a ThreadPool and on a ProcessPool. Tasks are
+// captureless lambdas or capture only pointers into SharedBlock memory, which both agents reach
+// (created before the pool, so that its worker processes inherit the mapping).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "shared_block.hpp"
+#include "tandem/process_pool.hpp"
+#include "tandem/thread_pool.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+#ifdef TANDEM_UNDER_TSAN
+constexpr int kManyTasks = 5'000;
+#else
+constexpr int kManyTasks = 50'000;
+#endif
+
+template <class Pool>
+struct Traits;
+template <>
+struct Traits<tandem::ThreadPool> {
+  using Options = tandem::ThreadPoolOptions;
+  static constexpr bool shares_memory = true;
+};
+template <>
+struct Traits<tandem::ProcessPool> {
+  using Options = tandem::ProcessPoolOptions;
+  static constexpr bool shares_memory = false;
+};
+
+std::vector<int> iota_vector(int n) {
+  std::vector<int> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+int triple(int x) { return 3 * x; }
+
+struct Counters {
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  std::array<std::atomic<int>, 10'000> visits{};
+};
+
+int global_value = 0;
+
+template <class Pool>
+class PoolTest : public ::testing::Test {
+ protected:
+  using Options = typename Traits<Pool>::Options;
+  static Options options(std::size_t workers) {
+    Options options;
+    options.workers = workers;
+    return options;
+  }
+};
+
+using Pools = ::testing::Types<tandem::ThreadPool, tandem::ProcessPool>;
+class PoolNames {
+ public:
+  template <class T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, tandem::ThreadPool> ? "ThreadPool" : "ProcessPool";
+  }
+};
+TYPED_TEST_SUITE(PoolTest, Pools, PoolNames);
+
+TYPED_TEST(PoolTest, SubmitRunsTheCallableWithItsArguments) {
+  TypeParam pool(2);
+  EXPECT_EQ(pool.size(), 2u);
+  auto sum = pool.submit([](int a, int b) { return a + b; }, 2, 40);
+  auto text = pool.submit([](const std::string& s) { return s + "!"; }, std::string("hi"));
+  auto by_pointer = pool.submit(&triple, 14);
+  const int offset = 100;
+  auto captured = pool.submit([offset](int x) { return x + offset; }, 1);
+  auto nothing = pool.submit([] {});
+  EXPECT_EQ(sum.get(), 42);
+  EXPECT_EQ(text.get(), "hi!");
+  EXPECT_EQ(by_pointer.get(), 42);
+  EXPECT_EQ(captured.get(), 101);
+  EXPECT_NO_THROW(nothing.get());
+}
+
+TYPED_TEST(PoolTest, ContainersAndSerializableTypesTravel) {
+  TypeParam pool(2);
+  auto total = pool.submit(
+      [](const std::vector<double>& values) { return std::accumulate(values.begin(), values.end(), 0.0); },
+      std::vector<double>{1.5, 2.5, 3.0});
+  auto words = pool.submit(
+      [](const std::vector<std::string>& in) {
+        std::set<std::string> unique(in.begin(), in.end());
+        return std::vector<std::string>(unique.begin(), unique.end());
+      },
+      std::vector<std::string>{"b", "a", "b"});
+  EXPECT_DOUBLE_EQ(total.get(), 7.0);
+  EXPECT_EQ(words.get(), (std::vector<std::string>{"a", "b"}));
+}
+
+TYPED_TEST(PoolTest, ExceptionsReachGetWithTheirType) {
+  TypeParam pool(2);
+  auto f = pool.submit([]() -> int { throw std::out_of_range("nope"); });
+  try {
+    f.get();
+    FAIL() << "expected std::out_of_range";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "nope");
+  }
+  EXPECT_NE(f.exception(), nullptr);
+  EXPECT_EQ(pool.submit([] { return 1; }).get(), 1) << "the pool goes on";
+}
+
+TYPED_TEST(PoolTest, ZeroWorkersIsAClearError) {
+  try {
+    TypeParam pool(0);
+    FAIL() << "expected tandem::Error";
+  } catch (const tandem::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at least one worker"), std::string::npos) << e.what();
+  }
+}
+
+TYPED_TEST(PoolTest, DefaultSizeIsTheUsableCpuCount) {
+  TypeParam pool;
+  EXPECT_EQ(pool.size(), tandem::cpu_count());
+}
+
+TYPED_TEST(PoolTest, InitializerRunsOnceOnEveryWorker) {
+  SharedBlock<Counters> counters;
+  auto options = TestFixture::options(3);
+  options.initializer = [c = counters.get()] { c->started++; };
+  TypeParam pool(options);
+  EXPECT_EQ(counters->started.load(), 3);
+}
+
+TYPED_TEST(PoolTest, AFailingInitializerMakesConstructionThrow) {
+  auto options = TestFixture::options(2);
+  options.initializer = [] { throw std::runtime_error("no GPU here"); };
+  EXPECT_THROW(TypeParam pool(options), std::runtime_error);
+}
+
+TYPED_TEST(PoolTest, MapResultsComeInInputOrderForAnySizeAndChunking) {
+  TypeParam pool(2);
+  for (int n : {0, 1, 7, 1000, 100'003}) {
+    const auto input = iota_vector(n);
+    for (std::size_t chunksize : {0u, 1u, 3u, 64u, 1'000'000u}) {
+      if (chunksize == 1 && n > 1000) continue;  // 100k one-element tasks prove nothing more
+      const auto squares = pool.map([](int x) { return static_cast<long>(x) * x; }, input, chunksize);
+      ASSERT_EQ(squares.size(), input.size());
+      for (std::size_t i = 0; i < input.size(); ++i) ASSERT_EQ(squares[i], static_cast<long>(i) * static_cast<long>(i));
+    }
+  }
+}
+
+TYPED_TEST(PoolTest, MapAcceptsNonRandomAccessRangesAndAnyResultType) {
+  TypeParam pool(2);
+  std::list<int> numbers{1, 2, 3, 4};
+  EXPECT_EQ(pool.map([](int x) { return x % 2 == 0; }, numbers), (std::vector<bool>{false, true, false, true}));
+  EXPECT_EQ(pool.map([](int x) { return std::string(static_cast<std::size_t>(x), 'x'); }, numbers),
+            (std::vector<std::string>{"x", "xx", "xxx", "xxxx"}));
+  EXPECT_EQ(pool.map([](int x) { return x * 2; }, std::views::iota(0, 4)), (std::vector<int>{0, 2, 4, 6}));
+}
+
+TYPED_TEST(PoolTest, MapOfVoidFunctionsVisitsEveryElementOnce) {
+  SharedBlock<Counters> counters;
+  TypeParam pool(2);
+  pool.map([c = counters.get()](int i) { c->visits[static_cast<std::size_t>(i)]++; }, iota_vector(10'000));
+  for (auto& v : counters->visits) ASSERT_EQ(v.load(), 1);
+}
+
+TYPED_TEST(PoolTest, MapRethrowsTheFirstExceptionAndStopsTheRest) {
+  SharedBlock<Counters> counters;
+  TypeParam pool(2);
+  EXPECT_THROW(pool.map(
+                   [c = counters.get()](int x) {
+                     c->started++;
+                     if (x == 3) throw std::invalid_argument("three");
+                     std::this_thread::sleep_for(1ms);
+                     return x;
+                   },
+                   iota_vector(1000), 1),
+               std::invalid_argument);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_LT(counters->started.load(), 200) << "chunks kept starting after the failure";
+}
+
+TYPED_TEST(PoolTest, StarmapUnpacksTuples) {
+  TypeParam pool(2);
+  std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+  EXPECT_EQ(pool.starmap([](int a, int b) { return a * b; }, pairs), (std::vector<int>{2, 12, 30}));
+  EXPECT_EQ(pool.starmap_for([](int a, int b) { return a + b; }, pairs, 5s), (std::vector<int>{3, 7, 11}));
+}
+
+TYPED_TEST(PoolTest, MapForReturnsInTimeOrThrowsAndCancelsTheRest) {
+  SharedBlock<Counters> counters;
+  TypeParam pool(2);
+  EXPECT_EQ(pool.map_for([](int x) { return x + 1; }, iota_vector(3), 5s), (std::vector<int>{1, 2, 3}));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(pool.map_for(
+                   [c = counters.get()](int x) {
+                     c->started++;
+                     std::this_thread::sleep_for(10ms);
+                     return x;
+                   },
+                   iota_vector(200), 30ms, 1),
+               tandem::TimeoutError);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  std::this_thread::sleep_for(30ms);
+  const int after_timeout = counters->started.load();
+  EXPECT_LT(after_timeout, 30);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(counters->started.load(), after_timeout) << "no chunk may start after map_for gave up";
+}
+
+TYPED_TEST(PoolTest, ImapIsLazyOrderedAndReadsABoundedWindowOfAnEndlessRange) {
+  TypeParam pool(2);
+  int read = 0;
+  auto counted = std::views::iota(0) | std::views::transform([&read](int x) {
+                   read++;
+                   return x;
+                 });
+  int expected = 0;
+  {
+    auto stream = pool.imap([](int x) { return x * 3; }, counted, 4);
+    for (int value : stream) {
+      ASSERT_EQ(value, expected * 3);
+      if (++expected == 50) break;
+    }
+  }
+  const int window = static_cast<int>(tandem::detail::imap_window(pool.size())) * 4;
+  EXPECT_LE(read, 50 + window + 4) << "imap read too far ahead";
+}
+
+TYPED_TEST(PoolTest, ImapUnorderedYieldsEveryResultOnce) {
+  TypeParam pool(2);
+  std::multiset<int> seen;
+  for (int v : pool.imap_unordered(
+           [](int x) {
+             std::this_thread::sleep_for(std::chrono::microseconds((x * 37) % 200));
+             return x;
+           },
+           iota_vector(300), 3)) {
+    seen.insert(v);
+  }
+  std::multiset<int> expected;
+  for (int i = 0; i < 300; ++i) expected.insert(i);
+  EXPECT_EQ(seen, expected);
+}
+
+TYPED_TEST(PoolTest, ImapExceptionSurfacesAtItsElementAndIterationGoesOn) {
+  TypeParam pool(2);
+  auto stream = pool.imap(
+      [](int x) {
+        if (x == 2) throw std::runtime_error("two");
+        return x;
+      },
+      iota_vector(5));
+  EXPECT_EQ(stream.next(), 0);
+  EXPECT_EQ(stream.next(), 1);
+  EXPECT_THROW(stream.next(), std::runtime_error);
+  EXPECT_EQ(stream.next(), 3);
+  EXPECT_EQ(stream.next(), 4);
+  EXPECT_EQ(stream.next(), std::nullopt);
+}
+
+TYPED_TEST(PoolTest, ImapNextForTimesOut) {
+  SharedBlock<Gate> gate;
+  TypeParam pool(1);
+  auto stream = pool.imap(
+      [g = gate.get()](int x) {
+        g->wait();
+        return x;
+      },
+      iota_vector(2));
+  EXPECT_THROW(stream.next_for(20ms), tandem::TimeoutError);
+  gate->open();
+  EXPECT_EQ(stream.next_for(5s), 0);
+}
+
+TYPED_TEST(PoolTest, ACancelledPendingTaskNeverRuns) {
+  SharedBlock<Gate> gate;
+  SharedBlock<Counters> counters;
+  TypeParam pool(1);
+  auto blocker = pool.submit([g = gate.get()] { g->wait(); });
+  auto victim = pool.submit([c = counters.get()] { c->started++; });
+  EXPECT_TRUE(victim.cancel());
+  gate->open();
+  blocker.get();
+  EXPECT_THROW(victim.get(), tandem::CancelledError);
+  pool.submit([] {}).get();  // the queue has moved past the victim
+  EXPECT_EQ(counters->started.load(), 0);
+}
+
+TYPED_TEST(PoolTest, SubmitAfterShutdownThrowsPoolClosed) {
+  TypeParam pool(2);
+  pool.shutdown();
+  EXPECT_TRUE(pool.closed());
+  EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
+  EXPECT_THROW(pool.map([](int x) { return x; }, iota_vector(10)), tandem::PoolClosed);
+  EXPECT_NO_THROW(pool.shutdown()) << "shutdown is idempotent";
+}
+
+TYPED_TEST(PoolTest, ShutdownWaitRunsEverythingAlreadySubmitted) {
+  SharedBlock<Counters> counters;
+  TypeParam pool(2);
+  std::vector<tandem::Future<void>> futures;
+  for (int i = 0; i < 200; ++i) {
+    futures.push_back(pool.submit([c = counters.get()] {
+      std::this_thread::sleep_for(50us);
+      c->finished++;
+    }));
+  }
+  pool.shutdown(true);
+  EXPECT_EQ(counters->finished.load(), 200);
+  for (auto& f : futures) EXPECT_NO_THROW(f.get());
+}
+
+TYPED_TEST(PoolTest, ShutdownCancelPendingCancelsQueuedTasksWhileBusy) {
+  SharedBlock<Gate> started, release;
+  TypeParam pool(1);
+  auto running = pool.submit([s = started.get(), r = release.get()] {
+    s->open();
+    r->wait();
+    return 1;
+  });
+  started->wait();
+  std::vector<tandem::Future<int>> queued;
+  for (int i = 0; i < 50; ++i) queued.push_back(pool.submit([] { return 2; }));
+  pool.shutdown(false, true);
+  release->open();
+  EXPECT_EQ(running.get(), 1) << "the running task finishes";
+  for (auto& f : queued) EXPECT_THROW(f.get(), tandem::CancelledError);
+}
+
+TYPED_TEST(PoolTest, ShutdownForGivesUpOnBusyWorkersAndSucceedsLater) {
+  SharedBlock<Gate> gate;
+  TypeParam pool(1);
+  auto busy = pool.submit([g = gate.get()] { g->wait(); });
+  EXPECT_FALSE(pool.shutdown_for(20ms));
+  EXPECT_TRUE(pool.closed());
+  EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
+  gate->open();
+  EXPECT_TRUE(pool.shutdown_for(5s));
+  EXPECT_NO_THROW(busy.get());
+}
+
+TYPED_TEST(PoolTest, DestructorRunsPendingTasks) {
+  SharedBlock<Counters> counters;
+  {
+    TypeParam pool(1);
+    for (int i = 0; i < 100; ++i) pool.submit([c = counters.get()] { c->finished++; });
+  }
+  EXPECT_EQ(counters->finished.load(), 100);
+}
+
+TYPED_TEST(PoolTest, ManyTasksFromSeveralThreadsAllArriveOnce) {
+  TypeParam pool(2);
+  std::vector<std::vector<tandem::Future<int>>> futures(3);
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 3; ++t) {
+    submitters.emplace_back([&, t] {
+      for (int i = 0; i < kManyTasks / 3; ++i) futures[static_cast<std::size_t>(t)].push_back(pool.submit([](int x) { return x + 1; }, i));
+    });
+  }
+  for (auto& s : submitters) s.join();
+  for (auto& list : futures) {
+    for (std::size_t i = 0; i < list.size(); ++i) ASSERT_EQ(list[i].get(), static_cast<int>(i) + 1);
+  }
+}
+
+TYPED_TEST(PoolTest, ThenAndWaitAnyWorkOnItsFutures) {
+  TypeParam pool(2);
+  auto doubled = pool.submit([] { return 21; }).then([](int v) { return 2 * v; });
+  EXPECT_EQ(doubled.get(), 42);
+  std::vector<tandem::Future<int>> futures;
+  for (int i = 0; i < 4; ++i) futures.push_back(pool.submit([](int x) { return x; }, i));
+  tandem::wait_all(futures);
+  for (auto& f : futures) EXPECT_TRUE(f.done());
+}
+
+// The inherent difference: a thread writes the caller's memory, a process writes its own copy.
+TYPED_TEST(PoolTest, OnlyThreadsShareTheCallersMemory) {
+  TypeParam pool(1);
+  global_value = 1;
+  pool.submit([] { global_value = 2; }).get();
+  EXPECT_EQ(global_value, Traits<TypeParam>::shares_memory ? 2 : 1);
+  EXPECT_EQ(pool.submit([] { return global_value; }).get(), 2) << "the worker sees its own write";
+}
+
+}  // namespace
