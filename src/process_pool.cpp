@@ -255,13 +255,17 @@ class ProcessPoolCore {
 
   void submit(std::span<const std::byte> request, RemoteResult* task);
   void help_collect(const StateBase& state, Clock::time_point deadline);
-  void notify_cancelled() noexcept {
-    cancellations_.store(true, std::memory_order_release);
-    wake_supervisor();
-  }
+  void cancel(RemoteResult& task) noexcept;
   void shutdown(bool wait, bool cancel_pending);
   bool shutdown_until(Clock::time_point deadline, bool cancel_pending);
 
+  void check_owner() const {
+    if (::getpid() != owner_) {
+      throw Error("ProcessPool: this pool belongs to process " + std::to_string(owner_) +
+                  "; a task in its worker process sees only a copy of it, which cannot run anything. Return "
+                  "the work to the caller, or create a pool inside the task");
+    }
+  }
   std::size_t size() const noexcept { return options_.workers; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
@@ -269,8 +273,8 @@ class ProcessPoolCore {
  private:
   struct InFlight {
     RemoteResult* task;
-    std::byte* flags;  // the request's flags word, in the ring
-    bool flagged = false;
+    std::byte* flags;    // the request's flags word, in the ring
+    std::uint64_t index;  // of the request among those sent to this worker process
   };
   enum class Kill { none, timeout, cancel, protocol };
   struct Worker {
@@ -282,7 +286,6 @@ class ProcessPoolCore {
     UniqueFd pidfd;
     std::deque<InFlight> in_flight;  // mutex_; in the order sent
     std::uint64_t sent = 0;          // mutex_; requests sent to this process
-    std::uint64_t answered = 0;      // collect_mutex_; responses read from this process
     std::atomic<Kill> kill{Kill::none};  // why the pool killed this process, if it did
   };
   struct Pending {
@@ -322,7 +325,6 @@ class ProcessPoolCore {
   void spawn(Worker& worker);
   void await_ready(Worker& worker);
   void handle_exit(Worker& worker);
-  void stop_cancelled();
   void enforce_timeouts();
   int poll_timeout_ms();
   bool drained();
@@ -330,6 +332,7 @@ class ProcessPoolCore {
   void break_pool(const std::string& reason);
 
   ProcessPoolOptions options_;
+  const pid_t owner_ = ::getpid();
   SharedMapping pool_memory_;
   PoolShared* pool_shared_ = nullptr;
   UniqueFd wake_fd_;
@@ -342,9 +345,9 @@ class ProcessPoolCore {
   std::string broken_;
 
   std::mutex collect_mutex_;
-  std::atomic<bool> cancellations_{false};
   int start_failures_ = 0;
 
+  std::atomic<bool> untimed_sleep_{false};  // the supervisor sleeps without a timeout tick
   std::mutex join_mutex_;
   std::thread supervisor_;
   std::atomic<std::uint32_t> finished_{0};
@@ -383,7 +386,11 @@ void ProcessPoolCore::submit(std::span<const std::byte> request, RemoteResult* t
   if (closed_.load(std::memory_order_relaxed)) {
     throw PoolClosed(broken_.empty() ? "ProcessPool::submit: the pool is shut down" : broken_);
   }
-  if (backlog_.empty() && try_send(request, task)) return;
+  if (backlog_.empty() && try_send(request, task)) {
+    // The supervisor times running tasks only while it knows some are in flight.
+    if (untimed_sleep_.load(std::memory_order_relaxed) && untimed_sleep_.exchange(false)) wake_supervisor();
+    return;
+  }
   backlog_.push_back({task, std::vector<std::byte>(request.begin(), request.end())});
   wake_supervisor();  // a worker may have room by the time it looks
 }
@@ -400,7 +407,7 @@ bool ProcessPoolCore::try_send(std::span<const std::byte> request, RemoteResult*
   if (!best) return false;
   std::byte* payload = best->requests.try_push(request.data(), request.size());
   if (!payload) return false;
-  best->in_flight.push_back({task, payload + sizeof(std::int64_t)});
+  best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent});
   ++best->sent;
   return true;
 }
@@ -450,7 +457,6 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       ::kill(worker.pid, SIGKILL);
       break;
     }
-    ++worker.answered;
     ByteReader in(message);
     try {
       const auto status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
@@ -522,7 +528,6 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
       collect_all(done);
     }
     finish(done);
-    if (cancellations_.exchange(false, std::memory_order_acq_rel)) stop_cancelled();
     enforce_timeouts();
     if (drained()) break;
 
@@ -581,7 +586,6 @@ void ProcessPoolCore::spawn(Worker& worker) {
   worker.pidfd = std::move(pidfd);
   worker.in_flight.clear();
   worker.sent = 0;
-  worker.answered = 0;
   worker.kill = Kill::none;
 }
 
@@ -625,7 +629,7 @@ void ProcessPoolCore::handle_exit(Worker& worker) {
     // had begun and was still in the ring.
     const bool lost_unanswered = worker.in_flight.size() > unfinished.size();
     const bool lost_running = !lost_unanswered && !worker.in_flight.empty() &&
-                              worker.shared->started.load(std::memory_order_acquire) > worker.answered;
+                              worker.shared->started.load(std::memory_order_acquire) > worker.in_flight.front().index;
     if (lost_unanswered || lost_running) {
       RemoteResult* lost = worker.in_flight.front().task;
       worker.in_flight.pop_front();
@@ -685,30 +689,24 @@ void ProcessPoolCore::handle_exit(Worker& worker) {
   refill();
 }
 
-void ProcessPoolCore::stop_cancelled() {
-  Done done;
-  {
-    std::lock_guard collecting(collect_mutex_);
-    collect_all(done);
-    std::lock_guard lock(mutex_);
-    for (auto& worker : workers_) {
-      if (worker->pid <= 0) continue;
-      for (std::size_t i = 0; i < worker->in_flight.size(); ++i) {
-        InFlight& entry = worker->in_flight[i];
-        if (entry.flagged || entry.task->state().phase() != kCancelled) continue;
-        entry.flagged = true;
-        request_flags(entry.flags).store(1, std::memory_order_seq_cst);
-        // The worker bumps `started`, then reads the flag; this side stores the flag, then reads
-        // `started`: at least one of the two sees the other, so a task is skipped or killed.
-        if (worker->shared->started.load(std::memory_order_seq_cst) > worker->answered + i &&
-            !entry.task->quiet_cancel() && worker->kill.load() == Kill::none) {
-          worker->kill = Kill::cancel;
-          ::kill(worker->pid, SIGKILL);
-        }
+void ProcessPoolCore::cancel(RemoteResult& task) noexcept {
+  std::lock_guard lock(mutex_);
+  for (auto& worker : workers_) {
+    if (worker->pid <= 0) continue;
+    for (InFlight& entry : worker->in_flight) {
+      if (entry.task != &task) continue;
+      request_flags(entry.flags).store(1, std::memory_order_seq_cst);
+      // The worker bumps `started`, then reads the flag; this side stores the flag, then reads
+      // `started`: at least one of the two sees the other, so the task is skipped or stopped.
+      if (worker->shared->started.load(std::memory_order_seq_cst) > entry.index && !task.quiet_cancel() &&
+          worker->kill.load() == Kill::none) {
+        worker->kill = Kill::cancel;
+        ::kill(worker->pid, SIGKILL);
       }
+      return;
     }
   }
-  finish(done);
+  // Not in a ring: in the backlog, where refill() drops cancelled tasks, or already answered.
 }
 
 void ProcessPoolCore::enforce_timeouts() {
@@ -729,9 +727,12 @@ void ProcessPoolCore::enforce_timeouts() {
 
 int ProcessPoolCore::poll_timeout_ms() {
   if (options_.task_timeout.count() <= 0) return -1;
+  // Flag first, then look: a submit that this look misses sees the flag and wakes us.
+  untimed_sleep_.store(true, std::memory_order_seq_cst);
   std::lock_guard lock(mutex_);
   const bool busy = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->in_flight.empty(); });
   if (!busy) return -1;
+  untimed_sleep_.store(false, std::memory_order_relaxed);
   return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, 50));
 }
 
@@ -786,7 +787,6 @@ void ProcessPoolCore::break_pool(const std::string& reason) {
 void ProcessPoolCore::shutdown(bool wait, bool cancel_pending) {
   std::vector<RemoteResult*> to_cancel;
   {
-    std::lock_guard collecting(collect_mutex_);
     std::lock_guard lock(mutex_);
     closed_.store(true, std::memory_order_release);
     stopping_ = true;
@@ -794,8 +794,8 @@ void ProcessPoolCore::shutdown(bool wait, bool cancel_pending) {
       for (Pending& pending : backlog_) to_cancel.push_back(pending.task);
       for (auto& worker : workers_) {
         for (std::size_t i = 0; i < worker->in_flight.size(); ++i) {
-          // The first may be running; ThreadPool's shutdown does not cancel running tasks either.
-          if (i > 0 || !worker->shared || worker->shared->started.load() <= worker->answered) {
+          // Not those already begun: ThreadPool's shutdown does not cancel running tasks either.
+          if (!worker->shared || worker->shared->started.load() <= worker->in_flight[i].index) {
             to_cancel.push_back(worker->in_flight[i].task);
           }
         }
@@ -806,7 +806,6 @@ void ProcessPoolCore::shutdown(bool wait, bool cancel_pending) {
     task->set_quiet_cancel();
     task->state().try_cancel();
   }
-  cancellations_.store(true, std::memory_order_release);
   wake_supervisor();
   if (wait) {
     std::lock_guard lock(join_mutex_);
@@ -841,8 +840,9 @@ bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool canc
 void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline) {
   core.help_collect(state, deadline);
 }
-void notify_cancelled(ProcessPoolCore& core) noexcept { core.notify_cancelled(); }
+void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept { core.cancel(task); }
 bool in_worker_process() noexcept { return this_process_is_worker; }
+void check_owner(const ProcessPoolCore& core) { core.check_owner(); }
 ByteWriter& request_buffer() {
   thread_local ByteWriter buffer;
   return buffer;

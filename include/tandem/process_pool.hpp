@@ -96,6 +96,8 @@ void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending);
 bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending);
 // True in a worker process of any ProcessPool.
 bool in_worker_process() noexcept;
+// Throws Error unless this process created the pool.
+void check_owner(const ProcessPoolCore& core);
 // The reused buffer a request is encoded into (one per thread).
 ByteWriter& request_buffer();
 
@@ -212,11 +214,10 @@ class ProcessPool {
     return options;
   }
 
-  static detail::ByteWriter& start_request(detail::Entry entry) {
-    if (detail::in_worker_process()) {
-      throw Error("ProcessPool: used from inside a worker process; a task cannot submit to a pool (not its own, "
-                  "whose supervisor lives in the parent, nor a copy of another)");
-    }
+  detail::ByteWriter& start_request(detail::Entry entry) {
+    // A worker's copy of a pool object of its parent has no supervisor and no workers: using it
+    // would wait forever. (A pool that a task creates in its worker is its own and works.)
+    if (detail::in_worker_process()) detail::check_owner(*core_);
     detail::ByteWriter& request = detail::request_buffer();
     request.clear();
     request.write_raw(detail::code_offset(reinterpret_cast<const void*>(entry)));

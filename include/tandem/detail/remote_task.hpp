@@ -129,8 +129,10 @@ void map_entry(ByteReader& in, ByteWriter& out) {
 class ProcessPoolCore;
 // Spins while collecting results (the waiter's own among them) for up to the spin budget.
 void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline);
-// A state of this pool was cancelled: the supervisor stops it if a worker has it.
-void notify_cancelled(ProcessPoolCore& core) noexcept;
+class RemoteResult;
+// `task` was cancelled: a worker that has it queued skips it; one that is running it is killed
+// (and replaced) unless the cancel is quiet.
+void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept;
 
 // What the pool keeps for each task in flight. The pool's collector stores the outcome while it
 // reads the response in place (store_*), and completes the state after leaving its lock.
@@ -168,7 +170,7 @@ class RemoteResult {
   ~RemoteResult() = default;
   virtual void decode_into(ByteReader& in) = 0;
   ProcessPoolCore& core() const noexcept { return *core_; }
-  void cancelled() noexcept { notify_cancelled(*core_); }
+  void cancelled() noexcept { cancel_remote(*core_, *this); }
 
  private:
   std::shared_ptr<ProcessPoolCore> core_;
