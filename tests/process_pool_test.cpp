@@ -66,7 +66,13 @@ int run_or_crash(int x, Crash how) {
     case Crash::abort:
       std::abort();
     case Crash::exit:
+#ifdef __SANITIZE_ADDRESS__
+      // LeakSanitizer would check the worker's copy of the test's heap at exit and change the
+      // status; the pool sees the same exit either way.
+      ::_exit(7);
+#else
       std::exit(7);
+#endif
     case Crash::sigkill:
       std::raise(SIGKILL);
       break;
@@ -176,6 +182,9 @@ TEST(ProcessPoolIsolation, CancellingARunningTaskKillsAndReplacesItsWorker) {
 }
 
 TEST(ProcessPoolIsolation, AllocationPastTheMemoryLimitFailsClearly) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers replace the allocator and reserve terabytes of shadow address space";
+#endif
   tandem::ProcessPoolOptions options;
   options.workers = 1;
   options.memory_limit = std::size_t{64} << 20;
