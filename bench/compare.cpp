@@ -4,13 +4,17 @@
 //
 //   tandem_compare            full run (about a minute)
 //   TANDEM_BENCH_QUICK=1 ...  fewer and smaller rounds, for smoke tests
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "peers/peers.hpp"
+#include "tandem/process_pool.hpp"
 #include "tandem/thread_pool.hpp"
 #include "workloads/workloads.hpp"
 
@@ -181,6 +186,136 @@ void io_scrape() {
   ratios.push_back({"io_vs_ideal", ideal / m[0], ">=0.8"});
 }
 
+// Median seconds that bench/peers/python_peers.py reports, or a negative value without python3.
+double python_seconds(const std::string& mode, std::size_t n, int rounds) {
+  const std::string command = "python3 " TANDEM_BENCH_PEERS_DIR "/python_peers.py " + mode + " " + std::to_string(n) +
+                              " " + std::to_string(rounds) + " 2>/dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return -1;
+  double value = -1;
+  if (std::fscanf(pipe, "%lf", &value) != 1) value = -1;
+  return ::pclose(pipe) == 0 ? value : -1;
+}
+
+void pp_map_vs_python() {
+  section("ProcessPool(2)::map over 1M ints (abs) vs Python multiprocessing.Pool(2).map, default chunksize");
+  const std::size_t n = kQuick ? 200'000 : 1'000'000;
+  std::vector<int> input(n);
+  for (std::size_t i = 0; i < n; ++i) input[i] = -static_cast<int>(i);
+  tandem::ProcessPool pool(2);
+  const auto m = interleaved(kQuick ? 5 : 21, {[&] {
+                               return seconds([&] {
+                                 auto out = pool.map([](int x) { return x < 0 ? -x : x; }, input);
+                                 if (out[7] != 7) std::abort();
+                               });
+                             }});
+  const double python = python_seconds("map", n, kQuick ? 3 : 7);
+  row("tandem ProcessPool(2).map", m[0] * 1e3, "ms");
+  if (python < 0) {
+    std::printf("  (python3 not available: no Python figure, no RATIO line)\n");
+    return;
+  }
+  row("Python multiprocessing.Pool(2).map", python * 1e3, "ms");
+  ratios.push_back({"pp_map_vs_python", python / m[0], ">=100"});
+}
+
+void pp_submit_vs_python() {
+  section("ProcessPool(2): submit 20k tiny tasks, then get each, vs Python ProcessPoolExecutor(2)");
+  const std::size_t tasks = kQuick ? 2'000 : 20'000;
+  tandem::ProcessPool pool(2);
+  std::vector<tandem::Future<int>> futures;
+  futures.reserve(tasks);
+  const auto m = interleaved(kQuick ? 3 : 9, {[&] {
+                               return seconds([&] {
+                                 futures.clear();
+                                 for (std::size_t i = 0; i < tasks; ++i) {
+                                   futures.push_back(pool.submit([](int x) { return x < 0 ? -x : x; }, -static_cast<int>(i)));
+                                 }
+                                 long total = 0;
+                                 for (auto& f : futures) total += f.get();
+                                 if (total != static_cast<long>(tasks * (tasks - 1) / 2)) std::abort();
+                               });
+                             }});
+  const double python = python_seconds("submit", tasks, kQuick ? 1 : 3);
+  row("tandem ProcessPool(2) submit + get", m[0] * 1e9 / static_cast<double>(tasks), "ns/task");
+  if (python < 0) {
+    std::printf("  (python3 not available: no Python figure, no RATIO line)\n");
+    return;
+  }
+  row("Python ProcessPoolExecutor(2) submit + result", python * 1e9 / static_cast<double>(tasks), "ns/task");
+  ratios.push_back({"pp_submit_vs_python", python / m[0], ">=50"});
+}
+
+void pp_round_trip() {
+  section("Round trip: submit -> get on an idle pool, ProcessPool(2) vs ThreadPool(2)");
+  tandem::ProcessPool processes(2);
+  tandem::ThreadPool threads(2);
+  const std::size_t trips = kQuick ? 2'000 : 20'000;
+  auto trip = [&](auto& pool) {
+    return seconds([&] {
+             for (std::size_t i = 0; i < trips; ++i) pool.submit([] { return 1; }).get();
+           }) /
+           static_cast<double>(trips);
+  };
+  const auto m = interleaved(kQuick ? 3 : 9, {[&] { return trip(processes); }, [&] { return trip(threads); }});
+  row("tandem ProcessPool submit -> get", m[0] * 1e6, "us");
+  row("tandem ThreadPool submit -> get", m[1] * 1e6, "us");
+  ratios.push_back({"pp_rtt_vs_tp", m[0] / m[1], "<=2.0"});
+}
+
+void cpu_speedup_processes() {
+  section("CPU-bound: counting primes, serial vs ProcessPool(2).map over 64 chunks");
+  const std::uint64_t limit = kQuick ? 400'000 : 2'000'000;
+  const auto chunks = tandem::workloads::split_range(limit, 64);
+  tandem::ProcessPool pool(2);
+  std::uint64_t serial_count = 0, pool_count = 0;
+  const auto m = interleaved(kQuick ? 3 : 5, {[&] {
+                                                return seconds([&] {
+                                                  serial_count = 0;
+                                                  for (auto [b, e] : chunks) serial_count += tandem::workloads::count_primes(b, e);
+                                                });
+                                              },
+                                              [&] {
+                                                return seconds([&] {
+                                                  auto counts = pool.map(
+                                                      [](const std::pair<std::uint64_t, std::uint64_t>& r) {
+                                                        return tandem::workloads::count_primes(r.first, r.second);
+                                                      },
+                                                      chunks, 1);
+                                                  pool_count = std::accumulate(counts.begin(), counts.end(), std::uint64_t{0});
+                                                });
+                                              }});
+  if (serial_count != pool_count) std::abort();
+  row("serial", m[0] * 1e3, "ms");
+  row("ProcessPool(2)", m[1] * 1e3, "ms");
+  ratios.push_back({"cpu_speedup_processes", m[0] / m[1], ">=1.9"});
+}
+
+// Last: it leaves this process with 1 GiB touched (unmapped at the end).
+void pp_start_from_a_big_parent() {
+  section("Starting ProcessPool(2) from a parent that has touched 1 GiB, vs a plain fork+exit+wait");
+  const std::size_t bytes = kQuick ? (std::size_t{256} << 20) : (std::size_t{1} << 30);
+  void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) std::abort();
+  std::memset(memory, 1, bytes);
+  const auto m = interleaved(kQuick ? 3 : 7, {[&] {
+                                                const auto start = Clock::now();
+                                                tandem::ProcessPool pool(2);
+                                                return std::chrono::duration<double>(Clock::now() - start).count();
+                                              },
+                                              [&] {
+                                                return seconds([] {
+                                                  const pid_t pid = ::fork();
+                                                  if (pid == 0) ::_exit(0);
+                                                  ::waitpid(pid, nullptr, 0);
+                                                });
+                                              }});
+  ::munmap(memory, bytes);
+  row("tandem ProcessPool(2) ready (fork start method)", m[0] * 1e3, "ms");
+  row("plain fork + _exit + waitpid", m[1] * 1e3, "ms");
+  ratios.push_back({"pp_start_1g_vs_fork", m[0] / m[1], "<=0.1"});
+}
+
 }  // namespace
 
 int main() {
@@ -190,6 +325,11 @@ int main() {
   round_trip();
   cpu_speedup();
   io_scrape();
+  pp_map_vs_python();
+  pp_submit_vs_python();
+  pp_round_trip();
+  cpu_speedup_processes();
+  pp_start_from_a_big_parent();
   std::printf("\n");
   for (const auto& r : ratios) std::printf("RATIO %s %.3f %s\n", r.id.c_str(), r.value, r.target.c_str());
 }

@@ -1,0 +1,42 @@
+"""Python's stdlib process pools doing what bench/compare.cpp asks of tandem's ProcessPool.
+
+    python3 python_peers.py map N ROUNDS      multiprocessing.Pool(2).map(abs, N ints), default chunksize
+    python3 python_peers.py submit N ROUNDS   ProcessPoolExecutor(2): submit N abs() tasks, then result() each
+
+Prints the median seconds of ROUNDS timed rounds; pools are started (and warmed) before timing.
+"""
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import Pool
+
+
+def main():
+    mode, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    times = []
+    if mode == "map":
+        data = [-i for i in range(n)]
+        with Pool(2) as pool:
+            pool.map(abs, range(1000))
+            for _ in range(rounds):
+                start = time.perf_counter()
+                out = pool.map(abs, data)
+                times.append(time.perf_counter() - start)
+                assert out[7] == 7
+    elif mode == "submit":
+        with ProcessPoolExecutor(2) as executor:
+            list(executor.map(abs, range(100)))
+            for _ in range(rounds):
+                start = time.perf_counter()
+                futures = [executor.submit(abs, -i) for i in range(n)]
+                total = sum(f.result() for f in futures)
+                times.append(time.perf_counter() - start)
+                assert total == n * (n - 1) // 2
+    else:
+        sys.exit("unknown mode " + mode)
+    print(statistics.median(times))
+
+
+if __name__ == "__main__":
+    main()
