@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <span>
+#include <thread>
 
 #include "tandem/detail/futex.hpp"
 
@@ -140,12 +141,20 @@ class ByteRing {
   template <class GiveUp, class Ready>
   static bool wait(std::chrono::microseconds spin, Clock::time_point deadline, GiveUp& give_up, Ready ready,
                    std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping) {
-    const auto spin_end = Clock::now() + spin;
+    const auto start = Clock::now();
+    const auto spin_end = start + spin;
     while (!ready()) {
       const auto now = Clock::now();
       if (now >= deadline) return ready();
       if (now < spin_end) {
-        for (int i = 0; i < 32; ++i) cpu_relax();
+        // A few microseconds of pure spinning catch a quick peer without a system call; after
+        // that the core is offered to others between looks: on a machine with fewer cores than
+        // busy processes, a spinner that kept its core would delay the peer it waits for.
+        if (now - start < std::chrono::microseconds(5)) {
+          for (int i = 0; i < 32; ++i) cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
         continue;
       }
       if (give_up()) return ready();

@@ -186,6 +186,7 @@ void write_exception(ByteWriter& out, const std::string& type, const std::string
   auto give_up = [&] { return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != context.parent; };
   ByteWriter out;
   std::size_t tasks = 0;
+  const bool timed = options.task_timeout.count() > 0;
   for (;;) {
     if (!context.requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) break;
     std::span<const std::byte> message;
@@ -203,7 +204,7 @@ void write_exception(ByteWriter& out, const std::string& type, const std::string
         out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
       } else {
         out.write_raw(static_cast<std::uint64_t>(ResponseStatus::value));
-        shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        if (timed) shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
         entry(in, out);
       }
     } catch (const std::bad_alloc&) {
@@ -218,7 +219,7 @@ void write_exception(ByteWriter& out, const std::string& type, const std::string
       const auto [type, text] = describe_current_exception();
       write_exception(out, type, text);
     }
-    shared.running_since_ns.store(0, std::memory_order_relaxed);
+    if (timed) shared.running_since_ns.store(0, std::memory_order_relaxed);
     if (out.size() > context.responses.max_message()) {
       const std::size_t size = out.size();
       write_exception(out, "tandem::Error",
@@ -254,7 +255,9 @@ class ProcessPoolCore {
   ~ProcessPoolCore() { shutdown(true, false); }
 
   void submit(std::span<const std::byte> request, RemoteResult* task);
-  void help_collect(const StateBase& state, Clock::time_point deadline);
+  void help_collect(bool (*ready)(const void*), const void* context, Clock::time_point deadline);
+  void begin_collecting() noexcept;
+  void end_collecting();
   void cancel(RemoteResult& task) noexcept;
   void shutdown(bool wait, bool cancel_pending);
   bool shutdown_until(Clock::time_point deadline, bool cancel_pending);
@@ -340,6 +343,7 @@ class ProcessPoolCore {
 
   std::mutex mutex_;
   std::deque<Pending> backlog_;
+  std::atomic<std::size_t> backlog_size_{0};  // backlog_.size(), readable without mutex_
   std::atomic<bool> closed_{false};
   bool stopping_ = false;
   std::string broken_;
@@ -392,6 +396,7 @@ void ProcessPoolCore::submit(std::span<const std::byte> request, RemoteResult* t
     return;
   }
   backlog_.push_back({task, std::vector<std::byte>(request.begin(), request.end())});
+  backlog_size_.store(backlog_.size(), std::memory_order_release);
   wake_supervisor();  // a worker may have room by the time it looks
 }
 
@@ -418,10 +423,11 @@ void ProcessPoolCore::refill() {
     if (next.task->state().phase() == kCancelled) {
       next.task->state().release();
     } else if (!try_send(next.request, next.task)) {
-      return;
+      break;
     }
     backlog_.pop_front();
   }
+  backlog_size_.store(backlog_.size(), std::memory_order_release);
 }
 
 bool ProcessPoolCore::collect_all(Done& done) {
@@ -429,7 +435,7 @@ bool ProcessPoolCore::collect_all(Done& done) {
   for (auto& worker : workers_) {
     if (worker->pid > 0) any |= collect(*worker, done);
   }
-  if (any) {
+  if (any && backlog_size_.load(std::memory_order_acquire) != 0) {
     std::lock_guard lock(mutex_);
     refill();
   }
@@ -438,17 +444,16 @@ bool ProcessPoolCore::collect_all(Done& done) {
 
 bool ProcessPoolCore::collect(Worker& worker, Done& done) {
   bool any = false;
+  std::unique_lock lock(mutex_, std::defer_lock);
   for (;;) {
     std::span<const std::byte> message;
     const ByteRing::Peek peek = worker.responses.peek(message);
     if (peek == ByteRing::Peek::empty) break;
     RemoteResult* task = nullptr;
-    {
-      std::lock_guard lock(mutex_);
-      if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
-        task = worker.in_flight.front().task;
-        worker.in_flight.pop_front();
-      }
+    if (!lock.owns_lock()) lock.lock();
+    if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
+      task = worker.in_flight.front().task;
+      worker.in_flight.pop_front();
     }
     if (!task) {
       // Bytes from a worker are not trusted: a response nobody asked for, or a frame that does
@@ -484,29 +489,51 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
   return any;
 }
 
-void ProcessPoolCore::help_collect(const StateBase& state, Clock::time_point deadline) {
+void ProcessPoolCore::help_collect(bool (*ready)(const void*), const void* context, Clock::time_point deadline) {
   Done done;
   pool_shared_->active_collectors.fetch_add(1, std::memory_order_seq_cst);
-  const auto spin_end = std::min(deadline, Clock::now() + kSpinBudget);
-  while (!state.ready()) {
+  const auto spin_start = Clock::now();
+  const auto spin_end = std::min(deadline, spin_start + kSpinBudget);
+  while (!ready(context)) {
     if (collect_mutex_.try_lock()) {
       collect_all(done);
       collect_mutex_.unlock();
       finish(done);
     }
-    if (state.ready() || Clock::now() >= spin_end) break;
-    for (int i = 0; i < 32; ++i) cpu_relax();
+    if (ready(context) || Clock::now() >= spin_end) break;
+    // The workers are processes of their own and may need this core: a spinning waiter that
+    // kept it would delay the very answer it waits for by a scheduler time slice.
+    if (Clock::now() - spin_start < std::chrono::microseconds(5)) {
+      for (int i = 0; i < 32; ++i) cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
   }
   pool_shared_->active_collectors.fetch_sub(1, std::memory_order_seq_cst);
   // A worker that answered while this thread was counted as collecting did not wake the
   // supervisor: look once more now that it will.
-  if (!state.ready()) {
+  if (!ready(context)) {
     {
       std::lock_guard lock(collect_mutex_);
       collect_all(done);
     }
     finish(done);
   }
+}
+
+void ProcessPoolCore::begin_collecting() noexcept {
+  pool_shared_->active_collectors.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void ProcessPoolCore::end_collecting() {
+  pool_shared_->active_collectors.fetch_sub(1, std::memory_order_seq_cst);
+  // A worker that answered while this thread counted as collecting did not wake the supervisor.
+  Done done;
+  {
+    std::lock_guard lock(collect_mutex_);
+    collect_all(done);
+  }
+  finish(done);
 }
 
 void ProcessPoolCore::supervise(std::promise<void>& started) {
@@ -528,6 +555,10 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
       collect_all(done);
     }
     finish(done);
+    if (backlog_size_.load(std::memory_order_acquire) != 0) {
+      std::lock_guard lock(mutex_);
+      refill();
+    }
     enforce_timeouts();
     if (drained()) break;
 
@@ -659,6 +690,7 @@ void ProcessPoolCore::handle_exit(Worker& worker) {
       std::memcpy(request.data() + sizeof(std::int64_t), &no_flags, sizeof no_flags);
       backlog_.push_front({task, std::move(request)});
     }
+    backlog_size_.store(backlog_.size(), std::memory_order_release);
     for (std::size_t i = resend; i < worker.in_flight.size(); ++i) {
       store_failure(worker.in_flight[i].task, std::make_exception_ptr(Error("ProcessPool: a request was lost")), done);
     }
@@ -775,6 +807,7 @@ void ProcessPoolCore::break_pool(const std::string& reason) {
     broken_ = reason;
     for (Pending& pending : backlog_) store_failure(pending.task, std::make_exception_ptr(Error(reason)), done);
     backlog_.clear();
+    backlog_size_.store(0, std::memory_order_release);
     for (auto& worker : workers_) {
       if (worker->pid > 0) continue;
       for (InFlight& entry : worker->in_flight) store_failure(entry.task, std::make_exception_ptr(Error(reason)), done);
@@ -837,9 +870,11 @@ void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending) { core.shut
 bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending) {
   return core.shutdown_until(deadline, cancel_pending);
 }
-void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline) {
-  core.help_collect(state, deadline);
+void help_collect(ProcessPoolCore& core, bool (*ready)(const void*), const void* context, Clock::time_point deadline) {
+  core.help_collect(ready, context, deadline);
 }
+void begin_collecting(ProcessPoolCore& core) noexcept { core.begin_collecting(); }
+void end_collecting(ProcessPoolCore& core) { core.end_collecting(); }
 void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept { core.cancel(task); }
 bool in_worker_process() noexcept { return this_process_is_worker; }
 void check_owner(const ProcessPoolCore& core) { core.check_owner(); }

@@ -279,6 +279,10 @@ class ProcessPool {
     std::vector<detail::MapSlot<R>> out(std::is_void_v<R> ? 0 : n);
     std::vector<Future<void>> chunks;
     chunks.reserve((n + chunksize - 1) / chunksize);
+    auto progress = std::make_shared<MapProgress>((n + chunksize - 1) / chunksize);
+    // This thread reads the results itself while it sends and spins, sparing the supervisor.
+    detail::begin_collecting(*core_);
+    bool collecting = true;
     try {
       for (std::size_t begin = 0; begin < n; begin += chunksize) {
         const std::size_t count = std::min(chunksize, n - begin);
@@ -287,12 +291,22 @@ class ProcessPool {
         detail::encode_span(request, items.subspan(begin, count));
         detail::MapSlot<R>* slots = std::is_void_v<R> ? nullptr : out.data() + begin;
         chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, slots, count));
+        detail::StateBase* state = &detail::FutureAccess::state(chunks.back());
+        state->on_ready([progress, state] { progress->chunk_done(state->phase() != detail::kValue); });
+      }
+      // One wait for the whole map, not one per chunk: a waiter spins before it sleeps, and
+      // spinning once per chunk would take a core from the workers all along a long map.
+      if (!progress->ready(progress.get())) detail::help_collect(*core_, &MapProgress::ready, progress.get(), deadline);
+      collecting = false;
+      detail::end_collecting(*core_);
+      if (!progress->wait_until(*core_, deadline)) {
+        detail::throw_timeout("ProcessPool::map_for: not every result arrived in time");
       }
       for (auto& chunk : chunks) {
-        if (!chunk.wait_until(deadline)) detail::throw_timeout("ProcessPool::map_for: not every result arrived in time");
-        chunk.get();
+        if (chunk.done()) chunk.get();  // the first failure, if any
       }
     } catch (...) {
+      if (collecting) detail::end_collecting(*core_);
       // The chunks write into `out`: none may still be doing so when it goes.
       for (auto& chunk : chunks) {
         static_cast<detail::RemoteResult&>(static_cast<detail::RemoteMapChunk<R>&>(
@@ -311,6 +325,28 @@ class ProcessPool {
       return out;
     }
   }
+
+  // Counts a map's chunks down; the caller sleeps until all are done or one has failed.
+  struct MapProgress {
+    explicit MapProgress(std::size_t chunks) : remaining(chunks), wake(chunks == 0 ? 1 : 0) {}
+    void chunk_done(bool failed) noexcept {
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 || failed) {
+        wake.store(1, std::memory_order_release);
+        detail::futex_wake_all(wake);
+      }
+    }
+    static bool ready(const void* self) noexcept {
+      return static_cast<const MapProgress*>(self)->wake.load(std::memory_order_acquire) != 0;
+    }
+    bool wait_until(detail::ProcessPoolCore& core, detail::Clock::time_point deadline) {
+      if (!ready(this)) detail::help_collect(core, &MapProgress::ready, this, deadline);
+      while (!ready(this) && detail::Clock::now() < deadline) detail::futex_wait(wake, 0, deadline);
+      return ready(this);
+    }
+
+    std::atomic<std::size_t> remaining;
+    std::atomic<std::uint32_t> wake;
+  };
 
   template <class T, class R>
   std::size_t auto_chunksize(std::size_t n) const {

@@ -79,10 +79,15 @@ class ByteReader {
   }
   template <class T>
   T read_raw() {
-    // Trivially copyable types are implicit-lifetime: copying bytes into storage creates one,
-    // without needing a default constructor (closures have none).
+    return load_raw<T>(take(sizeof(T)));
+  }
+
+  // A trivially copyable T from unaligned bytes. Such types are implicit-lifetime: copying bytes
+  // into storage creates one, without needing a default constructor (closures have none).
+  template <class T>
+  static T load_raw(const std::byte* at) noexcept {
     alignas(T) std::byte storage[sizeof(T)];
-    read(storage, sizeof(T));
+    std::memcpy(storage, at, sizeof(T));
     return *std::launder(reinterpret_cast<T*>(storage));
   }
 

@@ -128,6 +128,18 @@ class StateBase : public Runnable {
 
   void run() noexcept override {}
   void discard() noexcept override {}
+
+ protected:
+  // Sleeps (no spinning) until the state is ready or `deadline` passes; returns ready().
+  bool sleep_until_ready(Clock::time_point deadline) const {
+    while (!ready()) {
+      if (Clock::now() >= deadline) return ready();
+      sleep_until(deadline);
+    }
+    return true;
+  }
+
+ public:
   // cancel() of a running task: only tasks whose callable takes a std::stop_token can stop.
   virtual void request_stop() noexcept {}
   // After a successful cancel (a process pool then stops the task if a worker has it).

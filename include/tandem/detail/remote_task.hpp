@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -103,10 +104,13 @@ void map_entry(ByteReader& in, ByteWriter& out) {
     if (count > in.left() / sizeof(T)) throw_malformed("a chunk is longer than its message");
     if constexpr (kIsRaw<R>) {
       out.write_raw(count);
-      for (std::uint64_t i = 0; i < count; ++i) {
-        T item = in.read_raw<T>();
+      // Items and results are copied through locals: the ring and the buffer promise no alignment.
+      const std::byte* items = in.take(static_cast<std::size_t>(count) * sizeof(T));
+      std::byte* results = out.extend(static_cast<std::size_t>(count) * sizeof(R));
+      for (std::size_t i = 0; i < count; ++i) {
+        T item = ByteReader::load_raw<T>(items + i * sizeof(T));
         const R result = f(item);
-        out.write_raw(result);
+        std::memcpy(results + i * sizeof(R), &result, sizeof(R));
       }
     } else {
       std::vector<R> results;
@@ -127,8 +131,14 @@ void map_entry(ByteReader& in, ByteWriter& out) {
 }
 
 class ProcessPoolCore;
-// Spins while collecting results (the waiter's own among them) for up to the spin budget.
-void help_collect(ProcessPoolCore& core, const StateBase& state, Clock::time_point deadline);
+// Spins while collecting results for up to the spin budget, or until ready(context) holds.
+void help_collect(ProcessPoolCore& core, bool (*ready)(const void*), const void* context, Clock::time_point deadline);
+// While a thread counts as collecting, workers do not wake the supervisor for their results:
+// that thread is about to read them. It must stop counting (which reads once more) before it
+// sleeps.
+void begin_collecting(ProcessPoolCore& core) noexcept;
+void end_collecting(ProcessPoolCore& core);
+inline bool state_ready(const void* state) noexcept { return static_cast<const StateBase*>(state)->ready(); }
 class RemoteResult;
 // `task` was cancelled: a worker that has it queued skips it; one that is running it is killed
 // (and replaced) unless the cancel is quiet.
@@ -186,8 +196,9 @@ class RemoteState final : public State<R>, public RemoteResult {
 
   StateBase& state() noexcept override { return *this; }
   bool wait_until(Clock::time_point deadline) const override {
-    if (!this->ready()) help_collect(core(), *this, deadline);
-    return StateBase::wait_until(deadline);
+    if (this->ready()) return true;
+    help_collect(core(), &state_ready, static_cast<const StateBase*>(this), deadline);
+    return this->sleep_until_ready(deadline);
   }
   void on_cancelled() noexcept override { cancelled(); }
 
@@ -215,8 +226,9 @@ class RemoteMapChunk final : public State<void>, public RemoteResult {
 
   StateBase& state() noexcept override { return *this; }
   bool wait_until(Clock::time_point deadline) const override {
-    if (!this->ready()) help_collect(core(), *this, deadline);
-    return StateBase::wait_until(deadline);
+    if (this->ready()) return true;
+    help_collect(core(), &state_ready, static_cast<const StateBase*>(this), deadline);
+    return this->sleep_until_ready(deadline);
   }
   void on_cancelled() noexcept override { cancelled(); }
 
