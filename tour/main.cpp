@@ -26,6 +26,7 @@ constexpr SectionEntry kSections[] = {
     {"Agents", agents},
     {"CPU-bound", cpu_bound},
     {"I/O-bound", io_bound},
+    {"Isolation", isolation},
 };
 
 int usage(const char* program, int code) {
