@@ -23,6 +23,7 @@
 
 #include "peers/peers.hpp"
 #include "tandem/process_pool.hpp"
+#include "tandem/start_method.hpp"
 #include "tandem/thread_pool.hpp"
 #include "workloads/workloads.hpp"
 
@@ -311,14 +312,15 @@ void pp_start_from_a_big_parent() {
                                                 });
                                               }});
   ::munmap(memory, bytes);
-  row("tandem ProcessPool(2) ready (fork start method)", m[0] * 1e3, "ms");
+  row("tandem ProcessPool(2) ready (default start method: forkserver)", m[0] * 1e3, "ms");
   row("plain fork + _exit + waitpid", m[1] * 1e3, "ms");
   ratios.push_back({"pp_start_1g_vs_fork", m[0] / m[1], "<=0.1"});
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  tandem::init(argc, argv);  // first: the fork server starts while this program has one thread
   std::printf("tandem side-by-side benchmarks (%s run, medians of interleaved rounds)\n", kQuick ? "quick" : "full");
   submit_burst();
   map_tiny();

@@ -7,13 +7,15 @@
 //  - responses are read by whoever holds collect_mutex_: a caller spinning in Future::get (the
 //    fast path: no thread hop), else the supervisor, woken through an eventfd that a worker
 //    writes only when nobody is collecting and the supervisor sleeps;
-//  - the supervisor polls the workers' pidfds, so a death is seen at once.
+//  - the supervisor polls the workers' pidfds (or, for workers a fork server forked, the
+//    server's reports), so a death is seen at once.
 // Outcomes are stored under collect_mutex_ and completed after it is released, so callbacks
 // that wait on other futures of the pool cannot deadlock it.
 #include "tandem/process_pool.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -30,7 +32,6 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <new>
@@ -39,23 +40,19 @@
 #include <vector>
 
 #include "byte_ring.hpp"
+#include "fork_server.hpp"
+#include "shared_mapping.hpp"
 #include "tandem/detail/unique_fd.hpp"
+#include "worker.hpp"
 
 namespace tandem::detail {
 
-void code_anchor() noexcept {}
-
 namespace {
 
-// Set in a worker process right after fork (and only there).
-bool this_process_is_worker = false;
-
-constexpr auto kWorkerSpin = std::chrono::microseconds(300);
 // Requests queued in one worker's ring: enough that it never waits for the next, few enough that
 // a cancelled or resent task has not already been handed out far ahead.
 constexpr std::size_t kMaxQueuedPerWorker = 16;
 constexpr int kStartFailuresAllowed = 3;
-constexpr std::size_t kHeaderBytes = 4096;
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -65,184 +62,43 @@ std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Shared by the parent and every worker of one pool.
-struct PoolShared {
-  alignas(64) std::atomic<std::uint32_t> active_collectors{0};
-  alignas(64) std::atomic<std::uint32_t> supervisor_asleep{0};
-};
+int signal_of(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
+int exit_status_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
-// Shared by the parent and one worker, at the start of that worker's mapping; the rings follow.
-struct WorkerShared {
-  RingControl requests;
-  RingControl responses;
-  alignas(64) std::atomic<std::uint64_t> started{0};  // requests the worker has begun
-  std::atomic<std::int64_t> running_since_ns{0};      // CLOCK_MONOTONIC; 0 while idle
-  std::atomic<std::uint32_t> ready{0};                // 1 initialized, 2 the initializer threw
-  std::atomic<std::uint32_t> stop{0};                 // set by the parent: exit when idle
-  char failure_type[256];
-  char failure_message[1024];
-};
-static_assert(sizeof(WorkerShared) <= kHeaderBytes);
-
-class SharedMapping {
- public:
-  SharedMapping() = default;
-  explicit SharedMapping(std::size_t bytes) {
-    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (memory == MAP_FAILED) throw Error(errno_text("ProcessPool: cannot map " + std::to_string(bytes) + " bytes of shared memory"));
-    data_ = static_cast<std::byte*>(memory);
-    size_ = bytes;
+// Starts this program afresh (StartMethod::spawn); init() in its main makes it a worker.
+pid_t spawn_program(int worker_fd, int pool_fd, int wake_fd) {
+  if (!initialized()) {
+    throw Error("ProcessPool: StartMethod::spawn starts this program afresh as a worker, which needs "
+                "tandem::init(argc, argv) at the top of main");
   }
-  SharedMapping(SharedMapping&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-  SharedMapping& operator=(SharedMapping&& other) noexcept {
-    if (this != &other) {
-      reset();
-      data_ = std::exchange(other.data_, nullptr);
-      size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
+  // Above the three target numbers first, so that no dup2 below overwrites a source.
+  UniqueFd sources[3];
+  const int originals[3] = {worker_fd, pool_fd, wake_fd};
+  for (int i = 0; i < 3; ++i) {
+    sources[i].reset(::fcntl(originals[i], F_DUPFD_CLOEXEC, 10));
+    if (!sources[i]) throw Error(errno_text("ProcessPool: spawn: fcntl"));
   }
-  ~SharedMapping() { reset(); }
-
-  std::byte* data() const noexcept { return data_; }
-  void reset() noexcept {
-    if (data_) ::munmap(data_, size_);
-    data_ = nullptr;
-    size_ = 0;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  for (int i = 0; i < 3; ++i) posix_spawn_file_actions_adddup2(&actions, sources[i].get(), 3 + i);
+  std::vector<std::string> environment{"TANDEM_WORKER=3,4,5"};
+  for (char** entry = environ; *entry; ++entry) {
+    if (std::strncmp(*entry, "TANDEM_WORKER=", 14) != 0) environment.emplace_back(*entry);
   }
-
- private:
-  std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-std::atomic_ref<std::uint64_t> request_flags(std::byte* at) {
-  return std::atomic_ref<std::uint64_t>(*std::launder(reinterpret_cast<std::uint64_t*>(at)));
-}
-
-void copy_text(char (&out)[256], const std::string& text) { std::snprintf(out, sizeof out, "%s", text.c_str()); }
-void copy_text(char (&out)[1024], const std::string& text) { std::snprintf(out, sizeof out, "%s", text.c_str()); }
-
-// Everything a worker process uses. A worker must not touch the parent's mutexes: another
-// thread may have held one at the fork.
-struct WorkerContext {
-  WorkerShared* shared;
-  ByteRing requests;
-  ByteRing responses;
-  PoolShared* pool;
-  int wake_fd;
-  pid_t parent;
-  const ProcessPoolOptions* options;
-};
-
-void close_inherited_descriptors(int keep) {
-  // Only stdio and the wake-up eventfd: a worker must not hold the parent's sockets, pipes or
-  // files open (a peer would never see them close).
-  if (keep > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u);
-  ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u);
-}
-
-void limit_address_space(std::size_t extra) {
-  std::size_t pages = 0;
-  std::ifstream("/proc/self/statm") >> pages;
-  const rlim_t limit = static_cast<rlim_t>(pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + extra);
-  const rlimit value{limit, limit};
-  ::setrlimit(RLIMIT_AS, &value);
-}
-
-void write_exception(ByteWriter& out, const std::string& type, const std::string& message) {
-  out.clear();
-  out.write_raw(static_cast<std::uint64_t>(ResponseStatus::exception));
-  encode_text(out, type.substr(0, 512));
-  encode_text(out, message.substr(0, 4096));
-}
-
-[[noreturn]] void worker_main(WorkerContext context) {
-  this_process_is_worker = true;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != context.parent) ::_exit(0);  // the parent died before the line above
-  ::signal(SIGINT, SIG_IGN);                      // Ctrl-C is the parent's to handle
-  close_inherited_descriptors(context.wake_fd);
-  const ProcessPoolOptions& options = *context.options;
-  if (options.memory_limit != 0) limit_address_space(options.memory_limit);
-  WorkerShared& shared = *context.shared;
-  if (options.initializer) {
-    try {
-      options.initializer();
-    } catch (...) {
-      const auto [type, message] = describe_current_exception();
-      copy_text(shared.failure_type, type);
-      copy_text(shared.failure_message, message);
-      shared.ready.store(2, std::memory_order_seq_cst);
-      futex_wake_all(shared.ready);
-      std::fflush(nullptr);
-      ::_exit(3);
-    }
-  }
-  shared.ready.store(1, std::memory_order_seq_cst);
-  futex_wake_all(shared.ready);
-
-  auto give_up = [&] { return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != context.parent; };
-  ByteWriter out;
-  std::size_t tasks = 0;
-  const bool timed = options.task_timeout.count() > 0;
-  for (;;) {
-    if (!context.requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) break;
-    std::span<const std::byte> message;
-    const ByteRing::Peek peek = context.requests.peek(message);
-    if (peek == ByteRing::Peek::empty) continue;
-    if (peek == ByteRing::Peek::corrupt) ::_exit(2);
-    shared.started.fetch_add(1, std::memory_order_seq_cst);
-    out.clear();
-    ByteReader in(message);
-    try {
-      const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
-      // The parent marks a queued request it wants skipped (cancelled) in place.
-      auto* flags = const_cast<std::byte*>(in.take(sizeof(std::uint64_t)));
-      if (request_flags(flags).load(std::memory_order_seq_cst) != 0) {
-        out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
-      } else {
-        out.write_raw(static_cast<std::uint64_t>(ResponseStatus::value));
-        if (timed) shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
-        entry(in, out);
-      }
-    } catch (const std::bad_alloc&) {
-      if (options.memory_limit != 0) {
-        write_exception(out, "tandem::MemoryLimitExceeded",
-                        "the task allocated past the worker's memory_limit of " + std::to_string(options.memory_limit) +
-                            " bytes");
-      } else {
-        write_exception(out, "std::bad_alloc", "std::bad_alloc");
-      }
-    } catch (...) {
-      const auto [type, text] = describe_current_exception();
-      write_exception(out, type, text);
-    }
-    if (timed) shared.running_since_ns.store(0, std::memory_order_relaxed);
-    if (out.size() > context.responses.max_message()) {
-      const std::size_t size = out.size();
-      write_exception(out, "tandem::Error",
-                      "the task's result takes " + std::to_string(size) + " bytes, more than a response may (" +
-                          std::to_string(context.responses.max_message()) +
-                          "): return less per task or raise ProcessPoolOptions::ring_bytes");
-    }
-    context.requests.pop();
-    while (!context.responses.try_push(out.data(), out.size())) {
-      if (!context.responses.wait_for_space(out.size(), kWorkerSpin, Clock::time_point::max(), give_up) &&
-          give_up()) {
-        ::_exit(0);
-      }
-    }
-    if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
-        context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t written = ::write(context.wake_fd, &one, sizeof one);
-    }
-    if (options.max_tasks_per_child != 0 && ++tasks >= options.max_tasks_per_child) break;
-  }
+  std::vector<char*> envp;
+  for (auto& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  char program[] = "/proc/self/exe";
+  char* argv[] = {program, nullptr};
+  pid_t pid = -1;
   std::fflush(nullptr);
-  ::_exit(0);
+  const int error = ::posix_spawn(&pid, program, &actions, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) {
+    errno = error;
+    throw Error(errno_text("ProcessPool: posix_spawn of /proc/self/exe"));
+  }
+  return pid;
 }
 
 }  // namespace
@@ -327,7 +183,9 @@ class ProcessPoolCore {
   void supervise(std::promise<void>& started);
   void spawn(Worker& worker);
   void await_ready(Worker& worker);
-  void handle_exit(Worker& worker);
+  void handle_exit(Worker& worker, int status);
+  // How `worker` ended, once it has (reaping it); `block` waits for a child known to be dead.
+  std::optional<int> exit_status(Worker& worker, bool block);
   void enforce_timeouts();
   int poll_timeout_ms();
   bool drained();
@@ -337,6 +195,8 @@ class ProcessPoolCore {
   ProcessPoolOptions options_;
   const pid_t owner_ = ::getpid();
   SharedMapping pool_memory_;
+  std::optional<PoolServer> pool_server_;    // StartMethod::forkserver only
+  std::vector<PoolServer::Exit> exits_;      // reported by the pool server, not yet handled
   PoolShared* pool_shared_ = nullptr;
   UniqueFd wake_fd_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -362,6 +222,7 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options) : options_(std::mov
   if (options_.ring_bytes < 4096 || (options_.ring_bytes & (options_.ring_bytes - 1)) != 0) {
     throw Error("ProcessPool: ring_bytes must be a power of two, at least 4096");
   }
+  if (options_.start_method == StartMethod::forkserver) pool_server_.emplace();
   pool_memory_ = SharedMapping(sizeof(PoolShared));
   pool_shared_ = new (pool_memory_.data()) PoolShared();
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -569,9 +430,15 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
       collected = collect_all(done);
     }
     finish(done);
+    // Deaths show on the pidfds of the workers, or, when a fork server forked them, as reports
+    // on its connection (only it can reap them).
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
-    for (auto& worker : workers_) fds.push_back({worker->pidfd.get(), POLLIN, 0});
+    if (pool_server_) {
+      fds.push_back({pool_server_->fd(), POLLIN, 0});
+    } else {
+      for (auto& worker : workers_) fds.push_back({worker->pidfd.get(), POLLIN, 0});
+    }
     if (::poll(fds.data(), fds.size(), collected ? 0 : poll_timeout_ms()) < 0 && errno != EINTR) {
       break_pool(errno_text("ProcessPool: poll"));
     }
@@ -579,34 +446,70 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
     std::uint64_t wakes = 0;
     [[maybe_unused]] const ssize_t drained_bytes = ::read(wake_fd_.get(), &wakes, sizeof wakes);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      if (fds[i + 1].revents != 0 && workers_[i]->pid > 0) handle_exit(*workers_[i]);
+      Worker& worker = *workers_[i];
+      if (worker.pid <= 0) continue;
+      if (pool_server_ || fds[i + 1].revents != 0) {
+        if (const auto status = exit_status(worker, !pool_server_)) handle_exit(worker, *status);
+      }
     }
   }
   stop_workers();
 }
 
-void ProcessPoolCore::spawn(Worker& worker) {
-  SharedMapping memory(kHeaderBytes + 2 * options_.ring_bytes);
-  auto* shared = new (memory.data()) WorkerShared();
-  std::byte* rings = memory.data() + kHeaderBytes;
-  WorkerContext context{shared,
-                        ByteRing(&shared->requests, rings, options_.ring_bytes),
-                        ByteRing(&shared->responses, rings + options_.ring_bytes, options_.ring_bytes),
-                        pool_shared_,
-                        wake_fd_.get(),
-                        ::getpid(),
-                        &options_};
-  std::fflush(nullptr);  // else the worker inherits unflushed output and prints it again
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(errno_text("ProcessPool: fork"));
-  if (pid == 0) worker_main(context);
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    throw Error(errno_text("ProcessPool: pidfd_open (Linux 5.3 or later is needed)"));
+std::optional<int> ProcessPoolCore::exit_status(Worker& worker, bool block) {
+  if (pool_server_) {
+    for (const auto& exit : pool_server_->take_exits()) exits_.push_back(exit);
+    const auto it = std::find_if(exits_.begin(), exits_.end(), [&](const auto& e) { return e.pid == worker.pid; });
+    if (it == exits_.end()) return std::nullopt;
+    const int status = it->status;
+    exits_.erase(it);
+    return status;
   }
-  ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
+  int status = 0;
+  for (;;) {
+    const pid_t reaped = ::waitpid(worker.pid, &status, block ? 0 : WNOHANG);
+    if (reaped == worker.pid) return status;
+    if (reaped == 0 || errno != EINTR) return std::nullopt;
+  }
+}
+
+void ProcessPoolCore::spawn(Worker& worker) {
+  SharedMapping memory(worker_mapping_bytes(options_.ring_bytes));
+  auto* shared = new (memory.data()) WorkerShared();
+  WorkerConfig& config = shared->config;
+  config.memory_limit = options_.memory_limit;
+  config.max_tasks_per_child = options_.max_tasks_per_child;
+  config.timed = options_.task_timeout.count() > 0 ? 1 : 0;
+  const auto initializer = options_.initializer.bytes();
+  config.initializer_size = static_cast<std::uint32_t>(initializer.size());
+  std::copy(initializer.begin(), initializer.end(), config.initializer);
+  const WorkerContext context = worker_context(memory.data(), memory.size(), pool_memory_.data(), wake_fd_.get());
+
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  switch (options_.start_method) {
+    case StartMethod::fork:
+      std::fflush(nullptr);  // else the worker inherits unflushed output and prints it again
+      pid = ::fork();
+      if (pid < 0) throw Error(errno_text("ProcessPool: fork"));
+      if (pid == 0) worker_main(context);
+      break;
+    case StartMethod::forkserver:
+      pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get());
+      break;
+    case StartMethod::spawn:
+      pid = spawn_program(memory.fd(), pool_memory_.fd(), wake_fd_.get());
+      break;
+  }
+  if (!pool_server_) {
+    pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      throw Error(errno_text("ProcessPool: pidfd_open (Linux 5.3 or later is needed)"));
+    }
+    ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
+  }
   std::lock_guard collecting(collect_mutex_);
   std::lock_guard lock(mutex_);
   worker.memory = std::move(memory);
@@ -625,22 +528,17 @@ void ProcessPoolCore::await_ready(Worker& worker) {
     const std::uint32_t ready = worker.shared->ready.load(std::memory_order_acquire);
     if (ready == 1) return;
     if (ready == 2) std::rethrow_exception(remote_exception(worker.shared->failure_type, worker.shared->failure_message));
-    pollfd exited{worker.pidfd.get(), POLLIN, 0};
-    if (::poll(&exited, 1, 0) == 1 && worker.shared->ready.load(std::memory_order_acquire) == 0) {
+    if (const auto status = exit_status(worker, false)) {
+      if (worker.shared->ready.load(std::memory_order_acquire) == 2) continue;  // reported, then exited
       const pid_t pid = worker.pid;
-      int status = 0;
-      ::waitpid(pid, &status, 0);
       worker.pid = -1;
-      throw WorkerLost(pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+      throw WorkerLost(pid, signal_of(*status), exit_status_of(*status));
     }
     futex_wait(worker.shared->ready, 0, Clock::now() + std::chrono::milliseconds(10));
   }
 }
 
-void ProcessPoolCore::handle_exit(Worker& worker) {
-  int status = 0;
-  while (::waitpid(worker.pid, &status, 0) < 0 && errno == EINTR) {
-  }
+void ProcessPoolCore::handle_exit(Worker& worker, int status) {
   const pid_t pid = worker.pid;
   const bool was_ready = worker.shared->ready.load(std::memory_order_acquire) == 1;
   Done done;
@@ -672,8 +570,7 @@ void ProcessPoolCore::handle_exit(Worker& worker) {
                                                     " ms; its worker process " + std::to_string(pid) +
                                                     " was killed and replaced"));
       } else {
-        error = std::make_exception_ptr(WorkerLost(pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-                                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+        error = std::make_exception_ptr(WorkerLost(pid, signal_of(status), exit_status_of(status)));
       }
       store_failure(lost, error, done);
     }
@@ -781,19 +678,42 @@ void ProcessPoolCore::stop_workers() noexcept {
     worker->shared->requests.data_seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake_all(worker->shared->requests.data_seq);
   }
-  const auto deadline = Clock::now() + std::chrono::seconds(2);
-  for (auto& worker : workers_) {
-    if (worker->pid <= 0) continue;
-    pollfd exited{worker->pidfd.get(), POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (::poll(&exited, 1, static_cast<int>(std::max<long long>(0, left))) != 1) ::kill(worker->pid, SIGKILL);
-    while (::waitpid(worker->pid, nullptr, 0) < 0 && errno == EINTR) {
+  // Each worker exits when it sees the flag; one that does not within two seconds is killed.
+  bool killed = false;
+  auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    bool running = false;
+    for (auto& worker : workers_) {
+      if (worker->pid <= 0) continue;
+      std::optional<int> status;
+      try {
+        status = exit_status(*worker, false);
+      } catch (const Error&) {
+        status = 0;  // the fork server is gone, and its workers with it
+      }
+      if (status) {
+        std::lock_guard collecting(collect_mutex_);
+        std::lock_guard lock(mutex_);
+        worker->pid = -1;
+        worker->pidfd.reset();
+      } else {
+        running = true;
+        if (killed) continue;
+        if (Clock::now() >= deadline) ::kill(worker->pid, SIGKILL);
+      }
     }
-    std::lock_guard collecting(collect_mutex_);
-    std::lock_guard lock(mutex_);
-    worker->pid = -1;
-    worker->pidfd.reset();
+    if (!running) break;
+    if (!killed && Clock::now() >= deadline) {
+      killed = true;
+      deadline = Clock::now() + std::chrono::seconds(5);
+    }
+    if (pool_server_) {
+      pool_server_->wait_for_exit(std::min(deadline, Clock::now() + std::chrono::milliseconds(50)));
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
   }
+  pool_server_.reset();  // closing the connection ends the pool server
   finished_.store(1, std::memory_order_release);
   futex_wake_all(finished_);
 }
@@ -876,7 +796,6 @@ void help_collect(ProcessPoolCore& core, bool (*ready)(const void*), const void*
 void begin_collecting(ProcessPoolCore& core) noexcept { core.begin_collecting(); }
 void end_collecting(ProcessPoolCore& core) { core.end_collecting(); }
 void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept { core.cancel(task); }
-bool in_worker_process() noexcept { return this_process_is_worker; }
 void check_owner(const ProcessPoolCore& core) { core.check_owner(); }
 ByteWriter& request_buffer() {
   thread_local ByteWriter buffer;

@@ -1,6 +1,6 @@
-// One API, one suite: every test body here runs on a ThreadPool and on a ProcessPool. Tasks are
-// captureless lambdas or capture only pointers into SharedBlock memory, which both agents reach
-// (created before the pool, so that its worker processes inherit the mapping).
+// One API, one suite: every test body here runs on a ThreadPool and on a ProcessPool with each
+// start method. Tasks are captureless lambdas, or capture handles to SharedBlock memory, which
+// every agent reaches.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,8 +37,27 @@ struct Traits<tandem::ThreadPool> {
   using Options = tandem::ThreadPoolOptions;
   static constexpr bool shares_memory = true;
 };
-template <>
-struct Traits<tandem::ProcessPool> {
+// A ProcessPool whose workers start the way `Method` says.
+template <tandem::StartMethod Method>
+class ProcessPoolStarting : public tandem::ProcessPool {
+ public:
+  ProcessPoolStarting() : ProcessPool(with_method(tandem::ProcessPoolOptions{})) {}
+  explicit ProcessPoolStarting(std::size_t workers) : ProcessPool(with_method(options_for(workers))) {}
+  explicit ProcessPoolStarting(tandem::ProcessPoolOptions options) : ProcessPool(with_method(std::move(options))) {}
+
+ private:
+  static tandem::ProcessPoolOptions options_for(std::size_t workers) {
+    tandem::ProcessPoolOptions options;
+    options.workers = workers;
+    return options;
+  }
+  static tandem::ProcessPoolOptions with_method(tandem::ProcessPoolOptions options) {
+    options.start_method = Method;
+    return options;
+  }
+};
+template <tandem::StartMethod Method>
+struct Traits<ProcessPoolStarting<Method>> {
   using Options = tandem::ProcessPoolOptions;
   static constexpr bool shares_memory = false;
 };
@@ -70,12 +89,22 @@ class PoolTest : public ::testing::Test {
   }
 };
 
-using Pools = ::testing::Types<tandem::ThreadPool, tandem::ProcessPool>;
+using Pools = ::testing::Types<tandem::ThreadPool, ProcessPoolStarting<tandem::StartMethod::forkserver>,
+                               ProcessPoolStarting<tandem::StartMethod::fork>,
+                               ProcessPoolStarting<tandem::StartMethod::spawn>>;
 class PoolNames {
  public:
   template <class T>
   static std::string GetName(int) {
-    return std::is_same_v<T, tandem::ThreadPool> ? "ThreadPool" : "ProcessPool";
+    if constexpr (std::is_same_v<T, tandem::ThreadPool>) {
+      return "ThreadPool";
+    } else if constexpr (std::is_same_v<T, ProcessPoolStarting<tandem::StartMethod::forkserver>>) {
+      return "ProcessPoolForkserver";
+    } else if constexpr (std::is_same_v<T, ProcessPoolStarting<tandem::StartMethod::fork>>) {
+      return "ProcessPoolFork";
+    } else {
+      return "ProcessPoolSpawn";
+    }
   }
 };
 TYPED_TEST_SUITE(PoolTest, Pools, PoolNames);
@@ -398,6 +427,7 @@ TYPED_TEST(PoolTest, OnlyThreadsShareTheCallersMemory) {
   pool.submit([] { global_value = 2; }).get();
   EXPECT_EQ(global_value, Traits<TypeParam>::shares_memory ? 2 : 1);
   EXPECT_EQ(pool.submit([] { return global_value; }).get(), 2) << "the worker sees its own write";
+  global_value = 0;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -37,15 +38,44 @@ std::size_t count_entries(const std::string& directory) {
   return n;
 }
 
-// Children of this process, from /proc (every thread's children list).
-std::set<long> child_pids() {
-  std::set<long> pids;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream children(task.path() / "children");
-    long pid = 0;
-    while (children >> pid) pids.insert(pid);
+// Every process descended from this one (zombies included), from /proc: workers are
+// grandchildren when a fork server starts them.
+std::set<long> descendant_pids() {
+  std::map<long, long> parent_of;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;  // self, thread-self, ...
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    parent_of[std::stol(name)] = ppid;
   }
-  return pids;
+  std::set<long> found{static_cast<long>(::getpid())};
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [pid, ppid] : parent_of) {
+      if (found.count(ppid) && found.insert(pid).second) grew = true;
+    }
+  }
+  found.erase(static_cast<long>(::getpid()));
+  return found;
+}
+
+// Processes a pool ends go away shortly after it does (a fork server reaps them).
+std::set<long> descendants_settled(const std::set<long>& expected) {
+  const auto start = std::chrono::steady_clock::now();
+  auto now = descendant_pids();
+  while (now != expected && std::chrono::steady_clock::now() - start < 2s) {
+    std::this_thread::sleep_for(5ms);
+    now = descendant_pids();
+  }
+  return now;
 }
 
 struct ParseError : std::runtime_error {
@@ -108,12 +138,18 @@ TEST(ProcessPoolIsolation, EachKindOfCrashFailsOnlyItsTaskAndNamesTheCause) {
   EXPECT_EQ(pool.size(), 2u);
 }
 
-TEST(ProcessPoolIsolation, FaultInjectionLosesNothingAndLeaksNothing) {
-  const auto children_before = child_pids();
+class FaultInjection : public ::testing::TestWithParam<tandem::StartMethod> {};
+
+TEST_P(FaultInjection, LosesNothingAndLeaksNothing) {
+  const auto processes_before = descendant_pids();
   const std::size_t fds_before = count_entries("/proc/self/fd");
   const std::size_t shm_before = count_entries("/dev/shm");
   {
-    tandem::ProcessPool pool(2);
+    tandem::ProcessPoolOptions options;
+    options.workers = 2;
+    options.start_method = GetParam();
+    tandem::ProcessPool pool(options);
+    const auto pool_processes = descendant_pids().size() - processes_before.size();
     std::vector<tandem::Future<int>> futures;
     std::vector<Crash> plan;
     const Crash kinds[] = {Crash::segfault, Crash::abort, Crash::exit, Crash::sigkill, Crash::exception};
@@ -140,12 +176,18 @@ TEST(ProcessPoolIsolation, FaultInjectionLosesNothingAndLeaksNothing) {
     EXPECT_EQ(lost + thrown, kFaultTasks / 10);
     EXPECT_EQ(thrown, kFaultTasks / 10 / 5);
     EXPECT_EQ(pool.size(), 2u);
-    EXPECT_EQ(child_pids().size(), children_before.size() + 2) << "the pool keeps its size";
+    EXPECT_EQ(descendant_pids().size() - processes_before.size(), pool_processes)
+        << "the pool keeps its size, and no dead worker lingers";
   }
-  EXPECT_EQ(child_pids(), children_before) << "no child (zombie or live) is left";
+  EXPECT_EQ(descendants_settled(processes_before), processes_before) << "no process (zombie or live) is left";
   EXPECT_EQ(count_entries("/proc/self/fd"), fds_before) << "no descriptor is leaked";
   EXPECT_EQ(count_entries("/dev/shm"), shm_before) << "no shared-memory entry is leaked";
 }
+
+INSTANTIATE_TEST_SUITE_P(EachStartMethod, FaultInjection,
+                         ::testing::Values(tandem::StartMethod::forkserver, tandem::StartMethod::fork,
+                                           tandem::StartMethod::spawn),
+                         [](const auto& info) { return std::string(tandem::to_string(info.param)); });
 
 TEST(ProcessPoolIsolation, ATaskPastItsTimeoutIsStoppedAndTheOthersGoOn) {
   tandem::ProcessPoolOptions options;
@@ -374,9 +416,13 @@ TEST(ProcessPoolTransport, OversizedRequestsAndResultsAreClearErrors) {
 tandem::ProcessPool* outer_pool = nullptr;
 
 TEST(ProcessPoolTransport, AWorkerCannotUseItsCopyOfTheParentsPool) {
-  tandem::ProcessPool outer(1);
+  // Only forked workers have such a copy: forkserver and spawn workers never see the pool.
+  tandem::ProcessPoolOptions forked;
+  forked.workers = 1;
+  forked.start_method = tandem::StartMethod::fork;
+  tandem::ProcessPool outer(forked);
   outer_pool = &outer;  // set before `pool` forks, so its workers have a copy of the pointer
-  tandem::ProcessPool pool(1);
+  tandem::ProcessPool pool(forked);
   auto misuse = pool.submit([] { return outer_pool->submit([] { return 1; }).get(); });
   try {
     misuse.get();

@@ -12,6 +12,7 @@
 
 #include "sections.hpp"
 #include "system.hpp"
+#include "tandem/start_method.hpp"
 
 namespace {
 
@@ -44,6 +45,7 @@ int usage(const char* program, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::init(argc, argv);  // first: the fork server starts while this program has one thread
   Options options;
   std::filesystem::path out = "tour-output";
   for (int i = 1; i < argc; ++i) {

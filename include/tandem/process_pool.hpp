@@ -55,16 +55,21 @@
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
+#include "tandem/start_method.hpp"
 
 namespace tandem {
 
 struct ProcessPoolOptions {
   // Number of worker processes; must be at least 1.
   std::size_t workers = cpu_count();
-  // Runs once in each worker process as it starts. If it throws in the first workers, the
-  // pool's constructor throws that exception; in a replacement worker, the worker is counted as
-  // failing to start, and after 3 such failures in a row the pool closes with an error.
-  std::function<void()> initializer;
+  // How workers start (see start_method.hpp). The default, forkserver, is safe in a program
+  // that runs threads; call tandem::init(argc, argv) at the top of main to use it from anywhere.
+  StartMethod start_method = StartMethod::forkserver;
+  // Runs once in each worker process as it starts; like a task's callable, it must be trivially
+  // copyable (it is sent to the worker as bytes). If it throws in the first workers, the pool's
+  // constructor throws that exception; in a replacement worker, the worker counts as failing to
+  // start, and after 3 such failures in a row the pool closes with an error.
+  detail::RemoteCall initializer;
   // A task running longer is stopped (its worker killed and replaced); its future throws
   // TaskTimeout. Zero: no limit.
   std::chrono::milliseconds task_timeout{0};

@@ -1,0 +1,292 @@
+#include "fork_server.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "tandem/error.hpp"
+#include "worker.hpp"
+
+namespace tandem::detail {
+namespace {
+
+enum class Kind : std::uint32_t { new_pool_server = 1, pool_server_ready, start_worker, worker_started, start_failed, worker_exited };
+
+struct Message {
+  Kind kind;
+  std::int32_t pid = 0;
+  std::int32_t status = 0;  // waitpid status, or errno for start_failed
+};
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Sends `message` with up to three descriptors attached.
+bool send_message(int socket, const Message& message, std::initializer_list<int> fds = {}) {
+  iovec data{const_cast<Message*>(&message), sizeof message};
+  msghdr header{};
+  header.msg_iov = &data;
+  header.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
+  if (fds.size() != 0) {
+    header.msg_control = control;
+    header.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    cmsghdr* attached = CMSG_FIRSTHDR(&header);
+    attached->cmsg_level = SOL_SOCKET;
+    attached->cmsg_type = SCM_RIGHTS;
+    attached->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::copy(fds.begin(), fds.end(), reinterpret_cast<int*>(CMSG_DATA(attached)));
+  }
+  for (;;) {
+    if (::sendmsg(socket, &header, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof message)) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+// Receives one message and the descriptors attached to it (close-on-exec). False at the end of
+// the connection; with `block` false, also when nothing is waiting.
+bool receive_message(int socket, Message& message, std::vector<UniqueFd>& fds, bool block) {
+  iovec data{&message, sizeof message};
+  msghdr header{};
+  header.msg_iov = &data;
+  header.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
+  header.msg_control = control;
+  header.msg_controllen = sizeof control;
+  ssize_t received;
+  do {
+    received = ::recvmsg(socket, &header, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+  } while (received < 0 && errno == EINTR);
+  if (received != static_cast<ssize_t>(sizeof message)) return false;
+  for (cmsghdr* attached = CMSG_FIRSTHDR(&header); attached; attached = CMSG_NXTHDR(&header, attached)) {
+    if (attached->cmsg_level != SOL_SOCKET || attached->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (attached->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* received_fds = reinterpret_cast<const int*>(CMSG_DATA(attached));
+    for (std::size_t i = 0; i < count; ++i) fds.emplace_back(received_fds[i]);
+  }
+  return true;
+}
+
+// In a server process just forked: die with the parent, leave Ctrl-C to the program.
+void become_server(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+struct Child {
+  pid_t pid;
+  UniqueFd pidfd;
+};
+
+[[noreturn]] void pool_server_main(UniqueFd connection, pid_t root) {
+  become_server(root);
+  ::signal(SIGCHLD, SIG_DFL);  // the root ignores it (to reap pool servers); this one waits
+  std::vector<Child> workers;
+  std::vector<pollfd> fds;
+  for (;;) {
+    fds.assign(1, {connection.get(), POLLIN, 0});
+    for (const auto& worker : workers) fds.push_back({worker.pidfd.get(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) ::_exit(1);
+    for (std::size_t i = workers.size(); i-- > 0;) {
+      if (fds[i + 1].revents == 0) continue;
+      int status = 0;
+      while (::waitpid(workers[i].pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      send_message(connection.get(), {Kind::worker_exited, workers[i].pid, status});
+      workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    if (fds[0].revents == 0) continue;
+    Message request{};
+    std::vector<UniqueFd> received;
+    if (!receive_message(connection.get(), request, received, true)) {
+      // The pool is gone: so are its workers.
+      for (const auto& worker : workers) ::kill(worker.pid, SIGKILL);
+      for (const auto& worker : workers) ::waitpid(worker.pid, nullptr, 0);
+      ::_exit(0);
+    }
+    if (request.kind != Kind::start_worker || received.size() != 3) {
+      send_message(connection.get(), {Kind::start_failed, 0, EINVAL});
+      continue;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      worker_main_from_fds(received[0].get(), received[1].get(), received[2].get());
+    }
+    if (pid < 0) {
+      send_message(connection.get(), {Kind::start_failed, 0, errno});
+      continue;
+    }
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    send_message(connection.get(), {Kind::worker_started, pid, 0});
+    workers.push_back({pid, std::move(pidfd)});
+  }
+}
+
+[[noreturn]] void root_server_main(UniqueFd control, pid_t program) {
+  become_server(program);
+  ::signal(SIGCHLD, SIG_IGN);  // pool servers are reaped by the kernel
+  for (;;) {
+    Message request{};
+    std::vector<UniqueFd> received;
+    if (!receive_message(control.get(), request, received, true)) ::_exit(0);  // the program is gone
+    int pair[2];
+    if (request.kind != Kind::new_pool_server ||
+        ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      send_message(control.get(), {Kind::start_failed, 0, request.kind != Kind::new_pool_server ? EINVAL : errno});
+      continue;
+    }
+    UniqueFd pool_end(pair[0]), server_end(pair[1]);
+    const pid_t root = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      control.reset();
+      pool_end.reset();
+      pool_server_main(std::move(server_end), root);
+    }
+    if (pid < 0) {
+      send_message(control.get(), {Kind::start_failed, 0, errno});
+      continue;
+    }
+    send_message(control.get(), {Kind::pool_server_ready, pid, 0}, {pool_end.get()});
+  }
+}
+
+// The connection to this program's root server; guarded by `mutex`, since pools start from any
+// thread. Only ever created, never reset: the server lives as long as the program.
+struct Root {
+  std::mutex mutex;
+  UniqueFd control;
+  pid_t owner = 0;  // the process that started it: a fork of the program needs its own
+};
+
+// This process's Root. A process forked from one that had a server (the server itself, its
+// pool servers and workers, a fork-method worker) finds a copy whose mutex may have been locked
+// at the fork and whose connection belongs to the original: it starts over with a fresh one.
+Root& root() {
+  static Root instance;
+  if (instance.owner != 0 && instance.owner != ::getpid()) {
+    instance.control.release();  // the original's descriptor: not this process's to close
+    std::destroy_at(&instance);
+    std::construct_at(&instance);
+  }
+  return instance;
+}
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+void start_root(Root& state) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw Error(errno_text("fork server: socketpair"));
+  UniqueFd program_end(pair[0]), server_end(pair[1]);
+  std::fflush(nullptr);
+  const pid_t parent = ::getpid();
+  state.owner = parent;  // before the fork, so that the server's copy knows it is a copy
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    state.owner = 0;
+    throw Error(errno_text("fork server: fork"));
+  }
+  if (pid == 0) {
+    program_end.reset();
+    root_server_main(std::move(server_end), parent);
+  }
+  state.control = std::move(program_end);
+}
+
+}  // namespace
+
+void ensure_fork_server() {
+  Root& state = root();
+  std::lock_guard lock(state.mutex);
+  if (state.control) return;
+  if (thread_count() > 1) {
+    throw Error(
+        "ProcessPool: the forkserver start method needs its server started while the program has one thread: "
+        "call tandem::init(argc, argv) at the top of main, or choose StartMethod::spawn (also needs init) or "
+        "StartMethod::fork");
+  }
+  start_root(state);
+}
+
+PoolServer::PoolServer() {
+  ensure_fork_server();
+  Root& state = root();
+  std::lock_guard lock(state.mutex);
+  Message reply{};
+  std::vector<UniqueFd> received;
+  if (!send_message(state.control.get(), {Kind::new_pool_server}) ||
+      !receive_message(state.control.get(), reply, received, true)) {
+    throw Error("ProcessPool: the fork server does not answer (was it killed?)");
+  }
+  if (reply.kind != Kind::pool_server_ready || received.size() != 1) {
+    errno = reply.status;
+    throw Error(errno_text("ProcessPool: the fork server could not start a pool server"));
+  }
+  connection_ = std::move(received[0]);
+}
+
+pid_t PoolServer::start_worker(int worker_fd, int pool_fd, int wake_fd) {
+  if (!send_message(connection_.get(), {Kind::start_worker}, {worker_fd, pool_fd, wake_fd})) {
+    throw Error(errno_text("ProcessPool: cannot reach the pool's fork server"));
+  }
+  started_.reset();
+  while (!started_) receive(true);
+  return *started_;
+}
+
+std::vector<PoolServer::Exit> PoolServer::take_exits() {
+  receive(false);
+  return std::exchange(exits_, {});
+}
+
+void PoolServer::wait_for_exit(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  pollfd readable{connection_.get(), POLLIN, 0};
+  if (left.count() > 0) ::poll(&readable, 1, static_cast<int>(left.count()));
+  receive(false);
+}
+
+void PoolServer::receive(bool block) {
+  for (;;) {
+    Message message{};
+    std::vector<UniqueFd> unused;
+    if (!receive_message(connection_.get(), message, unused, block)) {
+      if (block) throw Error("ProcessPool: the pool's fork server is gone");
+      return;
+    }
+    switch (message.kind) {
+      case Kind::worker_exited:
+        exits_.push_back({message.pid, message.status});
+        break;
+      case Kind::worker_started:
+        started_ = message.pid;
+        return;
+      case Kind::start_failed:
+        errno = message.status;
+        throw Error(errno_text("ProcessPool: the fork server could not fork a worker"));
+      default:
+        throw Error("ProcessPool: unexpected message from the fork server");
+    }
+    block = false;  // after one message, take only what is already there
+  }
+}
+
+}  // namespace tandem::detail

@@ -1,0 +1,55 @@
+// The fork server behind StartMethod::forkserver.
+//
+// A root server is forked once per program while it has a single thread (by tandem::init, or by
+// the first pool that needs it). For each pool it forks a pool server, a single-threaded process
+// that forks that pool's workers on request and reports how each one ended (a worker is the pool
+// server's child, so only the pool server can learn its exit status). The pool server exits
+// when its pool closes the connection, killing any worker left. Every process of the chain dies
+// with its parent (PR_SET_PDEATHSIG), so none outlives the program.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "tandem/detail/unique_fd.hpp"
+
+namespace tandem::detail {
+
+// Starts the root server if this process has none. Throws Error when this process runs more
+// than one thread (forking it then would be unsafe) unless `from_init`, which checks that itself.
+void ensure_fork_server();
+
+// A pool's connection to its own pool server.
+class PoolServer {
+ public:
+  struct Exit {
+    pid_t pid;
+    int status;  // as waitpid reports it
+  };
+
+  // Asks the root server for a new pool server.
+  PoolServer();
+
+  // Forks a worker that maps `worker_fd` and `pool_fd` and wakes the pool through `wake_fd`;
+  // returns its pid. Exit reports read meanwhile are kept for take_exits().
+  pid_t start_worker(int worker_fd, int pool_fd, int wake_fd);
+  // Exit reports received so far (reads what is waiting on the connection, without blocking).
+  std::vector<Exit> take_exits();
+  // Waits until an exit report arrives or `deadline` passes.
+  void wait_for_exit(std::chrono::steady_clock::time_point deadline);
+
+  int fd() const noexcept { return connection_.get(); }
+
+ private:
+  void receive(bool block);
+
+  UniqueFd connection_;
+  std::vector<Exit> exits_;
+  std::optional<pid_t> started_;
+};
+
+}  // namespace tandem::detail

@@ -1,0 +1,78 @@
+// Memory shared between processes: an anonymous memory file (memfd) mapped MAP_SHARED. The file
+// descriptor lets a process that was not forked from the creator (a fork server's child, a
+// spawned program) map the same pages; nothing appears under /dev/shm, so nothing can leak there.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "tandem/detail/unique_fd.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem::detail {
+
+class SharedMapping {
+ public:
+  SharedMapping() = default;
+  // A new, zero-filled region of `bytes`.
+  explicit SharedMapping(std::size_t bytes) : file_(::memfd_create("tandem", MFD_CLOEXEC)) {
+    if (!file_) fail("memfd_create", bytes);
+    if (::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
+    map(bytes);
+  }
+  // Maps the region another process created and passed as `file`.
+  static SharedMapping attach(UniqueFd file) {
+    SharedMapping mapping;
+    const off_t size = ::lseek(file.get(), 0, SEEK_END);
+    if (size <= 0) fail("lseek", 0);
+    mapping.file_ = std::move(file);
+    mapping.map(static_cast<std::size_t>(size));
+    return mapping;
+  }
+  SharedMapping(SharedMapping&& other) noexcept
+      : file_(std::move(other.file_)), data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  SharedMapping& operator=(SharedMapping&& other) noexcept {
+    if (this != &other) {
+      reset();
+      file_ = std::move(other.file_);
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  ~SharedMapping() { reset(); }
+
+  std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  int fd() const noexcept { return file_.get(); }
+  void reset() noexcept {
+    if (data_) ::munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+    file_.reset();
+  }
+
+ private:
+  [[noreturn]] static void fail(const char* what, std::size_t bytes) {
+    throw Error(std::string("shared memory of ") + std::to_string(bytes) + " bytes: " + what + ": " +
+                std::strerror(errno));
+  }
+  void map(std::size_t bytes) {
+    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file_.get(), 0);
+    if (memory == MAP_FAILED) fail("mmap", bytes);
+    data_ = static_cast<std::byte*>(memory);
+    size_ = bytes;
+  }
+
+  UniqueFd file_;
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace tandem::detail
