@@ -45,9 +45,9 @@ class ByteRing {
     return control_->tail.load(std::memory_order_acquire) == control_->head.load(std::memory_order_acquire);
   }
 
-  // Producer: copies `n` bytes in as one message and publishes it; returns where the payload
-  // now lies in the ring (8-byte aligned). nullptr when there is no room now (nothing written).
-  std::byte* try_push(const void* payload, std::size_t n) noexcept {
+  // Producer: room for a message of `n` bytes, to be filled and then published by commit();
+  // the payload is 8-byte aligned. nullptr when there is no room now (nothing is written).
+  std::byte* try_reserve(std::size_t n) noexcept {
     const std::size_t frame = kFrameHeader + padded(n);
     if (frame > capacity_ / 2) return nullptr;
     const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
@@ -59,13 +59,26 @@ class ByteRing {
     if (skip != 0) write_header(offset, 0, kWrap);
     const std::size_t at = (head + skip) & (capacity_ - 1);
     write_header(at, static_cast<std::uint32_t>(n), kMessage);
-    if (n != 0) std::memcpy(data_ + at + kFrameHeader, payload, n);
-    control_->head.store(head + skip + frame, std::memory_order_seq_cst);
+    reserved_head_ = head + skip + frame;
+    return data_ + at + kFrameHeader;
+  }
+
+  // Producer: publishes the message try_reserve() made room for.
+  void commit() noexcept {
+    control_->head.store(reserved_head_, std::memory_order_seq_cst);
     if (control_->consumer_sleeping.load(std::memory_order_seq_cst)) {
       control_->data_seq.fetch_add(1, std::memory_order_seq_cst);
       futex_wake_all(control_->data_seq);
     }
-    return data_ + at + kFrameHeader;
+  }
+
+  // Producer: try_reserve, copy, commit. Returns where the payload lies, or nullptr.
+  std::byte* try_push(const void* payload, std::size_t n) noexcept {
+    std::byte* at = try_reserve(n);
+    if (!at) return nullptr;
+    if (n != 0) std::memcpy(at, payload, n);
+    commit();
+    return at;
   }
 
   // Consumer: the oldest message, in place, until pop(); `empty` when there is none. A frame
@@ -172,6 +185,7 @@ class ByteRing {
   RingControl* control_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t capacity_ = 0;
+  std::uint64_t reserved_head_ = 0;  // producer: where commit() moves the head
 };
 
 }  // namespace tandem::detail

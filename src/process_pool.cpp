@@ -110,7 +110,7 @@ class ProcessPoolCore {
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
   ~ProcessPoolCore() { shutdown(true, false); }
 
-  void submit(std::span<const std::byte> request, RemoteResult* task);
+  void submit(const RequestSource& request, RemoteResult* task);
   void help_collect(bool (*ready)(const void*), const void* context, Clock::time_point deadline);
   void begin_collecting() noexcept;
   void end_collecting();
@@ -159,7 +159,7 @@ class ProcessPoolCore {
   }
 
   // mutex_ held.
-  bool try_send(std::span<const std::byte> request, RemoteResult* task);
+  bool try_send(const RequestSource& request, RemoteResult* task);
   void refill();
   // collect_mutex_ held.
   bool collect_all(Done& done);
@@ -241,9 +241,9 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options) : options_(std::mov
   }
 }
 
-void ProcessPoolCore::submit(std::span<const std::byte> request, RemoteResult* task) {
-  if (request.size() > max_message()) {
-    throw Error("ProcessPool: a task's request takes " + std::to_string(request.size()) +
+void ProcessPoolCore::submit(const RequestSource& request, RemoteResult* task) {
+  if (request.size > max_message()) {
+    throw Error("ProcessPool: a task's request takes " + std::to_string(request.size) +
                 " bytes, more than a worker's ring takes (" + std::to_string(max_message()) +
                 "): pass less data per task (a smaller chunksize), or raise ProcessPoolOptions::ring_bytes");
   }
@@ -256,12 +256,14 @@ void ProcessPoolCore::submit(std::span<const std::byte> request, RemoteResult* t
     if (untimed_sleep_.load(std::memory_order_relaxed) && untimed_sleep_.exchange(false)) wake_supervisor();
     return;
   }
-  backlog_.push_back({task, std::vector<std::byte>(request.begin(), request.end())});
+  std::vector<std::byte> bytes(request.size);
+  request.write(bytes.data(), request.context);
+  backlog_.push_back({task, std::move(bytes)});
   backlog_size_.store(backlog_.size(), std::memory_order_release);
   wake_supervisor();  // a worker may have room by the time it looks
 }
 
-bool ProcessPoolCore::try_send(std::span<const std::byte> request, RemoteResult* task) {
+bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task) {
   Worker* best = nullptr;
   for (auto& worker : workers_) {
     if (worker->pid <= 0 || worker->kill.load() != Kill::none || worker->in_flight.size() >= kMaxQueuedPerWorker) {
@@ -271,11 +273,22 @@ bool ProcessPoolCore::try_send(std::span<const std::byte> request, RemoteResult*
     if (!best || worker->in_flight.size() < best->in_flight.size()) best = worker.get();
   }
   if (!best) return false;
-  std::byte* payload = best->requests.try_push(request.data(), request.size());
+  std::byte* payload = best->requests.try_reserve(request.size);
   if (!payload) return false;
+  request.write(payload, request.context);
+  best->requests.commit();
   best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent});
   ++best->sent;
   return true;
+}
+
+RequestSource pending_source(const std::vector<std::byte>& bytes) {
+  return {bytes.size(),
+          [](std::byte* out, const void* context) {
+            const auto& from = *static_cast<const std::vector<std::byte>*>(context);
+            std::memcpy(out, from.data(), from.size());
+          },
+          &bytes};
 }
 
 void ProcessPoolCore::refill() {
@@ -283,7 +296,7 @@ void ProcessPoolCore::refill() {
     Pending& next = backlog_.front();
     if (next.task->state().phase() == kCancelled) {
       next.task->state().release();
-    } else if (!try_send(next.request, next.task)) {
+    } else if (!try_send(pending_source(next.request), next.task)) {
       break;
     }
     backlog_.pop_front();
@@ -780,7 +793,7 @@ std::shared_ptr<ProcessPoolCore> make_process_pool_core(ProcessPoolOptions optio
   return std::make_shared<ProcessPoolCore>(std::move(options));
 }
 
-void submit_remote(ProcessPoolCore& core, std::span<const std::byte> request, RemoteResult* task) {
+void submit_remote(ProcessPoolCore& core, const RequestSource& request, RemoteResult* task) {
   core.submit(request, task);
 }
 std::size_t worker_count(const ProcessPoolCore& core) noexcept { return core.size(); }

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -90,10 +91,16 @@ struct ProcessPoolCoreDeleter {
 };
 
 std::shared_ptr<ProcessPoolCore> make_process_pool_core(ProcessPoolOptions options);
-// Sends a request (already encoded) for `task`, which then holds one reference for the pool.
-// Throws PoolClosed, or Error if the request is larger than a ring allows; then `task` is
-// untouched.
-void submit_remote(ProcessPoolCore& core, std::span<const std::byte> request, RemoteResult* task);
+// A request's bytes: `write` fills `size` bytes at `out` (straight into a worker's ring when it
+// has room, so that a large map chunk is copied once).
+struct RequestSource {
+  std::size_t size;
+  void (*write)(std::byte* out, const void* context);
+  const void* context;
+};
+// Sends a request for `task`, which then holds one reference for the pool. Throws PoolClosed,
+// or Error if the request is larger than a ring allows; then `task` is untouched.
+void submit_remote(ProcessPoolCore& core, const RequestSource& request, RemoteResult* task);
 std::size_t worker_count(const ProcessPoolCore& core) noexcept;
 bool is_closed(const ProcessPoolCore& core) noexcept;
 std::size_t max_message(const ProcessPoolCore& core) noexcept;
@@ -232,10 +239,38 @@ class ProcessPool {
 
   template <class State, class R, class... StateArgs>
   Future<R> send(const detail::ByteWriter& request, StateArgs&&... state_args) {
+    auto copy = [](std::byte* out, const void* context) {
+      const auto& bytes = *static_cast<const detail::ByteWriter*>(context);
+      std::memcpy(out, bytes.data(), bytes.size());
+    };
+    return send_from<State, R>({request.size(), copy, &request}, std::forward<StateArgs>(state_args)...);
+  }
+
+  template <class State, class R, class... StateArgs>
+  Future<R> send_from(const detail::RequestSource& request, StateArgs&&... state_args) {
     auto task = std::make_unique<State>(core_, std::forward<StateArgs>(state_args)...);
-    detail::submit_remote(*core_, request.bytes(), task.get());
+    detail::submit_remote(*core_, request, task.get());
     return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
   }
+
+  // A map chunk of raw items, written into the ring in place: [entry][flags][f][count][items].
+  template <class Fn, class T>
+  struct RawChunk {
+    const Fn* f;
+    std::span<const T> items;
+
+    std::size_t size() const noexcept { return 3 * sizeof(std::uint64_t) + sizeof(Fn) + items.size_bytes(); }
+    static void write(std::byte* out, const void* context) {
+      const auto& chunk = *static_cast<const RawChunk*>(context);
+      const auto entry = detail::code_offset(reinterpret_cast<const void*>(&detail::map_entry<Fn, T>));
+      const std::uint64_t flags = 0, count = chunk.items.size();
+      std::memcpy(out, &entry, sizeof entry);
+      std::memcpy(out + 8, &flags, sizeof flags);
+      std::memcpy(out + 16, chunk.f, sizeof(Fn));
+      std::memcpy(out + 16 + sizeof(Fn), &count, sizeof count);
+      std::memcpy(out + 24 + sizeof(Fn), chunk.items.data(), chunk.items.size_bytes());
+    }
+  };
 
   template <class F, class T>
   auto submit_chunk(const std::shared_ptr<F>& f, std::vector<T> items) {
@@ -291,11 +326,18 @@ class ProcessPool {
     try {
       for (std::size_t begin = 0; begin < n; begin += chunksize) {
         const std::size_t count = std::min(chunksize, n - begin);
-        detail::ByteWriter& request = start_request(&detail::map_entry<Fn, T>);
-        detail::encode_callable(request, static_cast<const Fn&>(f));
-        detail::encode_span(request, items.subspan(begin, count));
         detail::MapSlot<R>* slots = std::is_void_v<R> ? nullptr : out.data() + begin;
-        chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, slots, count));
+        if constexpr (detail::kIsRaw<T> && !std::is_pointer_v<Fn>) {
+          if (detail::in_worker_process()) detail::check_owner(*core_);
+          const RawChunk<Fn, T> chunk{&f, items.subspan(begin, count)};
+          chunks.push_back(send_from<detail::RemoteMapChunk<R>, void>({chunk.size(), &RawChunk<Fn, T>::write, &chunk},
+                                                                       slots, count));
+        } else {
+          detail::ByteWriter& request = start_request(&detail::map_entry<Fn, T>);
+          detail::encode_callable(request, static_cast<const Fn&>(f));
+          detail::encode_span(request, items.subspan(begin, count));
+          chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, slots, count));
+        }
         detail::StateBase* state = &detail::FutureAccess::state(chunks.back());
         state->on_ready([progress, state] { progress->chunk_done(state->phase() != detail::kValue); });
       }
