@@ -86,6 +86,18 @@ struct Unregistered : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// For a pool created in a child this test forked. TSan runs a thread of its own in every process,
+// and the default start method refuses to start its server in a process with two threads; the
+// parent-death machinery under test is the same for every start method.
+tandem::ProcessPoolOptions options_in_forked_child() {
+  tandem::ProcessPoolOptions options;
+  options.workers = 2;
+#ifdef __SANITIZE_THREAD__
+  options.start_method = tandem::StartMethod::fork;
+#endif
+  return options;
+}
+
 enum class Crash : int { none, segfault, abort, exit, sigkill, exception };
 
 int run_or_crash(int x, Crash how) {
@@ -309,7 +321,7 @@ TEST(ProcessPoolLifecycle, WorkersDieWithTheParentEvenOnSigkill) {
   ASSERT_GE(parent, 0);
   if (parent == 0) {
     ::close(pipe_fds[0]);
-    tandem::ProcessPool pool(2);
+    tandem::ProcessPool pool(options_in_forked_child());
     for (int i = 0; i < 2; ++i) {
       const int pid = pool.submit([] { return static_cast<int>(::getpid()); }).get();
       if (::write(pipe_fds[1], &pid, sizeof pid) != sizeof pid) ::_exit(1);
@@ -347,7 +359,7 @@ TEST(ProcessPoolLifecycle, CtrlCStopsTheParentAndItsWorkersQuietly) {
     ::dup2(out[1], 2);
     ::close(out[0]);
     ::signal(SIGINT, SIG_DFL);
-    tandem::ProcessPool pool(2);
+    tandem::ProcessPool pool(options_in_forked_child());
     auto f = pool.submit([] { return static_cast<int>(::getpid()); });
     f.get();
     if (::write(out[1], "", 1) != 1) ::_exit(1);
