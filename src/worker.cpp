@@ -164,9 +164,10 @@ void worker_main(const WorkerContext& context) {
 }
 
 void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd) {
-  // Mapped for the life of the process, which ends in worker_main; the mappings outlive the
-  // descriptors, which worker_main closes with everything else it does not need.
-  static SharedMapping worker_memory, pool_memory;
+  // Locals, not statics: this process may be a fork of a worker that ran this function, whose
+  // statics would hold mappings and descriptor numbers of that other pool. worker_main never
+  // returns, so the mappings last as long as the process; it closes their descriptors.
+  SharedMapping worker_memory, pool_memory;
   try {
     worker_memory = SharedMapping::attach(UniqueFd(::dup(worker_fd)));
     pool_memory = SharedMapping::attach(UniqueFd(::dup(pool_fd)));

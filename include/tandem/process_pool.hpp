@@ -34,6 +34,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -316,7 +317,14 @@ class ProcessPool {
     detail::check_value<R>();
     const std::size_t n = items.size();
     if (chunksize == 0) chunksize = auto_chunksize<T, R>(n);
-    std::vector<detail::MapSlot<R>> out(std::is_void_v<R> ? 0 : n);
+    // Allocated (and zero-filled) once the first chunks are on their way, see RemoteMapChunk.
+    std::vector<detail::MapSlot<R>> out;
+    std::atomic<detail::MapSlot<R>*> base{nullptr};
+    auto allocate_output = [&] {
+      if (base.load(std::memory_order_relaxed)) return;
+      out.resize(std::is_void_v<R> ? 1 : std::max<std::size_t>(n, 1));
+      base.store(out.data(), std::memory_order_release);
+    };
     std::vector<Future<void>> chunks;
     chunks.reserve((n + chunksize - 1) / chunksize);
     auto progress = std::make_shared<MapProgress>((n + chunksize - 1) / chunksize);
@@ -326,21 +334,22 @@ class ProcessPool {
     try {
       for (std::size_t begin = 0; begin < n; begin += chunksize) {
         const std::size_t count = std::min(chunksize, n - begin);
-        detail::MapSlot<R>* slots = std::is_void_v<R> ? nullptr : out.data() + begin;
         if constexpr (detail::kIsRaw<T> && !std::is_pointer_v<Fn>) {
           if (detail::in_worker_process()) detail::check_owner(*core_);
           const RawChunk<Fn, T> chunk{&f, items.subspan(begin, count)};
           chunks.push_back(send_from<detail::RemoteMapChunk<R>, void>({chunk.size(), &RawChunk<Fn, T>::write, &chunk},
-                                                                       slots, count));
+                                                                       &base, begin, count));
         } else {
           detail::ByteWriter& request = start_request(&detail::map_entry<Fn, T>);
           detail::encode_callable(request, static_cast<const Fn&>(f));
           detail::encode_span(request, items.subspan(begin, count));
-          chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, slots, count));
+          chunks.push_back(send<detail::RemoteMapChunk<R>, void>(request, &base, begin, count));
         }
+        if (chunks.size() == size()) allocate_output();  // every worker has a chunk to start on
         detail::StateBase* state = &detail::FutureAccess::state(chunks.back());
         state->on_ready([progress, state] { progress->chunk_done(state->phase() != detail::kValue); });
       }
+      allocate_output();
       // One wait for the whole map, not one per chunk: a waiter spins before it sleeps, and
       // spinning once per chunk would take a core from the workers all along a long map.
       if (!progress->ready(progress.get())) detail::help_collect(*core_, &MapProgress::ready, progress.get(), deadline);
@@ -353,6 +362,7 @@ class ProcessPool {
         if (chunk.done()) chunk.get();  // the first failure, if any
       }
     } catch (...) {
+      allocate_output();  // a chunk being delivered waits for it
       if (collecting) detail::end_collecting(*core_);
       // The chunks write into `out`: none may still be doing so when it goes.
       for (auto& chunk : chunks) {
@@ -366,10 +376,13 @@ class ProcessPool {
     }
     if constexpr (std::is_void_v<R>) {
       return;
-    } else if constexpr (std::is_same_v<R, bool>) {
-      return std::vector<bool>(out.begin(), out.end());
     } else {
-      return out;
+      out.resize(n);  // it was allocated with at least one element, also for an empty input
+      if constexpr (std::is_same_v<R, bool>) {
+        return std::vector<bool>(out.begin(), out.end());
+      } else {
+        return out;
+      }
     }
   }
 

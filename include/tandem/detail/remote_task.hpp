@@ -262,12 +262,15 @@ class RemoteState final : public State<R>, public RemoteResult {
 template <class R>
 using MapSlot = std::conditional_t<std::is_same_v<R, bool> || std::is_void_v<R>, unsigned char, R>;
 
-// One chunk of ProcessPool::map: decodes its results straight into the caller's output vector.
+// One chunk of ProcessPool::map: decodes its results straight into the caller's output vector,
+// at `offset` from `*base`. The caller allocates that vector after sending its first chunks, so
+// that zero-filling it overlaps the workers' compute; a result that arrives earlier waits for it.
 template <class R>
 class RemoteMapChunk final : public State<void>, public RemoteResult {
  public:
-  RemoteMapChunk(std::shared_ptr<ProcessPoolCore> core, MapSlot<R>* out, std::size_t count)
-      : State<void>(2), RemoteResult(std::move(core)), out_(out), count_(count) {}
+  RemoteMapChunk(std::shared_ptr<ProcessPoolCore> core, const std::atomic<MapSlot<R>*>* base, std::size_t offset,
+                 std::size_t count)
+      : State<void>(2), RemoteResult(std::move(core)), base_(base), offset_(offset), count_(count) {}
 
   StateBase& state() noexcept override { return *this; }
   bool wait_until(Clock::time_point deadline) const override {
@@ -281,18 +284,25 @@ class RemoteMapChunk final : public State<void>, public RemoteResult {
   void decode_into(ByteReader& in) override {
     if constexpr (std::is_void_v<R>) {
       if (in.read_raw<std::uint64_t>() != count_) throw_malformed("a map chunk came back with the wrong count");
-    } else if constexpr (kIsRaw<R>) {
-      const auto count = in.read_raw<std::uint64_t>();
-      if (count != count_) throw_malformed("a map chunk came back with the wrong number of results");
-      in.read(out_, count_ * sizeof(R));
     } else {
-      auto results = decode<std::vector<R>>(in);
-      if (results.size() != count_) throw_malformed("a map chunk came back with the wrong number of results");
-      for (std::size_t i = 0; i < count_; ++i) out_[i] = std::move(results[i]);
+      MapSlot<R>* base;
+      while (!(base = base_->load(std::memory_order_acquire))) cpu_relax();
+      MapSlot<R>* out = base + offset_;
+      if constexpr (kIsRaw<R>) {
+        if (in.read_raw<std::uint64_t>() != count_) {
+          throw_malformed("a map chunk came back with the wrong number of results");
+        }
+        in.read(out, count_ * sizeof(R));
+      } else {
+        auto results = decode<std::vector<R>>(in);
+        if (results.size() != count_) throw_malformed("a map chunk came back with the wrong number of results");
+        for (std::size_t i = 0; i < count_; ++i) out[i] = std::move(results[i]);
+      }
     }
   }
 
-  MapSlot<R>* out_;
+  const std::atomic<MapSlot<R>*>* base_;
+  std::size_t offset_;
   std::size_t count_;
 };
 
