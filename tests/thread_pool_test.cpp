@@ -1,6 +1,9 @@
 #include "tandem/thread_pool.hpp"
 
 #include <gtest/gtest.h>
+
+// What only a ThreadPool does (or checks only threads allow). The behaviour it shares with
+// ProcessPool is tested once for both in pool_test.cpp.
 #include <pthread.h>
 #include <time.h>
 
@@ -47,15 +50,6 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-TEST(ThreadPool, SubmitRunsTheCallableWithItsArguments) {
-  tandem::ThreadPool pool(2);
-  EXPECT_EQ(pool.size(), 2u);
-  auto sum = pool.submit([](int a, int b) { return a + b; }, 2, 40);
-  auto text = pool.submit([](const std::string& s) { return s + "!"; }, std::string("hi"));
-  EXPECT_EQ(sum.get(), 42);
-  EXPECT_EQ(text.get(), "hi!");
-}
-
 TEST(ThreadPool, TasksRunOnWorkerThreadsNamedAfterThePool) {
   tandem::ThreadPoolOptions options;
   options.workers = 2;
@@ -77,29 +71,6 @@ TEST(ThreadPool, MoveOnlyCallablesAndArguments) {
   EXPECT_EQ(f.get(), 11);
 }
 
-TEST(ThreadPool, ExceptionsReachGetWithTheirType) {
-  tandem::ThreadPool pool(2);
-  auto f = pool.submit([]() -> int { throw std::out_of_range("nope"); });
-  EXPECT_THROW(f.get(), std::out_of_range);
-  EXPECT_NE(f.exception(), nullptr);
-}
-
-TEST(ThreadPool, ZeroWorkersIsAClearError) {
-  try {
-    tandem::ThreadPool pool(0);
-    FAIL() << "expected tandem::Error";
-  } catch (const tandem::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("at least one worker"), std::string::npos) << e.what();
-  }
-}
-
-TEST(ThreadPool, DefaultSizeIsTheUsableCpuCount) {
-  tandem::ThreadPool pool;
-  EXPECT_EQ(pool.size(), tandem::cpu_count());
-  EXPECT_GE(tandem::cpu_count(), 1u);
-  EXPECT_LE(tandem::cpu_count(), std::max(1u, std::thread::hardware_concurrency()));
-}
-
 TEST(ThreadPool, InitializerRunsOnceOnEveryWorker) {
   std::mutex mutex;
   std::set<std::thread::id> initialized;
@@ -113,25 +84,6 @@ TEST(ThreadPool, InitializerRunsOnceOnEveryWorker) {
   EXPECT_EQ(initialized.size(), 3u);
   const auto worker = pool.submit([] { return std::this_thread::get_id(); }).get();
   EXPECT_EQ(initialized.count(worker), 1u);
-}
-
-TEST(ThreadPool, AFailingInitializerMakesConstructionThrow) {
-  tandem::ThreadPoolOptions options;
-  options.workers = 2;
-  options.initializer = [] { throw std::runtime_error("no GPU here"); };
-  EXPECT_THROW(tandem::ThreadPool pool(options), std::runtime_error);
-}
-
-TEST(ThreadPoolMap, ResultsComeInInputOrderForAnySizeAndChunking) {
-  tandem::ThreadPool pool(2);
-  for (int n : {0, 1, 7, 1000, 100'003}) {
-    const auto input = iota_vector(n);
-    for (std::size_t chunksize : {0u, 1u, 3u, 64u, 1'000'000u}) {
-      const auto squares = pool.map([](int x) { return static_cast<long>(x) * x; }, input, chunksize);
-      ASSERT_EQ(squares.size(), input.size());
-      for (std::size_t i = 0; i < input.size(); ++i) ASSERT_EQ(squares[i], static_cast<long>(i) * static_cast<long>(i));
-    }
-  }
 }
 
 TEST(ThreadPoolMap, AcceptsNonRandomAccessRangesAndAnyResultType) {
@@ -210,120 +162,12 @@ TEST(ThreadPoolMap, APoolWithAnInitializerRunsAMapOnInitializedWorkersOnly) {
   for (const auto& id : map_threads(pool)) EXPECT_EQ(initialized.count(id), 1u) << "ran on an uninitialized thread";
 }
 
-TEST(ThreadPoolMap, StarmapUnpacksTuples) {
-  tandem::ThreadPool pool(2);
-  std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
-  EXPECT_EQ(pool.starmap([](int a, int b) { return a * b; }, pairs), (std::vector<int>{2, 12, 30}));
-  EXPECT_EQ(pool.starmap_for([](int a, int b) { return a + b; }, pairs, 5s), (std::vector<int>{3, 7, 11}));
-}
-
-TEST(ThreadPoolMap, MapForReturnsInTimeOrThrowsAndCancelsTheRest) {
-  tandem::ThreadPool pool(2);
-  EXPECT_EQ(pool.map_for([](int x) { return x + 1; }, iota_vector(3), 5s), (std::vector<int>{1, 2, 3}));
-  std::atomic<int> ran{0};
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(pool.map_for(
-                   [&](int x) {
-                     ran++;
-                     std::this_thread::sleep_for(10ms);
-                     return x;
-                   },
-                   iota_vector(200), 30ms, 1),
-               tandem::TimeoutError);
-  const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, 500ms) << "map_for waited for far more than the timeout plus one chunk";
-  const int after_timeout = ran.load();
-  EXPECT_LT(after_timeout, 200);
-  std::this_thread::sleep_for(30ms);
-  EXPECT_EQ(ran.load(), after_timeout) << "no chunk may start after map_for gave up";
-}
-
 TEST(ThreadPoolMap, MapForDoesNotWaitForRunnersQueuedBehindOtherWork) {
   tandem::ThreadPool pool(1);
   std::latch release(1);
   auto blocker = pool.submit([&] { release.wait(); });
   EXPECT_THROW(pool.map_for([](int x) { return x; }, iota_vector(10), 20ms), tandem::TimeoutError);
   release.count_down();
-}
-
-TEST(ThreadPoolImap, IsLazyOrderedAndReadsABoundedWindowOfAnEndlessRange) {
-  tandem::ThreadPool pool(2);
-  std::atomic<int> read{0};
-  auto counted = std::views::iota(0) | std::views::transform([&read](int x) {
-                   read++;
-                   return x;
-                 });
-  int expected = 0;
-  {
-    auto stream = pool.imap([](int x) { return x * 3; }, counted, 4);
-    for (int value : stream) {
-      ASSERT_EQ(value, expected * 3);
-      if (++expected == 50) break;
-    }
-  }
-  EXPECT_EQ(expected, 50);
-  const int window = static_cast<int>(tandem::detail::imap_window(pool.size())) * 4;
-  EXPECT_LE(read.load(), 50 + window + 4) << "imap read too far ahead";
-}
-
-TEST(ThreadPoolImap, UnorderedYieldsEveryResultOnce) {
-  tandem::ThreadPool pool(2);
-  std::multiset<int> seen;
-  for (int v : pool.imap_unordered(
-           [](int x) {
-             std::this_thread::sleep_for(std::chrono::microseconds((x * 37) % 200));
-             return x;
-           },
-           iota_vector(300), 3)) {
-    seen.insert(v);
-  }
-  std::multiset<int> expected;
-  for (int i = 0; i < 300; ++i) expected.insert(i);
-  EXPECT_EQ(seen, expected);
-}
-
-TEST(ThreadPoolImap, AnExceptionSurfacesAtItsElementAndIterationGoesOn) {
-  tandem::ThreadPool pool(2);
-  auto stream = pool.imap(
-      [](int x) {
-        if (x == 2) throw std::runtime_error("two");
-        return x;
-      },
-      iota_vector(5));
-  EXPECT_EQ(stream.next(), 0);
-  EXPECT_EQ(stream.next(), 1);
-  EXPECT_THROW(stream.next(), std::runtime_error);
-  EXPECT_EQ(stream.next(), 3);
-  EXPECT_EQ(stream.next(), 4);
-  EXPECT_EQ(stream.next(), std::nullopt);
-}
-
-TEST(ThreadPoolImap, NextForTimesOut) {
-  tandem::ThreadPool pool(1);
-  std::latch release(1);
-  auto stream = pool.imap(
-      [&](int x) {
-        release.wait();
-        return x;
-      },
-      iota_vector(2));
-  EXPECT_THROW(stream.next_for(20ms), tandem::TimeoutError);
-  release.count_down();
-  EXPECT_EQ(stream.next_for(5s), 0);
-}
-
-TEST(ThreadPoolCancel, APendingTaskNeverRuns) {
-  tandem::ThreadPool pool(1);
-  std::latch release(1);
-  auto blocker = pool.submit([&] { release.wait(); });
-  std::atomic<bool> ran{false};
-  auto victim = pool.submit([&] { ran = true; });
-  EXPECT_TRUE(victim.cancel());
-  release.count_down();
-  blocker.get();
-  EXPECT_THROW(victim.get(), tandem::CancelledError);
-  pool.submit([] {}).get();  // the queue has moved past the victim
-  EXPECT_FALSE(ran.load());
 }
 
 TEST(ThreadPoolCancel, ARunningTaskSeesItsStopToken) {
@@ -366,47 +210,6 @@ TEST(ThreadPoolNesting, WaitAnyInsideATaskHelps) {
   EXPECT_GE(outer.get_for(10s), 1);
 }
 
-TEST(ThreadPoolShutdown, SubmitAfterShutdownThrowsPoolClosed) {
-  tandem::ThreadPool pool(2);
-  pool.shutdown();
-  EXPECT_TRUE(pool.closed());
-  EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
-  EXPECT_THROW(pool.map([](int x) { return x; }, iota_vector(10)), tandem::PoolClosed);
-  EXPECT_NO_THROW(pool.shutdown()) << "shutdown is idempotent";
-}
-
-TEST(ThreadPoolShutdown, WaitRunsEverythingAlreadySubmitted) {
-  tandem::ThreadPool pool(2);
-  std::atomic<int> ran{0};
-  std::vector<tandem::Future<void>> futures;
-  for (int i = 0; i < 200; ++i) {
-    futures.push_back(pool.submit([&] {
-      std::this_thread::sleep_for(50us);
-      ran++;
-    }));
-  }
-  pool.shutdown(true);
-  EXPECT_EQ(ran.load(), 200);
-  for (auto& f : futures) EXPECT_NO_THROW(f.get());
-}
-
-TEST(ThreadPoolShutdown, CancelPendingCancelsQueuedTasksWhileBusy) {
-  tandem::ThreadPool pool(1);
-  std::latch started(1), release(1);
-  auto running = pool.submit([&] {
-    started.count_down();
-    release.wait();
-    return 1;
-  });
-  started.wait();
-  std::vector<tandem::Future<int>> queued;
-  for (int i = 0; i < 50; ++i) queued.push_back(pool.submit([] { return 2; }));
-  pool.shutdown(false, true);
-  release.count_down();
-  EXPECT_EQ(running.get(), 1) << "the running task finishes";
-  for (auto& f : queued) EXPECT_THROW(f.get(), tandem::CancelledError);
-}
-
 TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {
   tandem::ThreadPool pool(2);
   std::latch release(1);
@@ -417,27 +220,6 @@ TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {
   pool.shutdown(false);
   release.count_down();
   EXPECT_EQ(parent.get_for(10s), 7);
-}
-
-TEST(ThreadPoolShutdown, ShutdownForGivesUpOnBusyWorkersAndSucceedsLater) {
-  tandem::ThreadPool pool(1);
-  std::latch release(1);
-  auto busy = pool.submit([&] { release.wait(); });
-  EXPECT_FALSE(pool.shutdown_for(20ms));
-  EXPECT_TRUE(pool.closed());
-  EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
-  release.count_down();
-  EXPECT_TRUE(pool.shutdown_for(5s));
-  EXPECT_NO_THROW(busy.get());
-}
-
-TEST(ThreadPoolShutdown, DestructorRunsPendingTasks) {
-  std::atomic<int> ran{0};
-  {
-    tandem::ThreadPool pool(1);
-    for (int i = 0; i < 100; ++i) pool.submit([&] { ran++; });
-  }
-  EXPECT_EQ(ran.load(), 100);
 }
 
 TEST(ThreadPoolShutdown, ShutdownFromInsideATaskWithWaitIsAnError) {
