@@ -88,13 +88,22 @@ struct PythonIsolation {
   int results = 0, broken = 0;
 };
 
-std::optional<PythonIsolation> run_python(const std::filesystem::path& python, int tasks) {
+// The figures of tour/python/isolation.py, or why there are none.
+struct PythonOutcome {
+  std::optional<PythonIsolation> run;
+  std::string failure;
+};
+
+PythonOutcome run_python(const std::filesystem::path& python, int tasks) {
   const auto result = run_command({python.string(), TANDEM_TOUR_PYTHON_DIR "/isolation.py", "--tasks",
-                                   std::to_string(tasks), "--every", "10"});
+                                   std::to_string(tasks), "--every", "10"},
+                                  true);
   std::smatch match;
   const std::regex pattern(R"re("python": "([^"]+)", "results": (\d+), "broken": (\d+))re");
-  if (result.exit_code != 0 || !std::regex_search(result.output, match, pattern)) return std::nullopt;
-  return PythonIsolation{match[1].str(), std::stoi(match[2].str()), std::stoi(match[3].str())};
+  if (result.exit_code != 0 || !std::regex_search(result.output, match, pattern)) {
+    return {std::nullopt, "exit status " + std::to_string(result.exit_code) + ", output: " + result.output.substr(0, 300)};
+  }
+  return {PythonIsolation{match[1].str(), std::stoi(match[2].str()), std::stoi(match[3].str())}, ""};
 }
 
 }  // namespace
@@ -175,11 +184,13 @@ Section isolation(const Options& options, Progress& progress) {
     return section;
   }
   progress.step("Python ProcessPoolExecutor(2), same tasks with only segfaults");
-  const auto py = run_python(*python, tasks);
-  if (!py) {
-    section.takeaways.push_back("The Python comparison (tour/python/isolation.py) did not run cleanly; no figures.");
+  const auto outcome = run_python(*python, tasks);
+  if (!outcome.run) {
+    section.takeaways.push_back("The Python comparison (tour/python/isolation.py) did not run cleanly (" +
+                                outcome.failure + "); no figures.");
     return section;
   }
+  const auto& py = outcome.run;
   Table table_py{{"Python " + py->version + " ProcessPoolExecutor(2)", "count"}, {}};
   table_py.rows.push_back({"tasks submitted", std::to_string(tasks)});
   table_py.rows.push_back({"results", std::to_string(py->results)});

@@ -27,7 +27,12 @@ def main():
     options = parser.parse_args()
     results = broken = other = 0
     with ProcessPoolExecutor(2) as executor:
-        futures = [executor.submit(task, (i, i % options.every == 3)) for i in range(options.tasks)]
+        futures = []
+        for i in range(options.tasks):
+            try:
+                futures.append(executor.submit(task, (i, i % options.every == 3)))
+            except BrokenProcessPool:
+                broken += 1  # a crash broke the pool while tasks were still being submitted
         for future in futures:
             try:
                 future.result()
