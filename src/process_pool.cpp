@@ -447,12 +447,20 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
     // on its connection (only it can reap them).
     fds.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
+    bool exits_waiting = false;
     if (pool_server_) {
       fds.push_back({pool_server_->fd(), POLLIN, 0});
+      // Reports read earlier (while starting a worker, say) no longer show on the socket: they
+      // must not wait for the next one. Reports of processes this pool no longer tracks go.
+      for (const auto& exit : pool_server_->take_exits()) exits_.push_back(exit);
+      std::erase_if(exits_, [&](const PoolServer::Exit& exit) {
+        return std::none_of(workers_.begin(), workers_.end(), [&](const auto& w) { return w->pid == exit.pid; });
+      });
+      exits_waiting = !exits_.empty();
     } else {
       for (auto& worker : workers_) fds.push_back({worker->pidfd.get(), POLLIN, 0});
     }
-    if (::poll(fds.data(), fds.size(), collected ? 0 : poll_timeout_ms()) < 0 && errno != EINTR) {
+    if (::poll(fds.data(), fds.size(), collected || exits_waiting ? 0 : poll_timeout_ms()) < 0 && errno != EINTR) {
       break_pool(errno_text("ProcessPool: poll"));
     }
     pool_shared_->supervisor_asleep.store(0, std::memory_order_seq_cst);
