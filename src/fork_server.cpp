@@ -18,12 +18,21 @@
 #include <string>
 
 #include "tandem/error.hpp"
+#include "process_child.hpp"
 #include "worker.hpp"
 
 namespace tandem::detail {
 namespace {
 
-enum class Kind : std::uint32_t { new_pool_server = 1, pool_server_ready, start_worker, worker_started, start_failed, worker_exited };
+enum class Kind : std::uint32_t {
+  new_pool_server = 1,
+  pool_server_ready,
+  start_worker,
+  start_process,
+  worker_started,
+  start_failed,
+  worker_exited
+};
 
 struct Message {
   Kind kind;
@@ -118,13 +127,20 @@ struct Child {
       for (const auto& worker : workers) ::waitpid(worker.pid, nullptr, 0);
       ::_exit(0);
     }
-    if (request.kind != Kind::start_worker || received.size() != 3) {
+    const bool worker = request.kind == Kind::start_worker && received.size() == 3;
+    const bool process = request.kind == Kind::start_process && received.size() == 2;
+    if (!worker && !process) {
       send_message(connection.get(), {Kind::start_failed, 0, EINVAL});
       continue;
     }
     const pid_t pid = ::fork();
+    if (pid == 0 && worker) worker_main_from_fds(received[0].get(), received[1].get(), received[2].get());
     if (pid == 0) {
-      worker_main_from_fds(received[0].get(), received[1].get(), received[2].get());
+      // A Process's child behaves as a forked one would: Ctrl-C and broken pipes are its own.
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGPIPE, SIG_DFL);
+      connection.reset();
+      run_process_from_fds(received[0].get(), received[1].get());
     }
     if (pid < 0) {
       send_message(connection.get(), {Kind::start_failed, 0, errno});
@@ -219,7 +235,7 @@ void ensure_fork_server() {
   if (state.control) return;
   if (thread_count() > 1) {
     throw Error(
-        "ProcessPool: the forkserver start method needs its server started while the program has one thread: "
+        "the forkserver start method needs its server started while the program has one thread: "
         "call tandem::init(argc, argv) at the top of main, or choose StartMethod::spawn (also needs init) or "
         "StartMethod::fork");
   }
@@ -234,18 +250,26 @@ PoolServer::PoolServer() {
   std::vector<UniqueFd> received;
   if (!send_message(state.control.get(), {Kind::new_pool_server}) ||
       !receive_message(state.control.get(), reply, received, true)) {
-    throw Error("ProcessPool: the fork server does not answer (was it killed?)");
+    throw Error("fork server: it does not answer (was it killed?)");
   }
   if (reply.kind != Kind::pool_server_ready || received.size() != 1) {
     errno = reply.status;
-    throw Error(errno_text("ProcessPool: the fork server could not start a pool server"));
+    throw Error(errno_text("fork server: could not start a pool server"));
   }
   connection_ = std::move(received[0]);
 }
 
 pid_t PoolServer::start_worker(int worker_fd, int pool_fd, int wake_fd) {
-  if (!send_message(connection_.get(), {Kind::start_worker}, {worker_fd, pool_fd, wake_fd})) {
-    throw Error(errno_text("ProcessPool: cannot reach the pool's fork server"));
+  return start(static_cast<std::uint32_t>(Kind::start_worker), {worker_fd, pool_fd, wake_fd});
+}
+
+pid_t PoolServer::start_process(int request_fd, int error_fd) {
+  return start(static_cast<std::uint32_t>(Kind::start_process), {request_fd, error_fd});
+}
+
+pid_t PoolServer::start(std::uint32_t kind, std::initializer_list<int> fds) {
+  if (!send_message(connection_.get(), {static_cast<Kind>(kind)}, fds)) {
+    throw Error(errno_text("fork server: cannot reach it"));
   }
   started_.reset();
   while (!started_) receive(true);
@@ -260,7 +284,8 @@ std::vector<PoolServer::Exit> PoolServer::take_exits() {
 void PoolServer::wait_for_exit(std::chrono::steady_clock::time_point deadline) {
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   pollfd readable{connection_.get(), POLLIN, 0};
-  if (left.count() > 0) ::poll(&readable, 1, static_cast<int>(left.count()));
+  const int forever = -1;
+  if (left.count() > 0) ::poll(&readable, 1, left.count() > 1'000'000'000 ? forever : static_cast<int>(left.count()));
   receive(false);
 }
 
@@ -269,7 +294,7 @@ void PoolServer::receive(bool block) {
     Message message{};
     std::vector<UniqueFd> unused;
     if (!receive_message(connection_.get(), message, unused, block)) {
-      if (block) throw Error("ProcessPool: the pool's fork server is gone");
+      if (block) throw Error("fork server: it is gone (was it killed?)");
       return;
     }
     switch (message.kind) {
@@ -281,9 +306,9 @@ void PoolServer::receive(bool block) {
         return;
       case Kind::start_failed:
         errno = message.status;
-        throw Error(errno_text("ProcessPool: the fork server could not fork a worker"));
+        throw Error(errno_text("fork server: could not fork"));
       default:
-        throw Error("ProcessPool: unexpected message from the fork server");
+        throw Error("fork server: unexpected message");
     }
     block = false;  // after one message, take only what is already there
   }

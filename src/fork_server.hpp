@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <vector>
 
@@ -23,7 +24,8 @@ namespace tandem::detail {
 // than one thread (forking it then would be unsafe) unless `from_init`, which checks that itself.
 void ensure_fork_server();
 
-// A pool's connection to its own pool server.
+// A connection to a pool server of its own: a pool's, or a Process's (whose single child is
+// then forked by it and reported like a worker).
 class PoolServer {
  public:
   struct Exit {
@@ -37,6 +39,8 @@ class PoolServer {
   // Forks a worker that maps `worker_fd` and `pool_fd` and wakes the pool through `wake_fd`;
   // returns its pid. Exit reports read meanwhile are kept for take_exits().
   pid_t start_worker(int worker_fd, int pool_fd, int wake_fd);
+  // Forks a Process's child (see process_child.hpp); returns its pid.
+  pid_t start_process(int request_fd, int error_fd);
   // Exit reports received so far (reads what is waiting on the connection, without blocking).
   std::vector<Exit> take_exits();
   // Waits until an exit report arrives or `deadline` passes.
@@ -45,6 +49,7 @@ class PoolServer {
   int fd() const noexcept { return connection_.get(); }
 
  private:
+  pid_t start(std::uint32_t kind, std::initializer_list<int> fds);
   void receive(bool block);
 
   UniqueFd connection_;

@@ -5,6 +5,8 @@
 #include <cstdlib>
 
 #include "fork_server.hpp"
+#include "process_child.hpp"
+#include "spawn_program.hpp"
 #include "tandem/start_method.hpp"
 #include "worker.hpp"
 
@@ -13,19 +15,28 @@ namespace {
 
 std::atomic<bool> init_ran{false};
 
+// The descriptor numbers that spawn_program put in `variable`, or nothing if it is not set; a
+// malformed value ends the process (it was started for tandem, not as the program).
+template <int N>
+bool spawned_as(const char* variable, int (&fds)[N]) {
+  const char* spec = std::getenv(variable);
+  if (!spec) return false;
+  int parsed = 0;
+  if constexpr (N == 2) parsed = std::sscanf(spec, "%d,%d", &fds[0], &fds[1]);
+  if constexpr (N == 3) parsed = std::sscanf(spec, "%d,%d,%d", &fds[0], &fds[1], &fds[2]);
+  if (parsed != N) {
+    std::fprintf(stderr, "tandem::init: malformed %s=%s\n", variable, spec);
+    ::_exit(4);
+  }
+  ::unsetenv(variable);
+  return true;
+}
+
 }  // namespace
 
 void init(int, char**) {
-  // A process that tandem spawned as a worker finds its mappings' descriptors here.
-  if (const char* spec = std::getenv("TANDEM_WORKER")) {
-    int worker_fd = -1, pool_fd = -1, wake_fd = -1;
-    if (std::sscanf(spec, "%d,%d,%d", &worker_fd, &pool_fd, &wake_fd) != 3) {
-      std::fprintf(stderr, "tandem::init: malformed TANDEM_WORKER=%s\n", spec);
-      ::_exit(4);
-    }
-    ::unsetenv("TANDEM_WORKER");
-    detail::worker_main_from_fds(worker_fd, pool_fd, wake_fd);
-  }
+  if (int fds[3]; spawned_as(detail::kWorkerVariable, fds)) detail::worker_main_from_fds(fds[0], fds[1], fds[2]);
+  if (int fds[2]; spawned_as(detail::kProcessVariable, fds)) detail::run_process_from_fds(fds[0], fds[1]);
   detail::ensure_fork_server();
   init_ran.store(true, std::memory_order_release);
 }

@@ -14,6 +14,10 @@
 #include <cstring>
 #include <thread>
 
+#include "fork_server.hpp"
+#include "process_child.hpp"
+#include "shared_mapping.hpp"
+#include "spawn_program.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 
@@ -21,10 +25,11 @@ namespace tandem {
 namespace detail {
 
 struct ProcessState {
-  AgentOptions options;
-  std::unique_ptr<AgentBody> body;
+  ProcessOptions options;
+  ProcessBody body;
   pid_t pid = -1;
-  UniqueFd pidfd;        // readable once the child has exited (Linux >= 5.3), else empty
+  std::optional<PoolServer> server;  // forkserver: the child's parent, which reports its exit
+  UniqueFd pidfd;        // fork, spawn: readable once the child has exited (Linux >= 5.3), else empty
   UniqueFd error_pipe;   // read end: the child's escaped exception, if any
   std::optional<int> exitcode;
   std::exception_ptr error;
@@ -49,21 +54,26 @@ void write_all(int fd, const std::string& text) {
   }
 }
 
-// In the child: runs the body and reports an escaped exception as "type\0message".
+// In a child, inside a catch block: reports the exception as "type\0message".
+void write_report(int error_fd) {
+  const auto [type, message] = detail::describe_current_exception();
+  write_all(error_fd, type.substr(0, 512) + '\0' + message.substr(0, kMaxErrorText));
+}
+
+// In a forked child: runs the body and reports an escaped exception.
 [[noreturn]] void run_child(detail::ProcessState& state, int error_fd) {
   int code = 0;
   try {
-    state.body->run();
+    state.body.in_fork->run();
   } catch (...) {
-    const auto [type, message] = detail::describe_current_exception();
-    std::string report = type.substr(0, 512) + '\0' + message.substr(0, kMaxErrorText);
-    write_all(error_fd, report);
+    write_report(error_fd);
     code = 1;
   }
   std::fflush(nullptr);  // what the child printed must not die in a stdio buffer
   ::_exit(code);
 }
 
+// The exception report as write_report() wrote it, or nullptr for none.
 std::exception_ptr read_child_error(int fd) {
   std::string text;
   char buffer[1024];
@@ -76,7 +86,7 @@ std::exception_ptr read_child_error(int fd) {
   if (text.empty()) return nullptr;
   const auto separator = text.find('\0');
   if (separator == std::string::npos) return std::make_exception_ptr(RemoteError(text, ""));
-  return std::make_exception_ptr(RemoteError(text.substr(0, separator), text.substr(separator + 1)));
+  return remote_exception(text.substr(0, separator), text.substr(separator + 1));
 }
 
 void record_exit(detail::ProcessState& state, int status) {
@@ -91,6 +101,19 @@ void record_exit(detail::ProcessState& state, int status) {
 // Reaps the child if it has exited; `block` waits for it. True once reaped.
 bool try_reap(detail::ProcessState& state, bool block) {
   if (state.exitcode) return true;
+  if (state.server) {
+    for (;;) {
+      for (const auto& exit : state.server->take_exits()) {
+        if (exit.pid == state.pid) {
+          record_exit(state, exit.status);
+          state.server.reset();
+          return true;
+        }
+      }
+      if (!block) return false;
+      state.server->wait_for_exit(detail::Clock::time_point::max());
+    }
+  }
   int status = 0;
   for (;;) {
     const pid_t r = ::waitpid(state.pid, &status, block ? 0 : WNOHANG);
@@ -115,7 +138,7 @@ void check_started(const detail::ProcessState& state, const char* what) {
 
 }  // namespace
 
-Process::Process(AgentOptions options, std::unique_ptr<detail::AgentBody> body)
+Process::Process(ProcessOptions options, detail::ProcessBody body)
     : state_(std::make_shared<detail::ProcessState>()) {
   if (options.name.empty()) options.name = detail::default_agent_name("Process");
   state_->options = std::move(options);
@@ -163,18 +186,30 @@ void Process::start() {
   // reads what is there and stops, even if a grandchild still holds the write end.
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw Error(errno_text("Process::start: pipe2"));
   detail::UniqueFd read_end(fds[0]), write_end(fds[1]);
-  std::fflush(nullptr);  // else the child inherits unflushed output and prints it a second time
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(errno_text("Process::start: fork"));
-  if (pid == 0) {
-    state.in_child = true;
-    read_end.reset();
-    run_child(state, write_end.get());
+  if (state.options.start_method == StartMethod::fork) {
+    std::fflush(nullptr);  // else the child inherits unflushed output and prints it a second time
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error(errno_text("Process::start: fork"));
+    if (pid == 0) {
+      state.in_child = true;
+      read_end.reset();
+      run_child(state, write_end.get());
+    }
+    state.pid = pid;
+  } else {
+    detail::SharedMapping request(state.body.request.size());
+    std::memcpy(request.data(), state.body.request.data(), state.body.request.size());
+    if (state.options.start_method == StartMethod::forkserver) {
+      state.server.emplace();
+      state.pid = state.server->start_process(request.fd(), write_end.get());
+    } else {
+      state.pid = detail::spawn_program(detail::kProcessVariable, {request.fd(), write_end.get()}, "Process::start");
+    }
   }
-  state.pid = pid;
-  state.body.reset();  // it runs in the child; the parent's copy is done with
+  state.body = {};  // it runs in the child; the parent's copy is done with
   state.error_pipe = std::move(read_end);
-  if (const long fd = ::syscall(SYS_pidfd_open, pid, 0); fd >= 0) {
+  if (state.server) return;  // not this process's child: its server reports the exit
+  if (const long fd = ::syscall(SYS_pidfd_open, state.pid, 0); fd >= 0) {
     state.pidfd.reset(static_cast<int>(fd));
     ::fcntl(state.pidfd.get(), F_SETFD, FD_CLOEXEC);
   }
@@ -195,7 +230,9 @@ bool Process::join_until(detail::Clock::time_point deadline) {
     const auto now = detail::Clock::now();
     if (now >= deadline) return false;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    if (state.pidfd) {
+    if (state.server) {
+      state.server->wait_for_exit(deadline);
+    } else if (state.pidfd) {
       pollfd waiting{state.pidfd.get(), POLLIN, 0};
       ::poll(&waiting, 1, static_cast<int>(std::min<long long>(left.count(), 1'000'000)));
     } else {
@@ -219,6 +256,8 @@ void Process::set_name(std::string name) {
 }
 
 bool Process::daemon() const { return state().options.daemon; }
+
+StartMethod Process::start_method() const { return state().options.start_method; }
 
 void Process::set_daemon(bool daemon) {
   auto& state = this->state();
@@ -259,4 +298,41 @@ std::exception_ptr Process::exception() const {
   return state.error;
 }
 
+namespace detail {
+
+void throw_body_cannot_travel(StartMethod method) {
+  throw Error(std::string("tandem::Process: StartMethod::") + std::string(to_string(method)) +
+              " starts a child that does not share this process's memory, so the callable and its arguments must "
+              "travel: a function pointer or a lambda whose captures are trivially copyable, and arguments that are "
+              "trivially copyable, vectors or strings of such, or cereal-serializable. Pass the state as arguments, "
+              "or use StartMethod::fork for this callable.");
+}
+
+void run_process_from_fds(int request_fd, int error_fd) {
+  // Nothing of the server's or the spawning program's descriptors but these and stdio.
+  const int low = std::min(request_fd, error_fd), high = std::max(request_fd, error_fd);
+  if (low > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(low - 1), 0u);
+  if (high > low + 1) ::syscall(SYS_close_range, static_cast<unsigned>(low + 1), static_cast<unsigned>(high - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(high + 1), ~0u, 0u);
+  int code = 0;
+  try {
+    std::vector<std::byte> request;
+    {
+      // Copied out so that the callable runs with nothing of tandem's open but the error pipe.
+      const SharedMapping mapping = SharedMapping::attach(UniqueFd(request_fd));
+      request.assign(mapping.data(), mapping.data() + mapping.size());
+    }
+    ByteReader in(request);
+    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+    ByteWriter unused;
+    entry(in, unused);
+  } catch (...) {
+    write_report(error_fd);
+    code = 1;
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+}  // namespace detail
 }  // namespace tandem

@@ -15,7 +15,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -42,6 +41,7 @@
 #include "byte_ring.hpp"
 #include "fork_server.hpp"
 #include "shared_mapping.hpp"
+#include "spawn_program.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "worker.hpp"
 
@@ -64,42 +64,6 @@ std::int64_t monotonic_ns() noexcept {
 
 int signal_of(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 int exit_status_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
-
-// Starts this program afresh (StartMethod::spawn); init() in its main makes it a worker.
-pid_t spawn_program(int worker_fd, int pool_fd, int wake_fd) {
-  if (!initialized()) {
-    throw Error("ProcessPool: StartMethod::spawn starts this program afresh as a worker, which needs "
-                "tandem::init(argc, argv) at the top of main");
-  }
-  // Above the three target numbers first, so that no dup2 below overwrites a source.
-  UniqueFd sources[3];
-  const int originals[3] = {worker_fd, pool_fd, wake_fd};
-  for (int i = 0; i < 3; ++i) {
-    sources[i].reset(::fcntl(originals[i], F_DUPFD_CLOEXEC, 10));
-    if (!sources[i]) throw Error(errno_text("ProcessPool: spawn: fcntl"));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  for (int i = 0; i < 3; ++i) posix_spawn_file_actions_adddup2(&actions, sources[i].get(), 3 + i);
-  std::vector<std::string> environment{"TANDEM_WORKER=3,4,5"};
-  for (char** entry = environ; *entry; ++entry) {
-    if (std::strncmp(*entry, "TANDEM_WORKER=", 14) != 0) environment.emplace_back(*entry);
-  }
-  std::vector<char*> envp;
-  for (auto& entry : environment) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-  char program[] = "/proc/self/exe";
-  char* argv[] = {program, nullptr};
-  pid_t pid = -1;
-  std::fflush(nullptr);
-  const int error = ::posix_spawn(&pid, program, &actions, nullptr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) {
-    errno = error;
-    throw Error(errno_text("ProcessPool: posix_spawn of /proc/self/exe"));
-  }
-  return pid;
-}
 
 }  // namespace
 
@@ -519,7 +483,7 @@ void ProcessPoolCore::spawn(Worker& worker) {
       pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get());
       break;
     case StartMethod::spawn:
-      pid = spawn_program(memory.fd(), pool_memory_.fd(), wake_fd_.get());
+      pid = spawn_program(kWorkerVariable, {memory.fd(), pool_memory_.fd(), wake_fd_.get()}, "ProcessPool");
       break;
   }
   if (!pool_server_) {

@@ -13,12 +13,12 @@ namespace {
 
 // Median microseconds to construct, start and join an agent running an empty callable. Each
 // sample is timed on its own (not a batch) so the median drops the odd slow start.
-template <class Agent>
-double start_join_micros(int runs) {
+template <class Agent, class... Options>
+double start_join_micros(int runs, Options... options) {
   std::vector<double> samples;
   for (int i = 0; i < runs; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    Agent agent([] {});
+    Agent agent(options..., [] {});
     agent.start();
     agent.join();
     samples.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
@@ -39,17 +39,23 @@ bool shares_memory() {
 }  // namespace
 
 Section agents(const Options& options, Progress& progress) {
-  progress.plan(3);
+  progress.plan(5);
   Section section;
   section.title = "Threads and processes";
   const int runs = options.quick ? 50 : 300;
   section.setup = "Each agent runs an empty callable; start + join timed " + std::to_string(runs) +
-                  " times, median. Then each agent writes 42 into a variable of the code that started it.";
+                  " times (processes by forkserver and spawn " + std::to_string(runs / 5) + " times), median. Then each agent writes 42 into a variable of the code that started it.";
 
   progress.step("Thread start + join, " + std::to_string(runs) + " times");
   const double thread_us = start_join_micros<Thread>(runs);
   progress.step("Process start + join, " + std::to_string(runs) + " times");
   const double process_us = start_join_micros<Process>(runs);
+  const int slow_runs = runs / 5;  // spawn starts a whole program: fewer samples keep the tour short
+  progress.step("Process start + join by forkserver, " + std::to_string(slow_runs) + " times");
+  const double forkserver_us =
+      start_join_micros<Process>(slow_runs, ProcessOptions{.start_method = StartMethod::forkserver});
+  progress.step("Process start + join by spawn, " + std::to_string(slow_runs) + " times");
+  const double spawn_us = start_join_micros<Process>(slow_runs, ProcessOptions{.start_method = StartMethod::spawn});
   progress.step("who sees whose memory");
   const bool thread_shares = shares_memory<Thread>();
   const bool process_shares = shares_memory<Process>();
@@ -58,6 +64,8 @@ Section agents(const Options& options, Progress& progress) {
   table.rows.push_back({"tandem::Thread", fixed(thread_us, 1), times(1), thread_shares ? "yes" : "no"});
   table.rows.push_back(
       {"tandem::Process (fork)", fixed(process_us, 1), times(process_us / thread_us), process_shares ? "yes" : "no"});
+  table.rows.push_back({"tandem::Process (forkserver)", fixed(forkserver_us, 1), times(forkserver_us / thread_us), "no"});
+  table.rows.push_back({"tandem::Process (spawn)", fixed(spawn_us, 1), times(spawn_us / thread_us), "no"});
   section.tables.push_back(std::move(table));
 
   const double ratio = process_us / thread_us;
@@ -71,6 +79,10 @@ Section agents(const Options& options, Progress& progress) {
                               " seen by the code that started it (one memory space); a process's write " +
                               (process_shares ? "IS" : "is not") +
                               " (it changed its own copy): processes share data only through explicit IPC.");
+  section.takeaways.push_back("forkserver and spawn children start from the program as it was at tandem::init, or "
+                              "afresh: safe in a program that runs threads, at " +
+                              times(forkserver_us / process_us) + " and " + times(spawn_us / process_us) +
+                              " the cost of a fork here.");
   return section;
 }
 

@@ -14,7 +14,7 @@ namespace tandem {
 
 struct AgentOptions {
   // Empty: "Thread-N" / "Process-N", numbered per program as in Python.
-  std::string name;
+  std::string name = {};
   // A daemon agent is not waited for by its destructor: a daemon Thread is detached, a daemon
   // Process is terminated (SIGTERM, then SIGKILL after a second) and reaped.
   bool daemon = false;

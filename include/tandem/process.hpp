@@ -3,14 +3,24 @@
 //
 //   tandem::Process p([](int n) { risky(n); }, 42);  p.start();  p.join();  p.exitcode();  // 0
 //
-// The child is a fork of this process: it sees a copy of this process's memory as it was at
-// start(), runs the callable, and exits with code 0; if the callable throws, its exception's type
-// name and message travel back through a pipe (exception() returns a tandem::RemoteError) and the
-// exit code is 1. Killed by a signal, exitcode() is minus the signal number, as in Python. The
-// child never runs this process's atexit handlers or static destructors.
+// The child runs the callable and exits with code 0; if the callable throws, its exception
+// travels back (exception() returns it as its own type when registered, see error.hpp, else as
+// a tandem::RemoteError with its type name and message) and the exit code is 1. Killed by a
+// signal, exitcode() is minus the signal number, as in Python. The child never runs this
+// process's atexit handlers or static destructors.
 //
-// fork() copies only the calling thread: start processes before starting threads, or keep the
-// child's work free of locks other threads may hold (later releases add forkserver and spawn).
+// How the child starts (ProcessOptions::start_method, see start_method.hpp):
+// - fork (the default): a copy of this process's memory as it is at start(); any callable works,
+//   captures of any type included. A fork copies only the calling thread: in a program that
+//   runs other threads, keep the child's work free of locks they may hold.
+// - forkserver / spawn: safe however many threads the program runs. The child does not share
+//   this process's memory, so the callable and its arguments must travel as to a ProcessPool:
+//   a function pointer or a lambda with trivially copyable captures, and arguments that are
+//   trivially copyable, vectors or strings of such, or cereal-serializable. Anything else makes
+//   the constructor throw tandem::Error (it cannot be told at compile time, since the method is
+//   chosen at run time). Both need tandem::init(argc, argv) at the top of main.
+//
+//   tandem::Process p(tandem::ProcessOptions{.start_method = tandem::StartMethod::forkserver}, work, 7);
 //
 // Destruction: a started, non-daemon child is waited for; a daemon child is sent SIGTERM, then
 // SIGKILL after a second, and reaped. Either way no zombie remains.
@@ -18,36 +28,93 @@
 
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tandem/agent.hpp"
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/remote_task.hpp"
 #include "tandem/detail/wait.hpp"
+#include "tandem/start_method.hpp"
 
 namespace tandem {
 
+struct ProcessOptions {
+  std::string name = {};  // as AgentOptions::name
+  bool daemon = false;    // as AgentOptions::daemon
+  StartMethod start_method = StartMethod::fork;
+};
+
 namespace detail {
 struct ProcessState;
+
+// What a Process runs: the callable itself for a forked child, or its bytes for a child that
+// starts from a fork server or afresh: [entry offset][callable][arguments].
+struct ProcessBody {
+  std::unique_ptr<AgentBody> in_fork;
+  std::vector<std::byte> request;
+};
+
+// Child side of a Process started by forkserver or spawn; the callable's result is dropped, as
+// a forked child's is.
+template <class F, class... Args>
+void process_entry(ByteReader& in, ByteWriter&) {
+  F f = decode_callable<F>(in);
+  std::tuple<Args...> args{decode<Args>(in)...};  // braces: decoded left to right
+  std::apply([&f](Args&... a) { std::invoke(f, std::move(a)...); }, args);
 }
+
+template <class F, class... Args>
+inline constexpr bool kProcessBodyCanTravel = kCallableCanTravel<F> && (kCanTravel<Args> && ...);
+
+[[noreturn]] void throw_body_cannot_travel(StartMethod method);
+
+template <class F, class... Args>
+ProcessBody make_process_body(StartMethod method, F&& f, Args&&... args) {
+  if (method == StartMethod::fork) return {make_agent_body(std::forward<F>(f), std::forward<Args>(args)...), {}};
+  using Fn = std::decay_t<F>;
+  if constexpr (kProcessBodyCanTravel<Fn, std::decay_t<Args>...>) {
+    static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>...>,
+                  "tandem::Process: the callable cannot be invoked with these arguments");
+    ByteWriter out;
+    out.write_raw(code_offset(reinterpret_cast<const void*>(&process_entry<Fn, std::decay_t<Args>...>)));
+    encode_callable(out, Fn(std::forward<F>(f)));
+    (encode<std::decay_t<Args>>(out, args), ...);
+    return {nullptr, std::vector<std::byte>(out.data(), out.data() + out.size())};
+  } else {
+    throw_body_cannot_travel(method);
+  }
+}
+
+}  // namespace detail
 
 class Process {
  public:
   template <class F, class... Args>
-    requires(!std::is_same_v<std::decay_t<F>, AgentOptions>)
+    requires(!std::is_same_v<std::decay_t<F>, AgentOptions> && !std::is_same_v<std::decay_t<F>, ProcessOptions>)
   explicit Process(F&& f, Args&&... args)
-      : Process(AgentOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
+      : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
   template <class F, class... Args>
   Process(AgentOptions options, F&& f, Args&&... args)
-      : Process(std::move(options), detail::make_agent_body(std::forward<F>(f), std::forward<Args>(args)...)) {}
+      : Process(ProcessOptions{std::move(options.name), options.daemon, StartMethod::fork}, std::forward<F>(f),
+                std::forward<Args>(args)...) {}
+  // tandem::Error if the start method is not fork and the callable or an argument cannot travel.
+  template <class F, class... Args>
+  Process(ProcessOptions options, F&& f, Args&&... args)
+      : Process(options, detail::make_process_body(options.start_method, std::forward<F>(f),
+                                                   std::forward<Args>(args)...)) {}
 
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
   ~Process();
 
-  // Forks the child; tandem::Error if started before or if fork fails.
+  // Starts the child; tandem::Error if started before or if it cannot be started.
   void start();
   // Waits for the child to exit and reaps it. tandem::Error before start() or from the child.
   void join();
@@ -71,11 +138,13 @@ class Process {
   // Sends SIGTERM / SIGKILL (nothing if it has already exited).
   void terminate();
   void kill();
-  // After join: a tandem::RemoteError for the exception that escaped the callable, or nullptr.
+  StartMethod start_method() const;
+  // After join: the exception that escaped the callable (its own type if registered, else a
+  // tandem::RemoteError), or nullptr.
   std::exception_ptr exception() const;
 
  private:
-  Process(AgentOptions options, std::unique_ptr<detail::AgentBody> body);
+  Process(ProcessOptions options, detail::ProcessBody body);
   bool join_until(detail::Clock::time_point deadline);
   detail::ProcessState& state() const;
 

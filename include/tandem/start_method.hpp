@@ -1,12 +1,13 @@
-// StartMethod: how a ProcessPool starts its worker processes (Python's multiprocessing start
-// methods), and tandem::init, which a program calls at the top of main to make them all work.
+// StartMethod: how a ProcessPool starts its workers and a Process its child (Python's
+// multiprocessing start methods), and tandem::init, which a program calls at the top of main to
+// make them all work.
 //
 //   int main(int argc, char** argv) {
 //     tandem::init(argc, argv);          // first line: starts the fork server, serves spawn
 //     ...
 //   }
 //
-// - forkserver (the default): a small server process is forked while the program still has one
+// - forkserver (pools' default): a small server process is forked while the program still has one
 //   thread (by init, or by the first pool if the program then has one thread); workers are
 //   forked from it. Safe however many threads the program runs later, and fast however much
 //   memory it has touched. Workers see the program as it was when the server started: globals
@@ -16,7 +17,8 @@
 //   another thread held stays locked in the worker forever (malloc and stdio are made safe by
 //   the C library; your own locks and other libraries' are not).
 // - spawn: each worker is this program started afresh (/proc/self/exe), which init turns into a
-//   worker. The slowest start; nothing of the parent's state is shared.
+//   worker (or a Process's child). The slowest start; nothing of the parent's state is shared.
+// Pools default to forkserver; a Process to fork, the one method that runs any callable.
 #pragma once
 
 #include <string_view>
