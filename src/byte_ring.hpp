@@ -40,6 +40,7 @@ class ByteRing {
   ByteRing(RingControl* control, std::byte* data, std::size_t capacity) noexcept
       : control_(control), data_(data), capacity_(capacity) {}
 
+  std::size_t capacity() const noexcept { return capacity_; }
   std::size_t max_message() const noexcept { return capacity_ / 2 - kFrameHeader; }
   bool empty() const noexcept {
     return control_->tail.load(std::memory_order_acquire) == control_->head.load(std::memory_order_acquire);

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "tandem/error.hpp"
+#include "descriptor_passing.hpp"
 #include "process_child.hpp"
 #include "worker.hpp"
 
@@ -42,50 +43,13 @@ struct Message {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// Sends `message` with up to three descriptors attached.
 bool send_message(int socket, const Message& message, std::initializer_list<int> fds = {}) {
-  iovec data{const_cast<Message*>(&message), sizeof message};
-  msghdr header{};
-  header.msg_iov = &data;
-  header.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
-  if (fds.size() != 0) {
-    header.msg_control = control;
-    header.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-    cmsghdr* attached = CMSG_FIRSTHDR(&header);
-    attached->cmsg_level = SOL_SOCKET;
-    attached->cmsg_type = SCM_RIGHTS;
-    attached->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::copy(fds.begin(), fds.end(), reinterpret_cast<int*>(CMSG_DATA(attached)));
-  }
-  for (;;) {
-    if (::sendmsg(socket, &header, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof message)) return true;
-    if (errno != EINTR) return false;
-  }
+  return send_with_descriptors(socket, &message, sizeof message, fds);
 }
 
-// Receives one message and the descriptors attached to it (close-on-exec). False at the end of
-// the connection; with `block` false, also when nothing is waiting.
+// False at the end of the connection; with `block` false, also when nothing is waiting.
 bool receive_message(int socket, Message& message, std::vector<UniqueFd>& fds, bool block) {
-  iovec data{&message, sizeof message};
-  msghdr header{};
-  header.msg_iov = &data;
-  header.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
-  header.msg_control = control;
-  header.msg_controllen = sizeof control;
-  ssize_t received;
-  do {
-    received = ::recvmsg(socket, &header, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
-  } while (received < 0 && errno == EINTR);
-  if (received != static_cast<ssize_t>(sizeof message)) return false;
-  for (cmsghdr* attached = CMSG_FIRSTHDR(&header); attached; attached = CMSG_NXTHDR(&header, attached)) {
-    if (attached->cmsg_level != SOL_SOCKET || attached->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (attached->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    const int* received_fds = reinterpret_cast<const int*>(CMSG_DATA(attached));
-    for (std::size_t i = 0; i < count; ++i) fds.emplace_back(received_fds[i]);
-  }
-  return true;
+  return receive_with_descriptors(socket, &message, sizeof message, fds, block) == sizeof message;
 }
 
 // In a server process just forked: die with the parent, leave Ctrl-C to the program.
@@ -127,14 +91,16 @@ struct Child {
       for (const auto& worker : workers) ::waitpid(worker.pid, nullptr, 0);
       ::_exit(0);
     }
-    const bool worker = request.kind == Kind::start_worker && received.size() == 3;
+    const bool worker = request.kind == Kind::start_worker && received.size() == 4;
     const bool process = request.kind == Kind::start_process && received.size() == 2;
     if (!worker && !process) {
       send_message(connection.get(), {Kind::start_failed, 0, EINVAL});
       continue;
     }
     const pid_t pid = ::fork();
-    if (pid == 0 && worker) worker_main_from_fds(received[0].get(), received[1].get(), received[2].get());
+    if (pid == 0 && worker) {
+      worker_main_from_fds(received[0].get(), received[1].get(), received[2].get(), received[3].get());
+    }
     if (pid == 0) {
       // A Process's child behaves as a forked one would: Ctrl-C and broken pipes are its own.
       ::signal(SIGINT, SIG_DFL);
@@ -259,8 +225,8 @@ PoolServer::PoolServer() {
   connection_ = std::move(received[0]);
 }
 
-pid_t PoolServer::start_worker(int worker_fd, int pool_fd, int wake_fd) {
-  return start(static_cast<std::uint32_t>(Kind::start_worker), {worker_fd, pool_fd, wake_fd});
+pid_t PoolServer::start_worker(int worker_fd, int pool_fd, int wake_fd, int channel_fd) {
+  return start(static_cast<std::uint32_t>(Kind::start_worker), {worker_fd, pool_fd, wake_fd, channel_fd});
 }
 
 pid_t PoolServer::start_process(int request_fd, int error_fd) {

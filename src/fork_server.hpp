@@ -36,9 +36,10 @@ class PoolServer {
   // Asks the root server for a new pool server.
   PoolServer();
 
-  // Forks a worker that maps `worker_fd` and `pool_fd` and wakes the pool through `wake_fd`;
-  // returns its pid. Exit reports read meanwhile are kept for take_exits().
-  pid_t start_worker(int worker_fd, int pool_fd, int wake_fd);
+  // Forks a worker that maps `worker_fd` and `pool_fd`, wakes the pool through `wake_fd` and
+  // exchanges large messages over `channel_fd`; returns its pid. Exit reports read meanwhile
+  // are kept for take_exits().
+  pid_t start_worker(int worker_fd, int pool_fd, int wake_fd, int channel_fd);
   // Forks a Process's child (see process_child.hpp); returns its pid.
   pid_t start_process(int request_fd, int error_fd);
   // Exit reports received so far (reads what is waiting on the connection, without blocking).

@@ -23,7 +23,7 @@ bool spawned_as(const char* variable, int (&fds)[N]) {
   if (!spec) return false;
   int parsed = 0;
   if constexpr (N == 2) parsed = std::sscanf(spec, "%d,%d", &fds[0], &fds[1]);
-  if constexpr (N == 3) parsed = std::sscanf(spec, "%d,%d,%d", &fds[0], &fds[1], &fds[2]);
+  if constexpr (N == 4) parsed = std::sscanf(spec, "%d,%d,%d,%d", &fds[0], &fds[1], &fds[2], &fds[3]);
   if (parsed != N) {
     std::fprintf(stderr, "tandem::init: malformed %s=%s\n", variable, spec);
     ::_exit(4);
@@ -35,7 +35,9 @@ bool spawned_as(const char* variable, int (&fds)[N]) {
 }  // namespace
 
 void init(int, char**) {
-  if (int fds[3]; spawned_as(detail::kWorkerVariable, fds)) detail::worker_main_from_fds(fds[0], fds[1], fds[2]);
+  if (int fds[4]; spawned_as(detail::kWorkerVariable, fds)) {
+    detail::worker_main_from_fds(fds[0], fds[1], fds[2], fds[3]);
+  }
   if (int fds[2]; spawned_as(detail::kProcessVariable, fds)) detail::run_process_from_fds(fds[0], fds[1]);
   detail::ensure_fork_server();
   init_ran.store(true, std::memory_order_release);

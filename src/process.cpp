@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "close_descriptors.hpp"
 #include "fork_server.hpp"
 #include "process_child.hpp"
 #include "shared_mapping.hpp"
@@ -310,10 +311,7 @@ void throw_body_cannot_travel(StartMethod method) {
 
 void run_process_from_fds(int request_fd, int error_fd) {
   // Nothing of the server's or the spawning program's descriptors but these and stdio.
-  const int low = std::min(request_fd, error_fd), high = std::max(request_fd, error_fd);
-  if (low > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(low - 1), 0u);
-  if (high > low + 1) ::syscall(SYS_close_range, static_cast<unsigned>(low + 1), static_cast<unsigned>(high - 1), 0u);
-  ::syscall(SYS_close_range, static_cast<unsigned>(high + 1), ~0u, 0u);
+  close_descriptors_except({request_fd, error_fd});
   int code = 0;
   try {
     std::vector<std::byte> request;

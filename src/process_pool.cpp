@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,7 @@
 #include <vector>
 
 #include "byte_ring.hpp"
+#include "descriptor_passing.hpp"
 #include "fork_server.hpp"
 #include "shared_mapping.hpp"
 #include "spawn_program.hpp"
@@ -98,6 +100,7 @@ class ProcessPoolCore {
     RemoteResult* task;
     std::byte* flags;    // the request's flags word, in the ring
     std::uint64_t index;  // of the request among those sent to this worker process
+    SharedMapping large;  // a large request's memory file, kept to resend it if the worker dies
   };
   enum class Kill { none, timeout, cancel, protocol };
   struct Worker {
@@ -107,13 +110,15 @@ class ProcessPoolCore {
     ByteRing responses;
     pid_t pid = -1;
     UniqueFd pidfd;
+    UniqueFd channel;  // socket to the worker: large messages' memory files, in frame order
     std::deque<InFlight> in_flight;  // mutex_; in the order sent
     std::uint64_t sent = 0;          // mutex_; requests sent to this process
     std::atomic<Kill> kill{Kill::none};  // why the pool killed this process, if it did
   };
   struct Pending {
     RemoteResult* task;
-    std::vector<std::byte> request;
+    std::vector<std::byte> request;  // a large request's frame, or nothing before its first send
+    SharedMapping large;
   };
   using Done = std::vector<RemoteResult*>;
 
@@ -123,7 +128,8 @@ class ProcessPoolCore {
   }
 
   // mutex_ held.
-  bool try_send(const RequestSource& request, RemoteResult* task);
+  // A non-empty `large` is the request, in its own memory file; it is moved from on success.
+  bool try_send(const RequestSource& request, RemoteResult* task, SharedMapping& large);
   void refill();
   // collect_mutex_ held.
   bool collect_all(Done& done);
@@ -167,6 +173,7 @@ class ProcessPoolCore {
 
   std::mutex mutex_;
   std::deque<Pending> backlog_;
+  SpareFiles spare_files_;  // large requests' files, for reuse
   std::atomic<std::size_t> backlog_size_{0};  // backlog_.size(), readable without mutex_
   std::atomic<bool> closed_{false};
   bool stopping_ = false;
@@ -206,28 +213,44 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options) : options_(std::mov
 }
 
 void ProcessPoolCore::submit(const RequestSource& request, RemoteResult* task) {
-  if (request.size > max_message()) {
-    throw Error("ProcessPool: a task's request takes " + std::to_string(request.size) +
-                " bytes, more than a worker's ring takes (" + std::to_string(max_message()) +
-                "): pass less data per task (a smaller chunksize), or raise ProcessPoolOptions::ring_bytes");
+  SharedMapping large;
+  if (request.size > large_message_bytes(options_.ring_bytes)) {
+    // Written once, straight into the memory the worker will map: never copied through a ring.
+    {
+      std::lock_guard lock(mutex_);
+      large = spare_files_.take(request.size);
+    }
+    if (!large) large = SharedMapping(request.size, SharedMapping::Populate::now);
+    request.write(large.data(), request.context);
   }
   std::lock_guard lock(mutex_);
   if (closed_.load(std::memory_order_relaxed)) {
     throw PoolClosed(broken_.empty() ? "ProcessPool::submit: the pool is shut down" : broken_);
   }
-  if (backlog_.empty() && try_send(request, task)) {
+  const LargeRequestFrame frame{.size = request.size};
+  const RequestSource frame_source{sizeof frame,
+                                   [](std::byte* out, const void* from) { std::memcpy(out, from, sizeof frame); },
+                                   &frame};
+  if (backlog_.empty() && try_send(large ? frame_source : request, task, large)) {
     // The supervisor times running tasks only while it knows some are in flight.
     if (untimed_sleep_.load(std::memory_order_relaxed) && untimed_sleep_.exchange(false)) wake_supervisor();
     return;
   }
-  std::vector<std::byte> bytes(request.size);
-  request.write(bytes.data(), request.context);
-  backlog_.push_back({task, std::move(bytes)});
+  std::vector<std::byte> bytes;
+  if (large) {
+    const LargeRequestFrame frame{.size = request.size};
+    bytes.resize(sizeof frame);
+    std::memcpy(bytes.data(), &frame, sizeof frame);
+  } else {
+    bytes.resize(request.size);
+    request.write(bytes.data(), request.context);
+  }
+  backlog_.push_back({task, std::move(bytes), std::move(large)});
   backlog_size_.store(backlog_.size(), std::memory_order_release);
   wake_supervisor();  // a worker may have room by the time it looks
 }
 
-bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task) {
+bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task, SharedMapping& large) {
   Worker* best = nullptr;
   for (auto& worker : workers_) {
     if (worker->pid <= 0 || worker->kill.load() != Kill::none || worker->in_flight.size() >= kMaxQueuedPerWorker) {
@@ -237,11 +260,15 @@ bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task)
     if (!best || worker->in_flight.size() < best->in_flight.size()) best = worker.get();
   }
   if (!best) return false;
+  // A large request's `request` is its frame.
   std::byte* payload = best->requests.try_reserve(request.size);
   if (!payload) return false;
   request.write(payload, request.context);
+  // The file goes before the frame is published, so that the worker finds it when it reads the
+  // frame. A worker that is gone leaves the request in the backlog for its replacement.
+  if (large && !send_with_descriptors(best->channel.get(), &kMessageFile, 1, {large.fd()})) return false;
   best->requests.commit();
-  best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent});
+  best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent, std::move(large)});
   ++best->sent;
   return true;
 }
@@ -260,7 +287,7 @@ void ProcessPoolCore::refill() {
     Pending& next = backlog_.front();
     if (next.task->state().phase() == kCancelled) {
       next.task->state().release();
-    } else if (!try_send(pending_source(next.request), next.task)) {
+    } else if (!try_send(pending_source(next.request), next.task, next.large)) {
       break;
     }
     backlog_.pop_front();
@@ -291,6 +318,8 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
     if (!lock.owns_lock()) lock.lock();
     if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
       task = worker.in_flight.front().task;
+      // Its response is here, so the worker is done with a large request's file.
+      spare_files_.give(std::move(worker.in_flight.front().large));
       worker.in_flight.pop_front();
     }
     if (!task) {
@@ -300,9 +329,24 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       ::kill(worker.pid, SIGKILL);
       break;
     }
-    ByteReader in(message);
+    SharedMapping large;  // outlives the reads below
     try {
-      const auto status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+      ByteReader in(message);
+      auto status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+      if (status == ResponseStatus::large) {
+        // Taken even for a cancelled task: the files come in frame order.
+        std::vector<UniqueFd> received;
+        char tag = 0;
+        if (receive_with_descriptors(worker.channel.get(), &tag, 1, received, false) != 1 || received.size() != 1 ||
+            tag != kMessageFile) {
+          throw_malformed("a large response came without its memory file");
+        }
+        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now);
+        const auto size = in.read_raw<std::uint64_t>();
+        if (size > large.size()) throw_malformed("a large response is larger than its file");
+        in = ByteReader({large.data(), static_cast<std::size_t>(size)});
+        status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+      }
       if (status == ResponseStatus::value) {
         if (task->store_result(in)) {
           done.push_back(task);
@@ -321,6 +365,7 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
     } catch (const Error&) {
       store_failure(task, std::current_exception(), done);
     }
+    if (large) send_with_descriptors(worker.channel.get(), &kReturnedFile, 1, {large.fd()});  // for reuse
     worker.responses.pop();
     any = true;
   }
@@ -468,7 +513,13 @@ void ProcessPoolCore::spawn(Worker& worker) {
   const auto initializer = options_.initializer.bytes();
   config.initializer_size = static_cast<std::uint32_t>(initializer.size());
   std::copy(initializer.begin(), initializer.end(), config.initializer);
-  const WorkerContext context = worker_context(memory.data(), memory.size(), pool_memory_.data(), wake_fd_.get());
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    throw Error(errno_text("ProcessPool: socketpair"));
+  }
+  UniqueFd channel(pair[0]), worker_channel(pair[1]);
+  const WorkerContext context =
+      worker_context(memory.data(), memory.size(), pool_memory_.data(), wake_fd_.get(), worker_channel.get());
 
   pid_t pid = -1;
   UniqueFd pidfd;
@@ -480,10 +531,11 @@ void ProcessPoolCore::spawn(Worker& worker) {
       if (pid == 0) worker_main(context);
       break;
     case StartMethod::forkserver:
-      pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get());
+      pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get());
       break;
     case StartMethod::spawn:
-      pid = spawn_program(kWorkerVariable, {memory.fd(), pool_memory_.fd(), wake_fd_.get()}, "ProcessPool");
+      pid = spawn_program(kWorkerVariable, {memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get()},
+                          "ProcessPool");
       break;
   }
   if (!pool_server_) {
@@ -503,6 +555,7 @@ void ProcessPoolCore::spawn(Worker& worker) {
   worker.responses = context.responses;
   worker.pid = pid;
   worker.pidfd = std::move(pidfd);
+  worker.channel = std::move(channel);
   worker.in_flight.clear();
   worker.sent = 0;
   worker.kill = Kill::none;
@@ -570,7 +623,7 @@ void ProcessPoolCore::handle_exit(Worker& worker, int status) {
       std::vector<std::byte>& request = unfinished[i];
       const std::uint64_t no_flags = 0;
       std::memcpy(request.data() + sizeof(std::int64_t), &no_flags, sizeof no_flags);
-      backlog_.push_front({task, std::move(request)});
+      backlog_.push_front({task, std::move(request), std::move(worker.in_flight[i].large)});
     }
     backlog_size_.store(backlog_.size(), std::memory_order_release);
     for (std::size_t i = resend; i < worker.in_flight.size(); ++i) {
@@ -579,6 +632,7 @@ void ProcessPoolCore::handle_exit(Worker& worker, int status) {
     worker.in_flight.clear();
     worker.pid = -1;
     worker.pidfd.reset();
+    worker.channel.reset();
     worker.shared = nullptr;
     worker.memory.reset();
   }

@@ -20,19 +20,24 @@ namespace tandem::detail {
 class SharedMapping {
  public:
   SharedMapping() = default;
+  // Whether every page is faulted in at once: for memory about to be written or read whole (a
+  // large message), one call instead of a fault per page.
+  enum class Populate { lazily, now };
+
   // A new, zero-filled region of `bytes`.
-  explicit SharedMapping(std::size_t bytes) : file_(::memfd_create("tandem", MFD_CLOEXEC)) {
+  explicit SharedMapping(std::size_t bytes, Populate populate = Populate::lazily)
+      : file_(::memfd_create("tandem", MFD_CLOEXEC)) {
     if (!file_) fail("memfd_create", bytes);
     if (::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
-    map(bytes);
+    map(bytes, populate);
   }
   // Maps the region another process created and passed as `file`.
-  static SharedMapping attach(UniqueFd file) {
+  static SharedMapping attach(UniqueFd file, Populate populate = Populate::lazily) {
     SharedMapping mapping;
     const off_t size = ::lseek(file.get(), 0, SEEK_END);
     if (size <= 0) fail("lseek", 0);
     mapping.file_ = std::move(file);
-    mapping.map(static_cast<std::size_t>(size));
+    mapping.map(static_cast<std::size_t>(size), populate);
     return mapping;
   }
   SharedMapping(SharedMapping&& other) noexcept
@@ -48,6 +53,7 @@ class SharedMapping {
   }
   ~SharedMapping() { reset(); }
 
+  explicit operator bool() const noexcept { return data_ != nullptr; }
   std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
   int fd() const noexcept { return file_.get(); }
@@ -63,8 +69,9 @@ class SharedMapping {
     throw Error(std::string("shared memory of ") + std::to_string(bytes) + " bytes: " + what + ": " +
                 std::strerror(errno));
   }
-  void map(std::size_t bytes) {
-    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file_.get(), 0);
+  void map(std::size_t bytes, Populate populate) {
+    const int flags = MAP_SHARED | (populate == Populate::now ? MAP_POPULATE : 0);
+    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, file_.get(), 0);
     if (memory == MAP_FAILED) fail("mmap", bytes);
     data_ = static_cast<std::byte*>(memory);
     size_ = bytes;

@@ -8,10 +8,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <deque>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "close_descriptors.hpp"
+#include "descriptor_passing.hpp"
 #include "shared_mapping.hpp"
 #include "tandem/error.hpp"
 
@@ -34,13 +40,6 @@ void copy_text(char (&out)[N], const std::string& text) {
   std::snprintf(out, N, "%s", text.c_str());
 }
 
-void close_inherited_descriptors(int keep) {
-  // Only stdio and the wake-up eventfd: a worker must not hold the parent's sockets, pipes or
-  // files open (a peer would never see them close).
-  if (keep > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u);
-  ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u);
-}
-
 void limit_address_space(std::size_t extra) {
   std::size_t pages = 0;
   std::ifstream("/proc/self/statm") >> pages;
@@ -56,18 +55,18 @@ void write_exception(ByteWriter& out, const std::string& type, const std::string
   encode_text(out, message.substr(0, 4096));
 }
 
-// Runs one request into `out`.
-void serve(WorkerShared& shared, std::span<const std::byte> message, ByteWriter& out) {
+// Runs one request into `out`: `in` is the request without its flags word, `flags` that word
+// (in the ring, where the pool sets it to have the request skipped).
+void serve(WorkerShared& shared, std::int64_t entry_offset, std::atomic_ref<std::uint64_t> flags, ByteReader& in,
+           ByteWriter& out) {
   const WorkerConfig& config = shared.config;
   out.clear();
-  ByteReader in(message);
+  if (flags.load(std::memory_order_seq_cst) != 0) {
+    out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
+    return;
+  }
   try {
-    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
-    auto* flags = const_cast<std::byte*>(in.take(sizeof(std::uint64_t)));
-    if (request_flags(flags).load(std::memory_order_seq_cst) != 0) {
-      out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
-      return;
-    }
+    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(entry_offset)));
     out.write_raw(static_cast<std::uint64_t>(ResponseStatus::value));
     if (config.timed) shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
     entry(in, out);
@@ -86,18 +85,119 @@ void serve(WorkerShared& shared, std::span<const std::byte> message, ByteWriter&
   if (config.timed) shared.running_since_ns.store(0, std::memory_order_relaxed);
 }
 
+// The worker's end of its channel socket: the files of large requests, in frame order, and its
+// own response files coming back from the pool for reuse. A protocol error ends the process.
+class WorkerChannel {
+ public:
+  explicit WorkerChannel(int fd) noexcept : fd_(fd) {}
+
+  UniqueFd next_request_file() {
+    while (requests_.empty()) receive(true);
+    UniqueFd file = std::move(requests_.front());
+    requests_.pop_front();
+    return file;
+  }
+  SharedMapping response_file(std::size_t bytes) {
+    while (receive(false)) {
+    }
+    return spares_.take_or_create(bytes);
+  }
+  bool send(const SharedMapping& file) { return send_with_descriptors(fd_, &kMessageFile, 1, {file.fd()}); }
+
+ private:
+  // One message; false if none was waiting (`block` false).
+  bool receive(bool block) {
+    std::vector<UniqueFd> received;
+    char tag = 0;
+    if (receive_with_descriptors(fd_, &tag, 1, received, block) != 1) {
+      if (block) ::_exit(2);
+      return false;
+    }
+    if (received.size() != 1) ::_exit(2);
+    if (tag == kMessageFile) {
+      requests_.push_back(std::move(received[0]));
+    } else if (tag == kReturnedFile) {
+      try {
+        spares_.give(SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now));
+      } catch (const Error&) {
+        // Not kept: the next large response gets a new file.
+      }
+    } else {
+      ::_exit(2);
+    }
+    return true;
+  }
+
+  int fd_;
+  std::deque<UniqueFd> requests_;
+  SpareFiles spares_;
+};
+
+// Runs the request `message` (a frame of the request ring) into `out`, mapping a large one's file.
+void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::span<const std::byte> message,
+                 ByteWriter& out) {
+  ByteReader frame(message);
+  if (message.size() < 2 * sizeof(std::uint64_t)) ::_exit(2);
+  const auto entry_offset = frame.read_raw<std::int64_t>();
+  const auto flags = request_flags(const_cast<std::byte*>(frame.take(sizeof(std::uint64_t))));
+  if (entry_offset != kLargeRequest) {
+    serve(shared, entry_offset, flags, frame, out);
+    return;
+  }
+  const auto size = frame.read_raw<std::uint64_t>();
+  UniqueFd file = channel.next_request_file();  // taken even if skipped: files come in frame order
+  SharedMapping request;
+  try {
+    request = SharedMapping::attach(std::move(file), SharedMapping::Populate::now);
+  } catch (const Error& e) {
+    write_exception(out, "tandem::Error", std::string("a worker could not map a large request: ") + e.what());
+    return;
+  }
+  if (size > request.size() || size < 2 * sizeof(std::uint64_t)) ::_exit(2);
+  ByteReader in({request.data(), static_cast<std::size_t>(size)});
+  const auto entry = in.read_raw<std::int64_t>();
+  in.take(sizeof(std::uint64_t));  // the flags that count are the ring's
+  serve(shared, entry, flags, in, out);
+}
+
+// Pushes the response in `out`, through a memory file of its own if it is large.
+bool push_response(WorkerChannel& channel, ByteRing& responses, ByteWriter& out, const std::function<bool()>& give_up) {
+  std::span<const std::byte> message = out.bytes();
+  LargeResponseFrame large;
+  if (out.size() > large_message_bytes(responses.capacity())) {
+    SharedMapping file;
+    try {
+      file = channel.response_file(out.size());
+    } catch (const Error& e) {
+      write_exception(out, "tandem::Error", std::string("a worker could not store a large result: ") + e.what());
+      return push_response(channel, responses, out, give_up);
+    }
+    std::memcpy(file.data(), out.data(), out.size());
+    large.size = out.size();
+    if (!channel.send(file)) return false;
+    message = std::as_bytes(std::span(&large, 1));
+  }
+  while (!responses.try_push(message.data(), message.size())) {
+    if (!responses.wait_for_space(message.size(), kWorkerSpin, Clock::time_point::max(), give_up) && give_up()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 void mark_worker_process() noexcept { this_process_is_worker = true; }
 bool in_worker_process() noexcept { return this_process_is_worker; }
 
-WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd) {
+WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd,
+                             int channel_fd) {
   auto* shared = std::launder(reinterpret_cast<WorkerShared*>(worker_memory));
   const std::size_t ring_bytes = (worker_bytes - kWorkerHeaderBytes) / 2;
   std::byte* rings = worker_memory + kWorkerHeaderBytes;
   return {shared, ByteRing(&shared->requests, rings, ring_bytes),
           ByteRing(&shared->responses, rings + ring_bytes, ring_bytes),
-          std::launder(reinterpret_cast<PoolShared*>(pool_memory)), wake_fd};
+          std::launder(reinterpret_cast<PoolShared*>(pool_memory)), wake_fd, channel_fd};
 }
 
 void worker_main(const WorkerContext& context) {
@@ -106,7 +206,7 @@ void worker_main(const WorkerContext& context) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);  // the parent died just before the line above
   ::signal(SIGINT, SIG_IGN);              // Ctrl-C is the parent's to handle, once
-  close_inherited_descriptors(context.wake_fd);
+  close_descriptors_except({context.wake_fd, context.channel_fd});
   WorkerShared& shared = *context.shared;
   const WorkerConfig& config = shared.config;
   if (config.memory_limit != 0) limit_address_space(config.memory_limit);
@@ -127,7 +227,10 @@ void worker_main(const WorkerContext& context) {
   futex_wake_all(shared.ready);
 
   ByteRing requests = context.requests, responses = context.responses;
-  auto give_up = [&] { return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != parent; };
+  const std::function<bool()> give_up = [&] {
+    return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != parent;
+  };
+  WorkerChannel channel(context.channel_fd);
   ByteWriter out;
   std::uint64_t tasks = 0;
   for (;;) {
@@ -137,21 +240,10 @@ void worker_main(const WorkerContext& context) {
     if (peek == ByteRing::Peek::empty) continue;
     if (peek == ByteRing::Peek::corrupt) ::_exit(2);
     shared.started.fetch_add(1, std::memory_order_seq_cst);
-    serve(shared, message, out);
-    if (out.size() > responses.max_message()) {
-      const std::size_t size = out.size();
-      write_exception(out, "tandem::Error",
-                      "the task's result takes " + std::to_string(size) + " bytes, more than a response may (" +
-                          std::to_string(responses.max_message()) +
-                          "): return less per task or raise ProcessPoolOptions::ring_bytes");
-    }
+    serve_frame(shared, channel, message, out);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
-    while (!responses.try_push(out.data(), out.size())) {
-      if (!responses.wait_for_space(out.size(), kWorkerSpin, Clock::time_point::max(), give_up) && give_up()) {
-        ::_exit(0);
-      }
-    }
+    if (!push_response(channel, responses, out, give_up)) ::_exit(0);
     if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
         context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
       const std::uint64_t one = 1;
@@ -163,7 +255,7 @@ void worker_main(const WorkerContext& context) {
   ::_exit(0);
 }
 
-void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd) {
+void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd, int channel_fd) {
   // Locals, not statics: this process may be a fork of a worker that ran this function, whose
   // statics would hold mappings and descriptor numbers of that other pool. worker_main never
   // returns, so the mappings last as long as the process; it closes their descriptors.
@@ -175,7 +267,8 @@ void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd) {
     std::fprintf(stderr, "tandem worker: %s\n", e.what());
     ::_exit(4);
   }
-  worker_main(worker_context(worker_memory.data(), worker_memory.size(), pool_memory.data(), wake_fd));
+  worker_main(
+      worker_context(worker_memory.data(), worker_memory.size(), pool_memory.data(), wake_fd, channel_fd));
 }
 
 }  // namespace tandem::detail

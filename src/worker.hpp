@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "byte_ring.hpp"
+#include "large_message.hpp"
 #include "tandem/detail/remote_task.hpp"
 
 namespace tandem::detail {
@@ -56,15 +57,17 @@ struct WorkerContext {
   ByteRing requests;
   ByteRing responses;
   PoolShared* pool;
-  int wake_fd;  // an eventfd: written to wake the pool's supervisor
+  int wake_fd;     // an eventfd: written to wake the pool's supervisor
+  int channel_fd;  // a socket to the pool: carries the memory files of large messages
 };
 
-WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd);
+WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd,
+                             int channel_fd);
 
 // Runs the worker loop in this process (which must have just been created for it) and exits.
 [[noreturn]] void worker_main(const WorkerContext& context);
 // The same, for a process that was handed the mappings as file descriptors.
-[[noreturn]] void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd);
+[[noreturn]] void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd, int channel_fd);
 
 // Marks this process as a worker (tasks then cannot use a pool object copied from the parent).
 void mark_worker_process() noexcept;

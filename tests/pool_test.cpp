@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <numeric>
 #include <set>
@@ -138,6 +139,23 @@ TYPED_TEST(PoolTest, ContainersAndSerializableTypesTravel) {
       std::vector<std::string>{"b", "a", "b"});
   EXPECT_DOUBLE_EQ(total.get(), 7.0);
   EXPECT_EQ(words.get(), (std::vector<std::string>{"a", "b"}));
+}
+
+TYPED_TEST(PoolTest, LargeArgumentsAndResultsRoundTrip) {
+  TypeParam pool(this->options(2));
+  std::vector<std::uint32_t> big(4 << 20);  // 16 MiB, four times a process worker's whole ring
+  std::iota(big.begin(), big.end(), 7u);
+  auto reversed = pool.submit(
+      [](std::vector<std::uint32_t> v) {
+        std::reverse(v.begin(), v.end());
+        return v;
+      },
+      big);
+  auto text = pool.submit([](int n) { return std::string(static_cast<std::size_t>(n), 'x') + "end"; }, 9 << 20);
+  std::reverse(big.begin(), big.end());
+  EXPECT_TRUE(reversed.get() == big);
+  EXPECT_EQ(text.get().size(), (9u << 20) + 3);
+  EXPECT_EQ(text.get().substr(text.get().size() - 4), "xend");
 }
 
 TYPED_TEST(PoolTest, ExceptionsReachGetWithTheirType) {

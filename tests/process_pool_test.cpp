@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -336,8 +337,9 @@ TEST(ProcessPoolLifecycle, WorkersInheritNoDescriptorsButStdio) {
   ::close(secret);
   ::unlink(path);
   EXPECT_EQ(std::count(targets.begin(), targets.end(), std::string(path)), 0) << "the worker inherited a file";
-  // stdin, stdout, stderr, the wake-up eventfd, and the directory being listed.
-  EXPECT_LE(targets.size(), 5u);
+  // stdin, stdout, stderr, the wake-up eventfd, the channel socket to the pool, and the
+  // directory being listed.
+  EXPECT_LE(targets.size(), 6u);
 }
 
 TEST(ProcessPoolLifecycle, WorkersDieWithTheParentEvenOnSigkill) {
@@ -433,20 +435,113 @@ TEST(ProcessPoolTransport, RegisteredExceptionsArriveAsThemselvesOthersAsRemoteE
   }
 }
 
-TEST(ProcessPoolTransport, OversizedRequestsAndResultsAreClearErrors) {
+std::uint64_t checksum(const std::vector<std::uint8_t>& bytes) {
+  std::uint64_t sum = 1469598103934665603ull;
+  for (const auto b : bytes) sum = (sum ^ b) * 1099511628211ull;
+  return sum;
+}
+
+std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
+  std::vector<std::uint8_t> bytes(size);
+  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<std::uint8_t>(i * 31 + seed);
+  return bytes;
+}
+
+class LargeMessages : public ::testing::TestWithParam<tandem::StartMethod> {
+ protected:
+  // 64 KiB rings: anything above 8 KiB goes through a memory file of its own.
+  tandem::ProcessPoolOptions options(std::size_t workers) const {
+    tandem::ProcessPoolOptions options;
+    options.workers = workers;
+    options.ring_bytes = 1 << 16;
+    options.start_method = GetParam();
+    return options;
+  }
+};
+
+TEST_P(LargeMessages, MixedSizesArriveIntactAndInOrder) {
+  const std::size_t fds_before = count_entries("/proc/self/fd");
+  {
+    tandem::ProcessPool pool(options(2));
+    // Sizes on both sides of the threshold, requests and results alike, so that small frames
+    // and large ones interleave in every ring.
+    std::vector<tandem::Future<std::vector<std::uint8_t>>> futures;
+    std::vector<std::vector<std::uint8_t>> sent;
+    for (int i = 0; i < 120; ++i) {
+      const std::size_t size = (i % 3 == 0) ? 100 : (i % 3 == 1) ? 20'000 + 997 * i : 3 << 20;
+      sent.push_back(pattern(size, static_cast<std::uint8_t>(i)));
+      futures.push_back(pool.submit(
+          [](std::vector<std::uint8_t> bytes, int grow) {
+            for (auto& b : bytes) b = static_cast<std::uint8_t>(b + 1);
+            bytes.resize(bytes.size() + static_cast<std::size_t>(grow), 0xEE);
+            return bytes;
+          },
+          sent.back(), (i % 4 == 0) ? 50'000 : 0));
+    }
+    for (int i = 0; i < 120; ++i) {
+      auto expected = sent[static_cast<std::size_t>(i)];
+      for (auto& b : expected) b = static_cast<std::uint8_t>(b + 1);
+      expected.resize(expected.size() + ((i % 4 == 0) ? 50'000 : 0), 0xEE);
+      const auto& got = futures[static_cast<std::size_t>(i)].get();
+      ASSERT_EQ(got.size(), expected.size()) << "task " << i;
+      EXPECT_EQ(checksum(got), checksum(expected)) << "task " << i;
+    }
+  }
+  EXPECT_EQ(count_entries("/proc/self/fd"), fds_before) << "every memory file was closed";
+}
+
+TEST_P(LargeMessages, QueuedLargeRequestsSurviveACrashAndACancel) {
+  tandem::ProcessPool pool(options(1));
+  // The crash takes the worker with four large requests queued behind it; one of them is
+  // cancelled. The others run on the replacement, with their own bytes.
+  SharedBlock<Gate> gate;
+  auto crash = pool.submit(
+      [gate = gate.get()](std::vector<std::uint8_t> bytes) {
+        gate->wait();
+        if (!bytes.empty()) std::abort();
+        return std::uint64_t{0};
+      },
+      pattern(1 << 20, 0));
+  std::vector<tandem::Future<std::uint64_t>> queued;
+  for (int i = 1; i <= 4; ++i) {
+    queued.push_back(pool.submit([](const std::vector<std::uint8_t>& bytes) { return checksum(bytes); },
+                                 pattern(static_cast<std::size_t>(i) << 18, static_cast<std::uint8_t>(i))));
+  }
+  EXPECT_TRUE(queued[1].cancel());
+  gate->open();
+  EXPECT_THROW(crash.get(), tandem::WorkerLost);
+  for (int i : {0, 2, 3}) {
+    EXPECT_EQ(queued[static_cast<std::size_t>(i)].get(),
+              checksum(pattern(static_cast<std::size_t>(i + 1) << 18, static_cast<std::uint8_t>(i + 1))));
+  }
+  EXPECT_THROW(queued[1].get(), tandem::CancelledError);
+
+  // A cancelled large request that its worker skips: the files of those behind it still match.
+  SharedBlock<Gate> second_gate;
+  auto blocker = pool.submit([gate = second_gate.get()] { gate->wait(); });
+  std::vector<tandem::Future<std::uint64_t>> behind;
+  for (int i = 1; i <= 3; ++i) {
+    behind.push_back(pool.submit([](const std::vector<std::uint8_t>& bytes) { return checksum(bytes); },
+                                 pattern(static_cast<std::size_t>(i) << 19, static_cast<std::uint8_t>(9 * i))));
+  }
+  EXPECT_TRUE(behind[0].cancel());
+  second_gate->open();
+  blocker.get();
+  EXPECT_THROW(behind[0].get(), tandem::CancelledError);
+  EXPECT_EQ(behind[1].get(), checksum(pattern(std::size_t{2} << 19, 18)));
+  EXPECT_EQ(behind[2].get(), checksum(pattern(std::size_t{3} << 19, 27)));
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStartMethod, LargeMessages,
+                         ::testing::Values(tandem::StartMethod::fork, tandem::StartMethod::forkserver,
+                                           tandem::StartMethod::spawn),
+                         [](const auto& info) { return std::string(tandem::to_string(info.param)); });
+
+TEST(ProcessPoolTransport, MapChunksFitTheRing) {
   tandem::ProcessPoolOptions options;
   options.workers = 1;
   options.ring_bytes = 1 << 16;
   tandem::ProcessPool pool(options);
-  EXPECT_THROW(pool.submit([](const std::vector<char>& v) { return v.size(); }, std::vector<char>(1 << 20)),
-               tandem::Error);
-  try {
-    pool.submit([] { return std::vector<char>(1 << 20); }).get();
-    FAIL() << "expected an error for the oversized result";
-  } catch (const tandem::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("ring_bytes"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);
   const std::vector<int> many(100'000, 1);
   EXPECT_EQ(pool.map([](int x) { return x + 1; }, many).size(), many.size()) << "map sizes its chunks to the ring";
 }

@@ -22,7 +22,8 @@
 //
 // Transport: each worker has two rings in shared memory (requests, responses); a waiting caller
 // reads responses itself while it spins, so a round trip on an idle pool costs microseconds, and
-// an idle pool sleeps on futexes. A message may take up to half a ring (options.ring_bytes / 2).
+// an idle pool sleeps on futexes. A message larger than an eighth of a ring travels in a memory
+// file of its own instead (no size limit but memory; see docs/process_pool.md).
 //
 // The inherent difference from ThreadPool: a task runs on a copy of this process's memory, so
 // what it writes there stays in the worker. Results come back only through its return value.
@@ -81,7 +82,7 @@ struct ProcessPoolOptions {
   // A worker exits after this many tasks and is replaced (0: never), as a cure for leaks.
   std::size_t max_tasks_per_child = 0;
   // Size of each worker's request ring and response ring in shared memory; a power of two. A
-  // request or result may take up to half of it.
+  // request or result larger than an eighth of it goes through a memory file of its own.
   std::size_t ring_bytes = std::size_t{4} << 20;
 };
 

@@ -38,7 +38,8 @@ inline const void* code_at(std::int64_t offset) noexcept {
   return reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(&code_anchor) + offset);
 }
 
-enum class ResponseStatus : std::uint64_t { value = 1, exception = 2, skipped = 3 };
+// `large`: the response is in a memory file of its own (a pool-internal detail, see worker.hpp).
+enum class ResponseStatus : std::uint64_t { value = 1, exception = 2, skipped = 3, large = 4 };
 
 // Whether a callable can be sent to a worker process: its bytes are all there is to it.
 template <class F>

@@ -1,0 +1,74 @@
+// Large messages between a ProcessPool and its workers. A request or response of more than
+// large_message_bytes() is written into a memory file of its own, whose descriptor goes over the
+// worker's channel socket just before a small frame takes the message's place in the ring; the
+// receiver takes descriptors in frame order. So a message is never copied through the ring, and
+// its size is limited only by memory. Files are reused once the other side is done with them: a
+// request's file when its response has arrived, a response's file when the pool sends it back.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "shared_mapping.hpp"
+#include "tandem/detail/remote_task.hpp"
+
+namespace tandem::detail {
+
+constexpr std::size_t large_message_bytes(std::size_t ring_bytes) { return ring_bytes / 8; }
+
+// A large request's frame in the ring; its file holds the request's `size` bytes.
+inline constexpr std::int64_t kLargeRequest = INT64_MIN;
+struct LargeRequestFrame {
+  std::int64_t marker = kLargeRequest;  // where a small request has its entry offset
+  std::uint64_t flags = 0;
+  std::uint64_t size = 0;
+};
+// A large response's frame in the ring; its file holds the response's `size` bytes.
+struct LargeResponseFrame {
+  std::uint64_t status = static_cast<std::uint64_t>(ResponseStatus::large);
+  std::uint64_t size = 0;
+};
+
+// The one byte of each channel message, naming the descriptor it carries.
+inline constexpr char kMessageFile = 'M';   // the file of the next large frame
+inline constexpr char kReturnedFile = 'R';  // a response file the pool is done with
+
+// Files kept for reuse: a fresh one costs a page allocation and zeroing per 4 KiB, a spare one
+// nothing. Bounded, so that a burst of large messages does not pin its memory for good.
+class SpareFiles {
+ public:
+  static constexpr std::size_t kMaxFiles = 4;
+  static constexpr std::size_t kMaxFileBytes = std::size_t{64} << 20;
+
+  // The smallest spare of at least `bytes`, or an empty mapping.
+  SharedMapping take(std::size_t bytes) {
+    auto best = spares_.end();
+    for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+      if (it->size() >= bytes && (best == spares_.end() || it->size() < best->size())) best = it;
+    }
+    if (best == spares_.end()) return {};
+    SharedMapping file = std::move(*best);
+    spares_.erase(best);
+    return file;
+  }
+  // A spare of at least `bytes`, or a new file.
+  SharedMapping take_or_create(std::size_t bytes) {
+    SharedMapping file = take(bytes);
+    return file ? std::move(file) : SharedMapping(bytes, SharedMapping::Populate::now);
+  }
+  void give(SharedMapping file) {
+    if (!file || file.size() > kMaxFileBytes) return;
+    spares_.push_back(std::move(file));
+    if (spares_.size() > kMaxFiles) {
+      spares_.erase(std::min_element(spares_.begin(), spares_.end(),
+                                     [](const auto& a, const auto& b) { return a.size() < b.size(); }));
+    }
+  }
+
+ private:
+  std::vector<SharedMapping> spares_;
+};
+
+}  // namespace tandem::detail
