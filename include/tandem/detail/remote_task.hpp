@@ -234,11 +234,12 @@ class RemoteResult {
   std::atomic<bool> quiet_cancel_{false};
 };
 
-// The state behind a ProcessPool future. Starts with two references: the Future's and the pool's.
+// A State<R> whose outcome a worker process sends: waiting on it helps collect responses, and
+// cancelling it tells the pool. Starts with two references: the Future's and the pool's.
 template <class R>
-class RemoteState final : public State<R>, public RemoteResult {
+class RemoteStateOf : public State<R>, public RemoteResult {
  public:
-  explicit RemoteState(std::shared_ptr<ProcessPoolCore> core) : State<R>(2), RemoteResult(std::move(core)) {}
+  explicit RemoteStateOf(std::shared_ptr<ProcessPoolCore> core) : State<R>(2), RemoteResult(std::move(core)) {}
 
   StateBase& state() noexcept override { return *this; }
   bool wait_until(Clock::time_point deadline) const override {
@@ -247,6 +248,13 @@ class RemoteState final : public State<R>, public RemoteResult {
     return this->sleep_until_ready(deadline);
   }
   void on_cancelled() noexcept override { cancelled(); }
+};
+
+// The state behind a ProcessPool future.
+template <class R>
+class RemoteState final : public RemoteStateOf<R> {
+ public:
+  using RemoteStateOf<R>::RemoteStateOf;
 
  private:
   void decode_into(ByteReader& in) override {
@@ -267,19 +275,11 @@ using MapSlot = std::conditional_t<std::is_same_v<R, bool> || std::is_void_v<R>,
 // at `offset` from `*base`. The caller allocates that vector after sending its first chunks, so
 // that zero-filling it overlaps the workers' compute; a result that arrives earlier waits for it.
 template <class R>
-class RemoteMapChunk final : public State<void>, public RemoteResult {
+class RemoteMapChunk final : public RemoteStateOf<void> {
  public:
   RemoteMapChunk(std::shared_ptr<ProcessPoolCore> core, const std::atomic<MapSlot<R>*>* base, std::size_t offset,
                  std::size_t count)
-      : State<void>(2), RemoteResult(std::move(core)), base_(base), offset_(offset), count_(count) {}
-
-  StateBase& state() noexcept override { return *this; }
-  bool wait_until(Clock::time_point deadline) const override {
-    if (this->ready()) return true;
-    help_collect(core(), &state_ready, static_cast<const StateBase*>(this), deadline);
-    return this->sleep_until_ready(deadline);
-  }
-  void on_cancelled() noexcept override { cancelled(); }
+      : RemoteStateOf<void>(std::move(core)), base_(base), offset_(offset), count_(count) {}
 
  private:
   void decode_into(ByteReader& in) override {
