@@ -2,6 +2,7 @@
 
     python3 python_peers.py map N ROUNDS      multiprocessing.Pool(2).map(abs, N ints), default chunksize
     python3 python_peers.py submit N ROUNDS   ProcessPoolExecutor(2): submit N abs() tasks, then result() each
+    python3 python_peers.py echo N ROUNDS     ProcessPoolExecutor(1): send N bytes to a worker and back
 
 Prints the median seconds of ROUNDS timed rounds; pools are started (and warmed) before timing.
 """
@@ -10,6 +11,10 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import Pool
+
+
+def echo(payload):
+    return payload
 
 
 def main():
@@ -33,6 +38,15 @@ def main():
                 total = sum(f.result() for f in futures)
                 times.append(time.perf_counter() - start)
                 assert total == n * (n - 1) // 2
+    elif mode == "echo":
+        payload = bytes(n)
+        with ProcessPoolExecutor(1) as executor:
+            executor.submit(echo, payload).result()
+            for _ in range(rounds):
+                start = time.perf_counter()
+                out = executor.submit(echo, payload).result()
+                times.append(time.perf_counter() - start)
+                assert len(out) == n
     else:
         sys.exit("unknown mode " + mode)
     print(statistics.median(times))
