@@ -2,11 +2,14 @@
 //   build/release/examples/agents
 #include <tandem/error.hpp>
 #include <tandem/process.hpp>
+#include <tandem/start_method.hpp>
 #include <tandem/thread.hpp>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -27,14 +30,19 @@ void demonstrate(const char* kind) {
   failing.join();
   try {
     std::rethrow_exception(failing.exception());
-  } catch (const tandem::RemoteError& e) {  // from a process: type name and message
+  } catch (const tandem::RemoteError& e) {  // from a process, a type it cannot rebuild: name and message
     std::printf("  %s raised %s: %s\n", failing.name().c_str(), e.type_name().c_str(), e.message().c_str());
-  } catch (const std::exception& e) {  // from a thread: the exception itself
+  } catch (const std::exception& e) {  // a thread's own exception, or a registered type rebuilt
     std::printf("  %s raised: %s\n", failing.name().c_str(), e.what());
   }
 }
 
-int main() {
+void convert(int quality) {
+  std::printf("  converting at quality %d in process %d\n", quality, static_cast<int>(::getpid()));
+}
+
+int main(int argc, char** argv) {
+  tandem::init(argc, argv);  // first line of main: needed by the forkserver and spawn start methods
   demonstrate<tandem::Thread>("Thread");
   demonstrate<tandem::Process>("Process");
 
@@ -43,4 +51,13 @@ int main() {
   crashing.start();
   crashing.join();
   std::printf("a crashing process exited with %d (minus SIGSEGV); this program goes on\n", *crashing.exitcode());
+
+  // A child that does not copy this process (safe however many threads it runs): the callable
+  // and its arguments travel as bytes, as a ProcessPool task's do.
+  for (const auto method : {tandem::StartMethod::forkserver, tandem::StartMethod::spawn}) {
+    tandem::Process child(tandem::ProcessOptions{.start_method = method}, convert, 90);
+    child.start();
+    child.join();
+    std::printf("  started by %s, exit code %d\n", std::string(tandem::to_string(method)).c_str(), *child.exitcode());
+  }
 }

@@ -187,8 +187,10 @@ void Process::start() {
   // reads what is there and stops, even if a grandchild still holds the write end.
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw Error(errno_text("Process::start: pipe2"));
   detail::UniqueFd read_end(fds[0]), write_end(fds[1]);
+  // A forked child would inherit unflushed output and print it a second time; any child's output
+  // should follow what this process printed before starting it.
+  std::fflush(nullptr);
   if (state.options.start_method == StartMethod::fork) {
-    std::fflush(nullptr);  // else the child inherits unflushed output and prints it a second time
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(errno_text("Process::start: fork"));
     if (pid == 0) {
