@@ -1,9 +1,11 @@
 // Large messages between a ProcessPool and its workers. A request or response of more than
 // large_message_bytes() is written into a memory file of its own, whose descriptor goes over the
 // worker's channel socket just before a small frame takes the message's place in the ring; the
-// receiver takes descriptors in frame order. So a message is never copied through the ring, and
-// its size is limited only by memory. Files are reused once the other side is done with them: a
-// request's file when its response has arrived, a response's file when the pool sends it back.
+// receiver takes descriptors in frame order. Requests are encoded straight into their file, and
+// a worker encodes every result into a file it hands over when the result is large: a large
+// message is written once and read once, and its size is limited only by memory. Files are
+// reused once the other side is done with them: a request's file when its response has arrived,
+// a response's file when the pool sends it back.
 #pragma once
 
 #include <algorithm>

@@ -319,7 +319,7 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
     if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
       task = worker.in_flight.front().task;
       // Its response is here, so the worker is done with a large request's file.
-      spare_files_.give(std::move(worker.in_flight.front().large));
+      if (auto& large = worker.in_flight.front().large) spare_files_.give(std::move(large));
       worker.in_flight.pop_front();
     }
     if (!task) {

@@ -53,6 +53,15 @@ class SharedMapping {
   }
   ~SharedMapping() { reset(); }
 
+  // Enlarges the file and its mapping to `bytes`, keeping the contents (the mapping may move).
+  void grow(std::size_t bytes) {
+    if (bytes <= size_) return;
+    if (::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
+    void* memory = ::mremap(data_, size_, bytes, MREMAP_MAYMOVE);
+    if (memory == MAP_FAILED) fail("mremap", bytes);
+    data_ = static_cast<std::byte*>(memory);
+    size_ = bytes;
+  }
   explicit operator bool() const noexcept { return data_ != nullptr; }
   std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }

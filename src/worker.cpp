@@ -14,6 +14,7 @@
 #include <functional>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "close_descriptors.hpp"
@@ -133,6 +134,23 @@ class WorkerChannel {
   SpareFiles spares_;
 };
 
+// The memory file a worker encodes its results into: a small result is copied from it into the
+// ring; a large one is handed to the pool as it is, without a copy, and another file takes its
+// place.
+class ResponseFile final : public ByteWriter::Storage {
+ public:
+  static constexpr std::size_t kFirstBytes = std::size_t{64} << 10;
+
+  explicit ResponseFile(SharedMapping file) noexcept : file_(std::move(file)) {}
+  std::byte* data() noexcept override { return file_.data(); }
+  std::size_t capacity() const noexcept override { return file_.size(); }
+  void grow(std::size_t capacity) override { file_.grow(capacity); }
+  SharedMapping exchange(SharedMapping next) noexcept { return std::exchange(file_, std::move(next)); }
+
+ private:
+  SharedMapping file_;
+};
+
 // Runs the request `message` (a frame of the request ring) into `out`, mapping a large one's file.
 void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::span<const std::byte> message,
                  ByteWriter& out) {
@@ -160,21 +178,23 @@ void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::span<const s
   serve(shared, entry, flags, in, out);
 }
 
-// Pushes the response in `out`, through a memory file of its own if it is large.
-bool push_response(WorkerChannel& channel, ByteRing& responses, ByteWriter& out, const std::function<bool()>& give_up) {
+// Pushes the response in `out` (written into `file`): a large one by handing the file over.
+bool push_response(WorkerChannel& channel, ResponseFile& file, ByteRing& responses, ByteWriter& out,
+                   const std::function<bool()>& give_up) {
   std::span<const std::byte> message = out.bytes();
   LargeResponseFrame large;
   if (out.size() > large_message_bytes(responses.capacity())) {
-    SharedMapping file;
+    SharedMapping next;
     try {
-      file = channel.response_file(out.size());
+      next = channel.response_file(ResponseFile::kFirstBytes);
     } catch (const Error& e) {
       write_exception(out, "tandem::Error", std::string("a worker could not store a large result: ") + e.what());
-      return push_response(channel, responses, out, give_up);
+      return push_response(channel, file, responses, out, give_up);
     }
-    std::memcpy(file.data(), out.data(), out.size());
     large.size = out.size();
-    if (!channel.send(file)) return false;
+    const SharedMapping handed_over = file.exchange(std::move(next));
+    out.use(&file);
+    if (!channel.send(handed_over)) return false;
     message = std::as_bytes(std::span(&large, 1));
   }
   while (!responses.try_push(message.data(), message.size())) {
@@ -210,18 +230,18 @@ void worker_main(const WorkerContext& context) {
   WorkerShared& shared = *context.shared;
   const WorkerConfig& config = shared.config;
   if (config.memory_limit != 0) limit_address_space(config.memory_limit);
-  if (config.initializer_size != 0) {
-    try {
-      RemoteCall::run({config.initializer, config.initializer_size});
-    } catch (...) {
-      const auto [type, message] = describe_current_exception();
-      copy_text(shared.failure_type, type);
-      copy_text(shared.failure_message, message);
-      shared.ready.store(2, std::memory_order_seq_cst);
-      futex_wake_all(shared.ready);
-      std::fflush(nullptr);
-      ::_exit(3);
-    }
+  ResponseFile response_file{SharedMapping()};
+  try {
+    response_file.exchange(SharedMapping(ResponseFile::kFirstBytes));
+    if (config.initializer_size != 0) RemoteCall::run({config.initializer, config.initializer_size});
+  } catch (...) {
+    const auto [type, message] = describe_current_exception();
+    copy_text(shared.failure_type, type);
+    copy_text(shared.failure_message, message);
+    shared.ready.store(2, std::memory_order_seq_cst);
+    futex_wake_all(shared.ready);
+    std::fflush(nullptr);
+    ::_exit(3);
   }
   shared.ready.store(1, std::memory_order_seq_cst);
   futex_wake_all(shared.ready);
@@ -232,6 +252,7 @@ void worker_main(const WorkerContext& context) {
   };
   WorkerChannel channel(context.channel_fd);
   ByteWriter out;
+  out.use(&response_file);
   std::uint64_t tasks = 0;
   for (;;) {
     if (!requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) break;
@@ -243,7 +264,7 @@ void worker_main(const WorkerContext& context) {
     serve_frame(shared, channel, message, out);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
-    if (!push_response(channel, responses, out, give_up)) ::_exit(0);
+    if (!push_response(channel, response_file, responses, out, give_up)) ::_exit(0);
     if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
         context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
       const std::uint64_t one = 1;

@@ -16,6 +16,7 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -32,18 +33,35 @@
 
 namespace tandem::detail {
 
-// An append-only byte buffer whose storage is kept across messages.
+// An append-only byte buffer whose storage is kept across messages: its own vector, or memory
+// it is given (a worker encodes its results straight into a memory file it may hand over).
 class ByteWriter {
  public:
+  // Memory a writer may use instead of its vector.
+  class Storage {
+   public:
+    virtual std::byte* data() noexcept = 0;
+    virtual std::size_t capacity() const noexcept = 0;
+    // Makes room for `capacity` bytes, keeping the bytes already there.
+    virtual void grow(std::size_t capacity) = 0;
+
+   protected:
+    ~Storage() = default;
+  };
+
+  ByteWriter() = default;
+  ByteWriter(const ByteWriter&) = delete;
+  ByteWriter& operator=(const ByteWriter&) = delete;
+
   void clear() noexcept { size_ = 0; }
   std::size_t size() const noexcept { return size_; }
-  const std::byte* data() const noexcept { return bytes_.data(); }
-  std::span<const std::byte> bytes() const noexcept { return {bytes_.data(), size_}; }
+  const std::byte* data() const noexcept { return data_; }
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
 
   // Room for `n` more bytes, to be filled by the caller.
   std::byte* extend(std::size_t n) {
-    if (size_ + n > bytes_.size()) bytes_.resize(std::max(size_ + n, bytes_.size() * 2));
-    std::byte* out = bytes_.data() + size_;
+    if (size_ + n > capacity_) grow(size_ + n);
+    std::byte* out = data_ + size_;
     size_ += n;
     return out;
   }
@@ -55,8 +73,31 @@ class ByteWriter {
     write(&value, sizeof value);
   }
 
+  // Writes into `storage` from now on (nullptr: into the writer's own vector), starting empty.
+  void use(Storage* storage) noexcept {
+    storage_ = storage;
+    data_ = storage ? storage->data() : owned_.data();
+    capacity_ = storage ? storage->capacity() : owned_.size();
+    size_ = 0;
+  }
+
  private:
-  std::vector<std::byte> bytes_;
+  void grow(std::size_t needed) {
+    const std::size_t capacity = std::max(needed, capacity_ * 2);
+    if (storage_) {
+      storage_->grow(capacity);
+      data_ = storage_->data();
+    } else {
+      owned_.resize(capacity);
+      data_ = owned_.data();
+    }
+    capacity_ = capacity;
+  }
+
+  std::vector<std::byte> owned_;
+  Storage* storage_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::size_t capacity_ = 0;
   std::size_t size_ = 0;
 };
 
