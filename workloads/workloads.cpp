@@ -48,6 +48,9 @@ LatencyServer::LatencyServer(std::chrono::milliseconds latency, std::size_t max_
   impl_->latency = latency;
   // httplib takes ownership of the queue it is handed as a raw pointer.
   impl_->server.set_tcp_nodelay(true);
+  // stop() waits for each open keep-alive connection to sit idle this long (httplib's default
+  // is 5 s); clients whose connection the server closed reconnect on their next request.
+  impl_->server.set_keep_alive_timeout(1);
   impl_->server.new_task_queue = [max_concurrency] {
     return std::make_unique<httplib::ThreadPool>(max_concurrency).release();
   };
