@@ -29,7 +29,7 @@ bool send_with_descriptors(int socket, const void* data, std::size_t size, std::
   }
 }
 
-std::size_t receive_with_descriptors(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds, bool block) {
+long receive_with_descriptors(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds, bool block) {
   iovec payload{data, size};
   msghdr header{};
   header.msg_iov = &payload;
@@ -41,14 +41,15 @@ std::size_t receive_with_descriptors(int socket, void* data, std::size_t size, s
   do {
     received = ::recvmsg(socket, &header, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
   } while (received < 0 && errno == EINTR);
-  if (received <= 0) return 0;
+  if (received < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+  if (received <= 0) return kConnectionClosed;
   for (cmsghdr* attached = CMSG_FIRSTHDR(&header); attached; attached = CMSG_NXTHDR(&header, attached)) {
     if (attached->cmsg_level != SOL_SOCKET || attached->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t count = (attached->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     const int* received_fds = reinterpret_cast<const int*>(CMSG_DATA(attached));
     for (std::size_t i = 0; i < count; ++i) fds.emplace_back(received_fds[i]);
   }
-  return static_cast<std::size_t>(received);
+  return static_cast<long>(received);
 }
 
 }  // namespace tandem::detail

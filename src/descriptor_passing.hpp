@@ -20,8 +20,9 @@ inline constexpr std::size_t kMaxPassedDescriptors = 4;
 bool send_with_descriptors(int socket, const void* data, std::size_t size, std::initializer_list<int> fds);
 
 // Receives one message into `data` (at most `size` bytes) and appends the descriptors attached
-// to it to `fds`, close-on-exec. Returns the bytes received; 0 at the end of the connection or,
-// when `block` is false, when nothing is waiting.
-std::size_t receive_with_descriptors(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds, bool block);
+// to it to `fds`, close-on-exec. Returns the bytes received; 0 when `block` is false and nothing
+// is waiting; kConnectionClosed at the end of the connection (or on an error).
+inline constexpr long kConnectionClosed = -1;
+long receive_with_descriptors(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds, bool block);
 
 }  // namespace tandem::detail

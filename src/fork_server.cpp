@@ -49,7 +49,8 @@ bool send_message(int socket, const Message& message, std::initializer_list<int>
 
 // False at the end of the connection; with `block` false, also when nothing is waiting.
 bool receive_message(int socket, Message& message, std::vector<UniqueFd>& fds, bool block) {
-  return receive_with_descriptors(socket, &message, sizeof message, fds, block) == sizeof message;
+  return receive_with_descriptors(socket, &message, sizeof message, fds, block) ==
+         static_cast<long>(sizeof message);
 }
 
 // In a server process just forked: die with the parent, leave Ctrl-C to the program.
@@ -249,6 +250,7 @@ std::vector<PoolServer::Exit> PoolServer::take_exits() {
 
 void PoolServer::wait_for_exit(std::chrono::steady_clock::time_point deadline) {
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (gone_) return;
   pollfd readable{connection_.get(), POLLIN, 0};
   const int forever = -1;
   if (left.count() > 0) ::poll(&readable, 1, left.count() > 1'000'000'000 ? forever : static_cast<int>(left.count()));
@@ -259,10 +261,13 @@ void PoolServer::receive(bool block) {
   for (;;) {
     Message message{};
     std::vector<UniqueFd> unused;
-    if (!receive_message(connection_.get(), message, unused, block)) {
+    const long received = receive_with_descriptors(connection_.get(), &message, sizeof message, unused, block);
+    if (received == kConnectionClosed) {
+      gone_ = true;
       if (block) throw Error("fork server: it is gone (was it killed?)");
       return;
     }
+    if (received != static_cast<long>(sizeof message)) return;
     switch (message.kind) {
       case Kind::worker_exited:
         exits_.push_back({message.pid, message.status});

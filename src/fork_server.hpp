@@ -48,6 +48,9 @@ class PoolServer {
   void wait_for_exit(std::chrono::steady_clock::time_point deadline);
 
   int fd() const noexcept { return connection_.get(); }
+  // True once the server has closed the connection (it was killed): no report will come again,
+  // and the processes it started were not seen to end.
+  bool gone() const noexcept { return gone_; }
 
  private:
   pid_t start(std::uint32_t kind, std::initializer_list<int> fds);
@@ -56,6 +59,7 @@ class PoolServer {
   UniqueFd connection_;
   std::vector<Exit> exits_;
   std::optional<pid_t> started_;
+  bool gone_ = false;
 };
 
 }  // namespace tandem::detail

@@ -111,6 +111,10 @@ bool try_reap(detail::ProcessState& state, bool block) {
           return true;
         }
       }
+      if (state.server->gone()) {
+        throw Error("Process: the fork server that started process " + std::to_string(state.pid) +
+                    " is gone (was it killed?); its exit status cannot be known");
+      }
       if (!block) return false;
       state.server->wait_for_exit(detail::Clock::time_point::max());
     }

@@ -220,7 +220,10 @@ void ProcessPoolCore::submit(const RequestSource& request, RemoteResult* task) {
       std::lock_guard lock(mutex_);
       large = spare_files_.take(request.size);
     }
-    if (!large) large = SharedMapping(request.size, SharedMapping::Populate::now);
+    if (!large) {
+      large = SharedMapping(request.size, SharedMapping::Populate::now);
+      large.keep_out_of_forks();
+    }
     request.write(large.data(), request.context);
   }
   std::lock_guard lock(mutex_);
@@ -342,6 +345,7 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
           throw_malformed("a large response came without its memory file");
         }
         large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now);
+        large.keep_out_of_forks();
         const auto size = in.read_raw<std::uint64_t>();
         if (size > large.size()) throw_malformed("a large response is larger than its file");
         in = ByteReader({large.data(), static_cast<std::size_t>(size)});
@@ -365,7 +369,10 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
     } catch (const Error&) {
       store_failure(task, std::current_exception(), done);
     }
-    if (large) send_with_descriptors(worker.channel.get(), &kReturnedFile, 1, {large.fd()});  // for reuse
+    // Back to the worker for reuse, unless it is too large to be worth keeping.
+    if (large && large.size() <= SpareFiles::kMaxFileBytes) {
+      send_with_descriptors(worker.channel.get(), &kReturnedFile, 1, {large.fd()});
+    }
     worker.responses.pop();
     any = true;
   }
@@ -490,7 +497,8 @@ std::optional<int> ProcessPoolCore::exit_status(Worker& worker, bool block) {
   if (pool_server_) {
     for (const auto& exit : pool_server_->take_exits()) exits_.push_back(exit);
     const auto it = std::find_if(exits_.begin(), exits_.end(), [&](const auto& e) { return e.pid == worker.pid; });
-    if (it == exits_.end()) return std::nullopt;
+    // A pool server that is gone took its workers with it (they die with their parent).
+    if (it == exits_.end()) return pool_server_->gone() ? std::optional<int>(SIGKILL) : std::nullopt;
     const int status = it->status;
     exits_.erase(it);
     return status;

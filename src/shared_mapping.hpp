@@ -62,6 +62,9 @@ class SharedMapping {
     data_ = static_cast<std::byte*>(memory);
     size_ = bytes;
   }
+  // A child forked later does not inherit this mapping (a large message's memory must not stay
+  // alive in a fork-method worker or a user's fork after the pool is done with it).
+  void keep_out_of_forks() noexcept { ::madvise(data_, size_, MADV_DONTFORK); }
   explicit operator bool() const noexcept { return data_ != nullptr; }
   std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tandem/detail/unique_fd.hpp"
@@ -38,8 +39,8 @@ pid_t spawn_program(const char* variable, std::initializer_list<int> fds, const 
   }
   std::vector<std::string> environment{std::string(variable) + "=" + numbers};
   for (char** entry = environ; *entry; ++entry) {
-    const bool ours = std::strncmp(*entry, kWorkerVariable, std::strlen(kWorkerVariable)) == 0 ||
-                      std::strncmp(*entry, kProcessVariable, std::strlen(kProcessVariable)) == 0;
+    const std::string_view name(*entry, std::strcspn(*entry, "="));
+    const bool ours = name == kWorkerVariable || name == kProcessVariable;
     if (!ours) environment.emplace_back(*entry);
   }
   std::vector<char*> envp;

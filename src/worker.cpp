@@ -118,6 +118,7 @@ class WorkerChannel {
     if (tag == kMessageFile) {
       requests_.push_back(std::move(received[0]));
     } else if (tag == kReturnedFile) {
+      if (::lseek(received[0].get(), 0, SEEK_END) > static_cast<off_t>(SpareFiles::kMaxFileBytes)) return true;
       try {
         spares_.give(SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now));
       } catch (const Error&) {
@@ -144,7 +145,13 @@ class ResponseFile final : public ByteWriter::Storage {
   explicit ResponseFile(SharedMapping file) noexcept : file_(std::move(file)) {}
   std::byte* data() noexcept override { return file_.data(); }
   std::size_t capacity() const noexcept override { return file_.size(); }
-  void grow(std::size_t capacity) override { file_.grow(capacity); }
+  void grow(std::size_t capacity) override {
+    try {
+      file_.grow(capacity);
+    } catch (const Error&) {
+      throw std::bad_alloc();  // so that a result past memory_limit reports MemoryLimitExceeded
+    }
+  }
   SharedMapping exchange(SharedMapping next) noexcept { return std::exchange(file_, std::move(next)); }
 
  private:
@@ -265,6 +272,15 @@ void worker_main(const WorkerContext& context) {
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
     if (!push_response(channel, response_file, responses, out, give_up)) ::_exit(0);
+    if (response_file.capacity() > SpareFiles::kMaxFileBytes) {
+      // A huge result that failed to encode, or stayed in the ring's size: not kept for good.
+      try {
+        response_file.exchange(SharedMapping(ResponseFile::kFirstBytes));
+        out.use(&response_file);
+      } catch (const Error&) {
+        // Keep the large one: the worker still works.
+      }
+    }
     if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
         context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
       const std::uint64_t one = 1;

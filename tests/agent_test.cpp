@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -477,6 +478,33 @@ TEST_P(ProcessStartMethod, ACallableThatCannotTravelIsRefusedUnlessForked) {
       EXPECT_NE(std::string(e.what()).find("StartMethod::fork"), std::string::npos) << e.what();
     }
   }
+}
+
+long parent_of(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  long ppid = 0;
+  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &ppid);
+  return ppid;
+}
+
+TEST(ProcessForkserver, ALostForkServerIsAnErrorNotAHang) {
+  tandem::Process process(tandem::ProcessOptions{.start_method = tandem::StartMethod::forkserver}, [] { ::pause(); });
+  process.start();
+  const long server = parent_of(process.id());
+  ASSERT_GT(server, 1);
+  ASSERT_NE(server, static_cast<long>(::getpid())) << "the child's parent is its fork server";
+  ::kill(static_cast<pid_t>(server), SIGKILL);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    process.join();
+    ADD_FAILURE() << "join returned";
+  } catch (const tandem::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exit status cannot be known"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  ::kill(static_cast<pid_t>(process.id()), SIGKILL);  // the orphan, now init's to reap
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStartMethod, ProcessStartMethod,

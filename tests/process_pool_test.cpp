@@ -320,6 +320,29 @@ TEST(ProcessPoolLifecycle, WorkersThatKeepFailingToStartCloseThePoolWithAnError)
   EXPECT_EQ(starts->load(), 4) << "the first start, then three failed replacements";
 }
 
+TEST(ProcessPoolLifecycle, ALostForkServerBreaksThePoolWithAnErrorNotAHang) {
+  tandem::ProcessPool pool(1);  // forkserver
+  const long worker = pool.submit([] { return static_cast<long>(::getpid()); }).get();
+  std::ifstream stat("/proc/" + std::to_string(worker) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  long server = 0;
+  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &server);
+  ASSERT_GT(server, 1);
+  SharedBlock<std::atomic<int>> started;
+  auto running = pool.submit([started = started.get()] {
+    started->store(1);
+    ::pause();
+    return 0;
+  });
+  while (started->load() == 0) std::this_thread::sleep_for(1ms);
+  ::kill(static_cast<pid_t>(server), SIGKILL);  // its workers die with it
+  EXPECT_THROW(running.get_for(10s), tandem::WorkerLost);
+  for (int i = 0; i < 200 && !pool.closed(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(pool.closed()) << "no worker can be started any more";
+  EXPECT_THROW(pool.submit([] { return 1; }), tandem::PoolClosed);
+}
+
 TEST(ProcessPoolLifecycle, WorkersInheritNoDescriptorsButStdio) {
   char path[] = "/tmp/tandem-fd-test-XXXXXX";
   const int secret = ::mkstemp(path);  // open in the parent: a worker must not hold it
