@@ -332,6 +332,9 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       ::kill(worker.pid, SIGKILL);
       break;
     }
+    // Decoded without mutex_: a map chunk's decode may wait for the caller to publish the output
+    // vector, which the caller does after submitting, under mutex_.
+    lock.unlock();
     SharedMapping large;  // outlives the reads below
     try {
       ByteReader in(message);
