@@ -16,12 +16,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "peers/peers.hpp"
+#include "tandem/lock.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/start_method.hpp"
 #include "tandem/thread_pool.hpp"
@@ -292,6 +294,28 @@ void cpu_speedup_processes() {
   ratios.push_back({"cpu_speedup_processes", m[0] / m[1], ">=1.9"});
 }
 
+// Uncontended lock + unlock: tandem::Lock (robust, process-shared, error-checking) against
+// std::mutex, in ns per pair.
+void lock_uncontended() {
+  section("Lock: uncontended lock + unlock, tandem::Lock vs std::mutex");
+  tandem::Lock lock;
+  std::mutex mutex;
+  const int pairs = kQuick ? 200'000 : 2'000'000;
+  auto per_pair = [pairs](auto& l) {
+    return seconds([&] {
+             for (int i = 0; i < pairs; ++i) {
+               l.lock();
+               l.unlock();
+             }
+           }) /
+           pairs;
+  };
+  const auto m = interleaved(kQuick ? 3 : 11, {[&] { return per_pair(lock); }, [&] { return per_pair(mutex); }});
+  row("tandem::Lock lock + unlock", m[0] * 1e9, "ns");
+  row("std::mutex lock + unlock", m[1] * 1e9, "ns");
+  ratios.push_back({"lock_vs_std_mutex", m[0] / m[1], "<=1.5"});
+}
+
 // Last: it leaves this process with 1 GiB touched (unmapped at the end).
 void pp_start_from_a_big_parent() {
   section("Starting ProcessPool(2) from a parent that has touched 1 GiB, vs a plain fork+exit+wait");
@@ -331,6 +355,7 @@ int main(int argc, char** argv) {
   pp_submit_vs_python();
   pp_round_trip();
   cpu_speedup_processes();
+  lock_uncontended();
   pp_start_from_a_big_parent();
   std::printf("\n");
   for (const auto& r : ratios) std::printf("RATIO %s %.3f %s\n", r.id.c_str(), r.value, r.target.c_str());

@@ -39,6 +39,8 @@ class Registry {
     add<TimeoutError>();
     add<CancelledError>();
     add<MemoryLimitExceeded>();
+    add<OwnerDied>();
+    add<LockUnrecoverable>();
     factories_.emplace("std::bad_alloc", [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
   }
 

@@ -87,6 +87,20 @@ class MemoryLimitExceeded : public Error {
   using Error::Error;
 };
 
+// A lock's previous holder (a thread or a process) died holding it. The caller now holds the
+// lock: it repairs what the lock protects, calls the lock's mark_consistent(), and unlocks.
+// Unlocked without mark_consistent(), the lock is unusable from then on (LockUnrecoverable).
+class OwnerDied : public Error {
+ public:
+  using Error::Error;
+};
+
+// A lock whose holder died was released without being marked consistent: it cannot be taken.
+class LockUnrecoverable : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 std::string demangle(const char* mangled_name);
 // Inside a catch block: the current exception's demangled type name and what() text.

@@ -17,6 +17,7 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -155,9 +156,22 @@ inline constexpr bool kIsCerealizable =
     cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
     cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value && std::is_default_constructible_v<T>;
 
+// Types that travel as a reference to memory both processes map (tandem's shared objects:
+// SharedMemory, Lock, Value ...) specialize Traveller with
+//   static void encode(ByteWriter&, const T&);  static T decode(ByteReader&);
+template <class T>
+struct Traveller {};
+
+template <class T>
+concept TravelsByHandle = requires(ByteWriter& out, ByteReader& in, const T& value) {
+  Traveller<T>::encode(out, value);
+  { Traveller<T>::decode(in) } -> std::same_as<T>;
+};
+
 // Whether a value of type T can travel between processes.
 template <class T>
-inline constexpr bool kCanTravel = kIsRaw<T> || IsContiguousOfRaw<T>::value || kIsCerealizable<T> || std::is_void_v<T>;
+inline constexpr bool kCanTravel =
+    TravelsByHandle<T> || kIsRaw<T> || IsContiguousOfRaw<T>::value || kIsCerealizable<T> || std::is_void_v<T>;
 
 // cereal writes through a std::ostream; these adapt one to a ByteWriter and a ByteReader
 // without a stringstream's copy.
@@ -197,7 +211,9 @@ void encode(ByteWriter& out, const T& value) {
                 "This type cannot travel to another process: use a trivially copyable type (no pointers), "
                 "a std::vector or std::string of such, or give the type a cereal serialize() function "
                 "(https://uscilab.github.io/cereal/) and include the cereal/types/ header it needs.");
-  if constexpr (kIsRaw<T>) {
+  if constexpr (TravelsByHandle<T>) {
+    Traveller<T>::encode(out, value);
+  } else if constexpr (kIsRaw<T>) {
     out.write_raw(value);
   } else if constexpr (IsContiguousOfRaw<T>::value) {
     const std::uint64_t count = value.size();
@@ -227,7 +243,9 @@ void encode_span(ByteWriter& out, std::span<const T> values) {
 template <class T>
 T decode(ByteReader& in) {
   static_assert(kCanTravel<T>, "This type cannot travel to another process (see encode).");
-  if constexpr (kIsRaw<T>) {
+  if constexpr (TravelsByHandle<T>) {
+    return Traveller<T>::decode(in);
+  } else if constexpr (kIsRaw<T>) {
     return in.template read_raw<T>();
   } else if constexpr (IsContiguousOfRaw<T>::value) {
     using Element = typename T::value_type;

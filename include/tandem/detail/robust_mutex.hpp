@@ -1,0 +1,48 @@
+// A mutex in shared memory that survives its holder: POSIX's robust, process-shared mutex. When
+// the holding thread or process dies (SIGKILL included), the kernel releases it and the next
+// locker learns so (EOWNERDEAD), which tandem reports as OwnerDied.
+#pragma once
+
+#include <pthread.h>
+
+#include <chrono>
+
+namespace tandem::detail {
+
+class RobustMutex {
+ public:
+  enum class Kind { plain, recursive };
+
+  explicit RobustMutex(Kind kind);
+  RobustMutex(const RobustMutex&) = delete;
+  RobustMutex& operator=(const RobustMutex&) = delete;
+
+  // OwnerDied (held by the caller then), LockUnrecoverable, or tandem::Error when a plain mutex
+  // is locked again by its holder.
+  void lock() {
+    if (const int result = ::pthread_mutex_lock(&mutex_); result != 0) [[unlikely]]
+      on_lock_result(result);
+  }
+  bool try_lock() {
+    const int result = ::pthread_mutex_trylock(&mutex_);
+    if (result == 0) [[likely]]
+      return true;
+    return on_try_result(result);
+  }
+  bool try_lock_until(std::chrono::steady_clock::time_point deadline);
+  // tandem::Error if the caller does not hold it.
+  void unlock() {
+    if (const int result = ::pthread_mutex_unlock(&mutex_); result != 0) [[unlikely]]
+      on_unlock_result(result);
+  }
+  void mark_consistent();
+
+ private:
+  [[noreturn]] void on_lock_result(int result);
+  bool on_try_result(int result);  // false when busy
+  [[noreturn]] static void on_unlock_result(int result);
+
+  pthread_mutex_t mutex_;
+};
+
+}  // namespace tandem::detail

@@ -1,0 +1,109 @@
+// Lock and RLock: one mutual-exclusion lock for threads and processes alike (Python's
+// threading.Lock and multiprocessing.Lock in one type), that reports a holder's death instead of
+// hanging. RLock may be taken again by the thread that holds it.
+//
+//   tandem::Lock lock;
+//   tandem::Process p([](tandem::Lock l) { tandem::LockGuard guard(l); ... }, lock);
+//
+// A Lock is a handle: copies are the same lock, which is how it reaches other agents, as an
+// argument or by inheritance (any start method, pool tasks included). It lives in shared memory
+// (see shared_memory.hpp), so making one costs a few system calls and one descriptor.
+//
+// Locking and unlocking follow std::mutex (it is a Lockable: std::unique_lock, std::scoped_lock
+// work), with the thread that locked it as its owner. When the holder dies (a thread that ends,
+// a process that crashes or is killed) the next locker gets tandem::OwnerDied while holding the
+// lock, so it can repair what the lock protects:
+//
+//   try { lock.lock(); } catch (const tandem::OwnerDied&) { repair(); lock.mark_consistent(); }
+//   ... lock.unlock();
+//
+// Every blocking call has a timeout form (try_lock_for, try_lock_until). Locking a Lock one
+// already holds is a tandem::Error, not a deadlock; unlocking one not held, too.
+#pragma once
+
+#include <chrono>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/robust_mutex.hpp"
+#include "tandem/detail/shared_state.hpp"
+#include "tandem/thread_annotations.hpp"
+
+namespace tandem {
+
+namespace detail {
+struct LockState {
+  static constexpr std::uint32_t kTag = 0x4c4f434b;  // "LOCK"
+  explicit LockState(RobustMutex::Kind lock_kind) : kind(lock_kind), mutex(lock_kind) {}
+  RobustMutex::Kind kind;
+  RobustMutex mutex;
+};
+
+template <RobustMutex::Kind kKind>
+struct LockMaker;
+}  // namespace detail
+
+template <detail::RobustMutex::Kind kKind>
+class TANDEM_CAPABILITY("mutex") BasicLock {
+ public:
+  BasicLock() : state_(detail::SharedState<detail::LockState>::create(0, kKind)) {}
+
+  void lock() TANDEM_ACQUIRE() { state_->mutex.lock(); }
+  // Without waiting; false if another thread holds it.
+  bool try_lock() TANDEM_TRY_ACQUIRE(true) { return state_->mutex.try_lock(); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) TANDEM_TRY_ACQUIRE(true) {
+    return state_->mutex.try_lock_until(std::chrono::steady_clock::now() +
+                                        std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_TRY_ACQUIRE(true) {
+    return try_lock_for(deadline - Clock::now());
+  }
+  void unlock() TANDEM_RELEASE() { state_->mutex.unlock(); }
+  // After OwnerDied, by its holder: the protected state is whole again and the lock usable.
+  void mark_consistent() { state_->mutex.mark_consistent(); }
+
+ private:
+  friend struct detail::Traveller<BasicLock>;
+  template <detail::RobustMutex::Kind>
+  friend struct detail::LockMaker;
+  explicit BasicLock(detail::SharedState<detail::LockState> state) : state_(std::move(state)) {}
+
+  detail::SharedState<detail::LockState> state_;
+};
+
+using Lock = BasicLock<detail::RobustMutex::Kind::plain>;
+using RLock = BasicLock<detail::RobustMutex::Kind::recursive>;
+
+// Holds a lock for a scope, visible to clang's thread-safety analysis (std::lock_guard is not
+// annotated in libstdc++).
+template <class L>
+class TANDEM_SCOPED_CAPABILITY LockGuard {
+ public:
+  explicit LockGuard(L& lock) TANDEM_ACQUIRE(lock) : lock_(lock) { lock_.lock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+  ~LockGuard() TANDEM_RELEASE() { lock_.unlock(); }
+
+ private:
+  L& lock_;
+};
+
+namespace detail {
+// The lock that lives inside another shared object (a Value's, an Array's).
+template <RobustMutex::Kind kKind>
+struct LockMaker {
+  static BasicLock<kKind> from(SharedState<LockState> state) {
+    if (state->kind != kKind) throw_malformed("a Lock handle names an RLock, or the reverse");
+    return BasicLock<kKind>(std::move(state));
+  }
+};
+
+template <RobustMutex::Kind kKind>
+struct Traveller<BasicLock<kKind>> {
+  static void encode(ByteWriter& out, const BasicLock<kKind>& lock) { lock.state_.encode(out); }
+  static BasicLock<kKind> decode(ByteReader& in) { return LockMaker<kKind>::from(SharedState<LockState>::decode(in)); }
+};
+}  // namespace detail
+
+}  // namespace tandem

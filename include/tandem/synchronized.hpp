@@ -1,0 +1,152 @@
+// Synchronized<T>: a T fused with its lock, reachable only while the lock is held (folly's
+// Synchronized), so unguarded access cannot be written by accident.
+//
+//   tandem::Synchronized<Account> account;
+//   account.with_lock([](Account& a) { a.balance += 10; });
+//   { auto locked = account.lock(); locked->balance -= 5; }   // unlocked at the end of scope
+//
+// A Synchronized is a handle: copies are the same data and lock. For a trivially copyable T the
+// data lives in shared memory beside a tandem::Lock, and the handle travels to other processes
+// like a Lock (argument or inheritance, any start method). Any other T lives in this process's
+// memory: it is shared between threads and cannot be sent to another process (a compile-time
+// error); a forked child would see its own copy.
+//
+// A holder that died (thread or process): lock() and with_lock() throw tandem::OwnerDied with
+// the lock held by the caller, who then calls recover(repair): repair(T&) runs under that lock,
+// the lock is marked consistent and released.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/shared_state.hpp"
+#include "tandem/lock.hpp"
+
+namespace tandem {
+
+namespace detail {
+// A T beside the lock that guards it, in shared memory.
+template <class T, RobustMutex::Kind kKind>
+struct GuardedState {
+  static constexpr std::uint32_t kTag = 0x53594e43;  // "SYNC"
+  template <class... Args>
+  explicit GuardedState(Args&&... args) : lock(std::in_place, kKind), value(std::forward<Args>(args)...) {}
+  Tagged<LockState> lock;
+  std::uint64_t value_size = sizeof(T);  // checked when a handle arrives
+  T value;
+};
+
+}  // namespace detail
+
+template <class T>
+class Synchronized {
+  static constexpr bool kShared = std::is_trivially_copyable_v<T>;
+  using SharedStateType = detail::SharedState<detail::GuardedState<T, detail::RobustMutex::Kind::plain>>;
+  using Storage = std::conditional_t<kShared, SharedStateType, std::shared_ptr<T>>;
+
+ public:
+  // The T is built from `args`.
+  template <class... Args>
+    requires std::is_constructible_v<T, Args...>
+  explicit Synchronized(Args&&... args)
+      : storage_(make_storage(std::forward<Args>(args)...)), lock_(lock_of(storage_)) {}
+
+  // The data, locked for the lifetime of this object.
+  class Locked {
+   public:
+    Locked(Locked&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+    Locked& operator=(Locked&&) = delete;
+    ~Locked() {
+      if (owner_) owner_->lock_.unlock();
+    }
+    T* operator->() const noexcept { return &owner_->value_ref(); }
+    T& operator*() const noexcept { return owner_->value_ref(); }
+
+   private:
+    friend class Synchronized;
+    explicit Locked(Synchronized* owner) noexcept : owner_(owner) {}
+    Synchronized* owner_;
+  };
+
+  // Blocks until the lock is free. OwnerDied: see the top of this file.
+  Locked lock() {
+    lock_.lock();
+    return Locked(this);
+  }
+  template <class Rep, class Period>
+  std::optional<Locked> try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    if (!lock_.try_lock_for(timeout)) return std::nullopt;
+    return Locked(this);
+  }
+  // f(T&) under the lock; returns what f returns.
+  template <class F>
+  decltype(auto) with_lock(F&& f) {
+    Locked locked = lock();
+    return std::forward<F>(f)(*locked);
+  }
+  // A copy of the data, taken under the lock.
+  T copy() {
+    Locked locked = lock();
+    return *locked;
+  }
+  // After lock() or with_lock() threw OwnerDied in this thread: repair(T&) runs under the lock
+  // still held, then the lock is marked consistent and released. If repair throws, the lock is
+  // released unrepaired and cannot be taken again (LockUnrecoverable).
+  template <class F>
+  void recover(F&& repair) {
+    Locked locked(this);
+    std::forward<F>(repair)(*locked);
+    lock_.mark_consistent();
+  }
+
+ private:
+  friend struct detail::Traveller<Synchronized>;
+  explicit Synchronized(Storage storage) : storage_(std::move(storage)), lock_(lock_of(storage_)) {}
+
+  template <class... Args>
+  static Storage make_storage(Args&&... args) {
+    if constexpr (kShared) {
+      return SharedStateType::create(0, std::forward<Args>(args)...);
+    } else {
+      return std::make_shared<T>(std::forward<Args>(args)...);
+    }
+  }
+  static Lock lock_of(const Storage& storage) {
+    if constexpr (kShared) {
+      return detail::LockMaker<detail::RobustMutex::Kind::plain>::from(
+          storage.inner(&detail::GuardedState<T, detail::RobustMutex::Kind::plain>::lock));
+    } else {
+      return Lock();
+    }
+  }
+  T& value_ref() const noexcept {
+    if constexpr (kShared) {
+      return storage_->value;
+    } else {
+      return *storage_;
+    }
+  }
+
+  Storage storage_;
+  Lock lock_;  // a handle to the lock beside the data in shared memory, or one of its own
+};
+
+namespace detail {
+template <class T>
+  requires std::is_trivially_copyable_v<T>
+struct Traveller<Synchronized<T>> {
+  using State = GuardedState<T, RobustMutex::Kind::plain>;
+  static void encode(ByteWriter& out, const Synchronized<T>& value) { value.storage_.encode(out); }
+  static Synchronized<T> decode(ByteReader& in) {
+    auto state = SharedState<State>::decode(in);
+    if (state->value_size != sizeof(T)) throw_malformed("a Synchronized<T> handle names data of another size");
+    return Synchronized<T>(std::move(state));
+  }
+};
+}  // namespace detail
+
+}  // namespace tandem

@@ -1,0 +1,72 @@
+// Value<T>: one trivially copyable T in shared memory with the RLock that guards it, Python's
+// multiprocessing.Value. Each load and store takes the lock; a compound update holds it around
+// both (it is an RLock, so load and store may take it again inside):
+//
+//   tandem::Value<long> hits(0);
+//   pool.submit([](tandem::Value<long> h) { h.with_lock([](long& n) { ++n; }); }, hits);
+//   { tandem::LockGuard guard(hits.get_lock()); hits.store(hits.load() * 2); }
+//
+// A Value is a handle: copies are the same value, and it travels to other agents as a Lock
+// does. For data reachable only under its lock, prefer Synchronized<T>.
+#pragma once
+
+#include <type_traits>
+#include <utility>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/shared_state.hpp"
+#include "tandem/lock.hpp"
+#include "tandem/synchronized.hpp"
+
+namespace tandem {
+
+template <class T>
+class Value {
+  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
+                "tandem::Value<T> holds T in shared memory: T must be trivially copyable and not a pointer");
+  using State = detail::GuardedState<T, detail::RobustMutex::Kind::recursive>;
+
+ public:
+  explicit Value(T initial = T{}) : Value(detail::SharedState<State>::create(0, initial)) {}
+
+  T load() {
+    LockGuard guard(lock_);
+    return state_->value;
+  }
+  void store(T value) {
+    LockGuard guard(lock_);
+    state_->value = value;
+  }
+  // f(T&) under the lock; returns what f returns.
+  template <class F>
+  decltype(auto) with_lock(F&& f) {
+    LockGuard guard(lock_);
+    return std::forward<F>(f)(state_->value);
+  }
+  // The lock guarding the value (after OwnerDied: lock, repair with store(), mark_consistent()).
+  RLock& get_lock() noexcept { return lock_; }
+
+ private:
+  friend struct detail::Traveller<Value>;
+  explicit Value(detail::SharedState<State> state)
+      : state_(std::move(state)),
+        lock_(detail::LockMaker<detail::RobustMutex::Kind::recursive>::from(state_.inner(&State::lock))) {}
+
+  detail::SharedState<State> state_;
+  RLock lock_;
+};
+
+namespace detail {
+template <class T>
+struct Traveller<Value<T>> {
+  using State = GuardedState<T, RobustMutex::Kind::recursive>;
+  static void encode(ByteWriter& out, const Value<T>& value) { value.state_.encode(out); }
+  static Value<T> decode(ByteReader& in) {
+    auto state = SharedState<State>::decode(in);
+    if (state->value_size != sizeof(T)) throw_malformed("a Value<T> handle names a value of another size");
+    return Value<T>(std::move(state));
+  }
+};
+}  // namespace detail
+
+}  // namespace tandem

@@ -1,0 +1,78 @@
+#include "tandem/detail/robust_mutex.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "tandem/error.hpp"
+
+namespace tandem::detail {
+namespace {
+
+[[noreturn]] void fail(const char* what, int result) {
+  throw Error(std::string("lock: ") + what + ": " + std::strerror(result));
+}
+
+}  // namespace
+
+RobustMutex::RobustMutex(Kind kind) {
+  pthread_mutexattr_t attributes;
+  ::pthread_mutexattr_init(&attributes);
+  ::pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+  ::pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+  // Error-checking: a thread that locks a plain Lock it holds gets an error, not a hang.
+  ::pthread_mutexattr_settype(&attributes,
+                              kind == Kind::recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
+  const int result = ::pthread_mutex_init(&mutex_, &attributes);
+  ::pthread_mutexattr_destroy(&attributes);
+  if (result != 0) fail("init", result);
+}
+
+bool RobustMutex::try_lock_until(std::chrono::steady_clock::time_point deadline) {
+  const auto since_epoch = deadline.time_since_epoch();
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const timespec until{static_cast<time_t>(seconds.count()),
+                       static_cast<long>(std::chrono::nanoseconds(since_epoch - seconds).count())};
+  int result;
+  while ((result = ::pthread_mutex_clocklock(&mutex_, CLOCK_MONOTONIC, &until)) == EINTR) {
+  }
+  if (result == 0) return true;
+  if (result == ETIMEDOUT) return false;
+  on_lock_result(result);
+}
+
+void RobustMutex::on_lock_result(int result) {
+  switch (result) {
+    case EOWNERDEAD:
+      throw OwnerDied(
+          "lock: its previous holder died holding it; the caller holds it now: repair the protected state, "
+          "call mark_consistent(), then unlock");
+    case ENOTRECOVERABLE:
+      throw LockUnrecoverable(
+          "lock: a holder died and the next one unlocked it without mark_consistent(); it cannot be taken again");
+    case EDEADLK:
+      throw Error("lock: this thread holds it already (a Lock is not reentrant: use an RLock)");
+    default:
+      fail("lock", result);
+  }
+}
+
+bool RobustMutex::on_try_result(int result) {
+  if (result == EBUSY) return false;
+  on_lock_result(result);
+}
+
+void RobustMutex::on_unlock_result(int result) {
+  if (result == EPERM) throw Error("unlock: the calling thread does not hold this lock");
+  fail("unlock", result);
+}
+
+void RobustMutex::mark_consistent() {
+  if (const int result = ::pthread_mutex_consistent(&mutex_); result != 0) {
+    throw Error(std::string("mark_consistent: only the holder that was told OwnerDied can call it (") +
+                std::strerror(result) + ")");
+  }
+}
+
+}  // namespace tandem::detail

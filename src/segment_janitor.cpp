@@ -1,0 +1,148 @@
+// The janitor is a grandchild of the process it serves (so never that process's child to reap)
+// in a session of its own (so Ctrl-C or a signal to the process group does not reach it). It
+// reads fixed-size records from a pipe and, when the pipe reports end of file, removes the
+// names still tracked. End of file comes exactly when the served process is gone: only it holds
+// the pipe's write end, which its forked children close (see close_in_forked_child).
+//
+// The janitor is forked from a process that may run threads, so until it exits it uses only
+// system calls and memory of its own (async-signal-safe code).
+#include "segment_janitor.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "close_descriptors.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem::detail {
+namespace {
+
+struct Record {
+  char operation;  // kTrack or kForget
+  char name[255];  // NUL-terminated
+};
+static_assert(sizeof(Record) <= PIPE_BUF, "a record must be written atomically");
+constexpr char kTrack = 'T';
+constexpr char kForget = 'F';
+
+struct JanitorConnection {
+  std::mutex mutex;
+  int write_end = -1;
+};
+
+JanitorConnection& connection() {
+  static JanitorConnection instance;
+  return instance;
+}
+
+// A forked child must not keep its parent's janitor waiting: it gets its own if it needs one.
+void close_in_forked_child() {
+  auto& janitor = connection();
+  if (janitor.write_end >= 0) ::close(janitor.write_end);
+  janitor.write_end = -1;
+}
+
+bool read_record(int fd, Record& record) {
+  auto* at = reinterpret_cast<char*>(&record);
+  std::size_t got = 0;
+  while (got < sizeof record) {
+    const ssize_t n = ::read(fd, at + got, sizeof record - got);
+    if (n > 0) {
+      got += static_cast<std::size_t>(n);
+    } else if (n == 0 || errno != EINTR) {
+      return false;
+    }
+  }
+  return true;
+}
+
+[[noreturn]] void run_janitor(int read_end) {
+  ::setsid();
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::sigaction(signal, &ignore, nullptr);
+  close_descriptors_except({read_end});
+
+  std::size_t capacity = 1024;
+  void* table = ::mmap(nullptr, capacity * sizeof(Record), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (table == MAP_FAILED) ::_exit(1);
+  auto* names = static_cast<Record*>(table);
+  Record record;
+  while (read_record(read_end, record)) {
+    record.name[sizeof record.name - 1] = '\0';
+    if (record.operation == kForget) {
+      for (std::size_t i = 0; i < capacity; ++i) {
+        if (names[i].operation == kTrack && std::strcmp(names[i].name, record.name) == 0) {
+          names[i].operation = 0;
+          break;
+        }
+      }
+      continue;
+    }
+    std::size_t slot = 0;
+    while (slot < capacity && names[slot].operation == kTrack) ++slot;
+    if (slot == capacity) {
+      void* grown = ::mremap(names, capacity * sizeof(Record), 2 * capacity * sizeof(Record), MREMAP_MAYMOVE);
+      if (grown == MAP_FAILED) continue;
+      names = static_cast<Record*>(grown);
+      capacity *= 2;
+    }
+    names[slot] = record;
+  }
+  for (std::size_t i = 0; i < capacity; ++i) {
+    if (names[i].operation == kTrack) ::shm_unlink(names[i].name);
+  }
+  ::_exit(0);
+}
+
+int start_janitor() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(std::string("shared memory janitor: pipe: ") + std::strerror(errno));
+  const pid_t middle = ::fork();
+  if (middle < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw Error(std::string("shared memory janitor: fork: ") + std::strerror(errno));
+  }
+  if (middle == 0) {
+    if (::fork() == 0) run_janitor(fds[0]);
+    ::_exit(0);
+  }
+  ::close(fds[0]);
+  while (::waitpid(middle, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return fds[1];
+}
+
+void send(char operation, const std::string& name) {
+  Record record{};
+  record.operation = operation;
+  std::strncpy(record.name, name.c_str(), sizeof record.name - 1);
+  auto& janitor = connection();
+  std::lock_guard lock(janitor.mutex);
+  if (janitor.write_end < 0) {
+    if (operation == kForget) return;
+    static const bool registered = ::pthread_atfork(nullptr, nullptr, close_in_forked_child) == 0;
+    if (!registered) throw Error("shared memory janitor: pthread_atfork failed");
+    janitor.write_end = start_janitor();
+  }
+  while (::write(janitor.write_end, &record, sizeof record) < 0) {
+    if (errno != EINTR) throw Error(std::string("shared memory janitor: write: ") + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+void janitor_track(const std::string& name) { send(kTrack, name); }
+void janitor_forget(const std::string& name) { send(kForget, name); }
+
+}  // namespace tandem::detail

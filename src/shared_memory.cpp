@@ -1,0 +1,269 @@
+// A segment starts with a small header (a magic number, a random identity and the size), so a
+// process that reaches it by name or through /proc can check it found what the handle meant:
+// a descriptor number may have been reused for something else by then.
+#include "tandem/shared_memory.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "segment_janitor.hpp"
+#include "tandem/detail/unique_fd.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem {
+namespace detail {
+namespace {
+
+constexpr std::uint64_t kMagic = 0x4d53'6d65'646e'6174;  // "tandemSM"
+constexpr std::size_t kHeaderBytes = 64;                 // keeps the user's bytes cache-line aligned
+constexpr std::size_t kMaxNameLength = 250;
+
+struct Header {
+  std::uint64_t magic;
+  std::uint64_t id;
+  std::uint64_t size;
+};
+
+std::uint64_t random_u64() {
+  std::uint64_t value = 0;
+  if (::getrandom(&value, sizeof value, 0) != sizeof value) throw Error("shared memory: getrandom failed");
+  return value;
+}
+
+[[noreturn]] void fail(const std::string& what, int error) {
+  throw Error("shared memory: " + what + ": " + std::strerror(error));
+}
+
+std::string normalized_name(std::string name) {
+  if (name.empty()) {
+    char generated[32];
+    std::snprintf(generated, sizeof generated, "/tandem-%016llx", static_cast<unsigned long long>(random_u64()));
+    return generated;
+  }
+  if (name.front() != '/') name.insert(name.begin(), '/');
+  if (name.size() > kMaxNameLength + 1 || name.find('/', 1) != std::string::npos || name.size() == 1) {
+    throw Error("shared memory name \"" + name + "\": use 1 to 250 characters and no '/' after the first");
+  }
+  return name;
+}
+
+std::string free_space_of_dev_shm() {
+  struct statvfs info {};
+  if (::statvfs("/dev/shm", &info) != 0) return "unknown";
+  return std::to_string(static_cast<unsigned long long>(info.f_bavail) * info.f_frsize) + " bytes";
+}
+
+}  // namespace
+
+struct Segment {
+  UniqueFd file;
+  void* mapping = nullptr;
+  std::size_t mapped_bytes = 0;
+  std::uint64_t id = 0;
+  std::size_t size = 0;
+  std::string name;
+  bool creator = false;
+  pid_t creator_pid = 0;  // a forked child's copy of the handle must not remove its parent's name
+
+  Segment() = default;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  std::byte* data() const noexcept { return static_cast<std::byte*>(mapping) + kHeaderBytes; }
+  const Header& header() const noexcept { return *static_cast<const Header*>(mapping); }
+  void map(std::size_t bytes, const std::string& what) {
+    mapping = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file.get(), 0);
+    if (mapping == MAP_FAILED) {
+      mapping = nullptr;
+      fail("mmap " + what, errno);
+    }
+    mapped_bytes = bytes;
+  }
+};
+
+namespace {
+
+// The segments this process maps, by identity, so that a handle arriving in a process that has
+// the memory already (it created it, received it before, or inherited it by fork) maps nothing.
+class Registry {
+ public:
+  static Registry& instance() {
+    static Registry registry;
+    return registry;
+  }
+  std::shared_ptr<Segment> find(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    const auto it = segments_.find(id);
+    return it == segments_.end() ? nullptr : it->second.lock();
+  }
+  void add(const std::shared_ptr<Segment>& segment) {
+    std::lock_guard lock(mutex_);
+    segments_[segment->id] = segment;
+  }
+  void remove_expired(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    const auto it = segments_.find(id);
+    if (it != segments_.end() && it->second.expired()) segments_.erase(it);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Segment>> segments_;
+};
+
+// Sizes the file, reserves its pages and maps it with a fresh header.
+std::shared_ptr<Segment> initialize(std::shared_ptr<Segment> segment, std::size_t bytes, const std::string& what) {
+  if (bytes == 0) throw Error("shared memory: the size must be at least one byte");
+  const std::size_t total = kHeaderBytes + bytes;
+  if (const int error = ::posix_fallocate(segment->file.get(), 0, static_cast<off_t>(total)); error != 0) {
+    if (error == ENOSPC) {
+      throw Error("shared memory: no room for " + std::to_string(bytes) + " bytes of " + what +
+                  " (/dev/shm has " + free_space_of_dev_shm() + " free)");
+    }
+    fail("reserving " + std::to_string(bytes) + " bytes of " + what, error);
+  }
+  segment->map(total, what);
+  segment->id = random_u64();
+  segment->size = bytes;
+  *static_cast<Header*>(segment->mapping) = Header{kMagic, segment->id, bytes};
+  Registry::instance().add(segment);
+  return segment;
+}
+
+// Maps a segment that `file` refers to, checking its header (and identity when `expected_id`).
+// `reuse`: the mapping this process has of it already, if any, is returned instead (a handle
+// that arrives); open() by name makes a mapping of its own, which never owns the name.
+enum class Reuse { existing, never };
+std::shared_ptr<Segment> attach(UniqueFd file, std::string name, std::uint64_t expected_id, const std::string& what,
+                                Reuse reuse) {
+  struct stat info {};
+  if (::fstat(file.get(), &info) != 0) fail("fstat " + what, errno);
+  const auto file_bytes = static_cast<std::size_t>(info.st_size);
+  if (file_bytes < kHeaderBytes) throw Error("shared memory: " + what + " is not tandem shared memory");
+  auto segment = std::make_shared<Segment>();
+  segment->file = std::move(file);
+  segment->map(file_bytes, what);
+  const Header& header = segment->header();
+  if (header.magic != kMagic || header.size > file_bytes - kHeaderBytes) {
+    throw Error("shared memory: " + what + " is not tandem shared memory");
+  }
+  if (expected_id != 0 && header.id != expected_id) {
+    throw Error("shared memory: " + what + " is no longer the memory that was sent");
+  }
+  segment->id = header.id;
+  segment->size = header.size;
+  segment->name = std::move(name);
+  if (auto existing = Registry::instance().find(segment->id)) {
+    if (reuse == Reuse::existing) return existing;
+  } else {
+    Registry::instance().add(segment);
+  }
+  return segment;
+}
+
+}  // namespace
+
+Segment::~Segment() {
+  if (mapping) ::munmap(mapping, mapped_bytes);
+  if (creator && !name.empty() && creator_pid == ::getpid()) {
+    ::shm_unlink(name.c_str());
+    try {
+      janitor_forget(name);
+    } catch (const Error&) {
+      // The name is gone already; the janitor's later attempt to remove it is harmless.
+    }
+  }
+  if (id != 0) Registry::instance().remove_expired(id);
+}
+
+}  // namespace detail
+
+SharedMemory::SharedMemory(std::shared_ptr<detail::Segment> segment) noexcept
+    : segment_(std::move(segment)), data_(segment_->data()), size_(segment_->size) {}
+
+SharedMemory::SharedMemory(std::size_t bytes) : SharedMemory([bytes] {
+      auto segment = std::make_shared<detail::Segment>();
+      segment->file.reset(::memfd_create("tandem-shared", MFD_CLOEXEC));
+      if (!segment->file) detail::fail("memfd_create", errno);
+      segment->creator = true;
+      segment->creator_pid = ::getpid();
+      return detail::initialize(std::move(segment), bytes, "anonymous memory");
+    }()) {}
+
+SharedMemory SharedMemory::create(std::size_t bytes, std::string name) {
+  name = detail::normalized_name(std::move(name));
+  auto segment = std::make_shared<detail::Segment>();
+  segment->file.reset(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!segment->file) {
+    if (errno == EEXIST) throw Error("shared memory " + name + " exists already");
+    detail::fail("creating " + name, errno);
+  }
+  segment->name = name;
+  segment->creator = true;  // from here on, the destructor removes the name
+  segment->creator_pid = ::getpid();
+  detail::janitor_track(name);
+  return SharedMemory(detail::initialize(std::move(segment), bytes, name));
+}
+
+SharedMemory SharedMemory::open(std::string name) {
+  name = detail::normalized_name(std::move(name));
+  detail::UniqueFd file(::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0));
+  if (!file) {
+    if (errno == ENOENT) throw Error("no shared memory named " + name);
+    detail::fail("opening " + name, errno);
+  }
+  return SharedMemory(detail::attach(std::move(file), name, 0, name, detail::Reuse::never));
+}
+
+const std::string& SharedMemory::name() const noexcept { return segment_->name; }
+bool SharedMemory::is_creator() const noexcept { return segment_->creator && segment_->creator_pid == ::getpid(); }
+
+namespace detail {
+
+// On the wire: identity, the sender's pid and descriptor (any holder can pass the memory on),
+// and the name if it has one.
+void Traveller<SharedMemory>::encode(ByteWriter& out, const SharedMemory& memory) {
+  const Segment& segment = *memory.segment_;
+  out.write_raw(segment.id);
+  out.write_raw(static_cast<std::int32_t>(::getpid()));
+  out.write_raw(static_cast<std::int32_t>(segment.file.get()));
+  encode_text(out, segment.name);
+}
+
+SharedMemory Traveller<SharedMemory>::decode(ByteReader& in) {
+  const auto id = in.read_raw<std::uint64_t>();
+  const auto pid = in.read_raw<std::int32_t>();
+  const auto fd = in.read_raw<std::int32_t>();
+  std::string name = decode_text(in);
+  if (id == 0) throw_malformed("a shared memory handle without identity");
+  if (auto segment = Registry::instance().find(id)) return SharedMemory(std::move(segment));
+  if (!name.empty()) {
+    if (name.size() > kMaxNameLength + 1 || name.front() != '/') throw_malformed("a shared memory name");
+    UniqueFd file(::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0));
+    if (file) return SharedMemory(attach(std::move(file), name, id, name, Reuse::existing));
+  }
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  UniqueFd file(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!file) {
+    throw Error("shared memory cannot be reached: the process that sent it (pid " + std::to_string(pid) +
+                ") no longer holds it (" + std::strerror(errno) +
+                "); keep a copy alive until every agent it was sent to has received it");
+  }
+  return SharedMemory(attach(std::move(file), std::move(name), id, "shared memory from pid " + std::to_string(pid),
+                             Reuse::existing));
+}
+
+}  // namespace detail
+}  // namespace tandem

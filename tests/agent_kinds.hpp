@@ -1,0 +1,64 @@
+// Test helper: one test body, every kind of agent. A parameterized suite runs its body with each
+// AgentKind; start_agent starts the callable (a function or captureless lambda, so that it can
+// travel) on a thread or on a process of the given start method.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "tandem/process.hpp"
+#include "tandem/thread.hpp"
+
+enum class AgentKind { thread, fork, forkserver, spawn };
+
+inline std::string agent_kind_name(const ::testing::TestParamInfo<AgentKind>& info) {
+  switch (info.param) {
+    case AgentKind::thread: return "Thread";
+    case AgentKind::fork: return "ProcessFork";
+    case AgentKind::forkserver: return "ProcessForkserver";
+    case AgentKind::spawn: return "ProcessSpawn";
+  }
+  return "Unknown";
+}
+
+inline constexpr AgentKind kAllAgentKinds[] = {AgentKind::thread, AgentKind::fork, AgentKind::forkserver,
+                                               AgentKind::spawn};
+
+// A started agent; join() waits and rethrows what escaped the callable.
+class TestAgent {
+ public:
+  template <class F, class... Args>
+  TestAgent(AgentKind kind, F f, Args... args) {
+    if (kind == AgentKind::thread) {
+      thread_.emplace(f, args...);
+      thread_->start();
+      return;
+    }
+    const auto method = kind == AgentKind::fork         ? tandem::StartMethod::fork
+                        : kind == AgentKind::forkserver ? tandem::StartMethod::forkserver
+                                                        : tandem::StartMethod::spawn;
+    process_.emplace(tandem::ProcessOptions{.start_method = method}, f, args...);
+    process_->start();
+  }
+  void join() {
+    std::exception_ptr error;
+    if (thread_) {
+      thread_->join();
+      error = thread_->exception();
+    } else {
+      process_->join();
+      error = process_->exception();
+    }
+    if (error) std::rethrow_exception(error);
+  }
+  // The process's exit code after join (0 for a thread).
+  int exitcode() const { return process_ ? process_->exitcode().value_or(-999) : 0; }
+
+ private:
+  std::optional<tandem::Thread> thread_;
+  std::optional<tandem::Process> process_;
+};

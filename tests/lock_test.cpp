@@ -1,0 +1,214 @@
+// Lock and RLock: one suite, every agent kind. Mutual exclusion, timeouts, and a holder that
+// dies (a thread that ends, a process killed by SIGKILL) reported as OwnerDied, never a hang.
+#include "tandem/lock.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "agent_kinds.hpp"
+#include "tandem/error.hpp"
+#include "tandem/shared_memory.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+#ifdef TANDEM_UNDER_TSAN
+constexpr int kIncrements = 2'000;
+#else
+constexpr int kIncrements = 20'000;
+#endif
+
+// What the agents and the test share: a plain counter (the lock makes it exact) and flags.
+struct Board {
+  long counter;
+  std::atomic<int> holding;
+  std::atomic<int> release;
+  std::atomic<int> arrived;  // agents wait for each other, so that they contend
+};
+
+Board& board(const tandem::SharedMemory& memory) { return *reinterpret_cast<Board*>(memory.data()); }
+
+tandem::SharedMemory make_board() {
+  tandem::SharedMemory memory(sizeof(Board));
+  new (memory.data()) Board{};
+  return memory;
+}
+
+// A read-modify-write wide enough to lose updates without the lock.
+template <class L>
+void increment_under_lock(L lock, tandem::SharedMemory memory, int times) {
+  long& counter = board(memory).counter;
+  board(memory).arrived.fetch_add(1);
+  while (board(memory).arrived.load() < 3) std::this_thread::yield();
+  for (int i = 0; i < times; ++i) {
+    std::lock_guard guard(lock);
+    const long seen = counter;
+    for (int spin = 0; spin < 20; ++spin) asm volatile("" ::: "memory");  // widen the window
+    counter = seen + 1;
+  }
+}
+
+// Takes the lock, says so, and dies holding it: a process by SIGKILL, a thread by returning.
+template <class L>
+void die_holding(L lock, tandem::SharedMemory memory, bool is_process) {
+  lock.lock();
+  board(memory).holding.store(1);
+  std::this_thread::sleep_for(50ms);
+  if (is_process) ::raise(SIGKILL);
+}
+
+// Holds the lock until the test says release.
+template <class L>
+void hold_until_released(L lock, tandem::SharedMemory memory) {
+  std::lock_guard guard(lock);
+  board(memory).holding.store(1);
+  while (board(memory).release.load() == 0) std::this_thread::sleep_for(1ms);
+}
+
+void wait_until_holding(const tandem::SharedMemory& memory) {
+  while (board(memory).holding.load() == 0) std::this_thread::sleep_for(1ms);
+}
+
+template <class L>
+class LockAcrossAgents : public ::testing::TestWithParam<AgentKind> {
+ protected:
+  void mutual_exclusion() {
+    L lock;
+    auto memory = make_board();
+    TestAgent first(GetParam(), increment_under_lock<L>, lock, memory, kIncrements);
+    TestAgent second(GetParam(), increment_under_lock<L>, lock, memory, kIncrements);
+    increment_under_lock(lock, memory, kIncrements);
+    first.join();
+    second.join();
+    EXPECT_EQ(board(memory).counter, 3L * kIncrements);
+  }
+
+  void holder_death_is_reported_to_a_waiting_locker() {
+    L lock;
+    auto memory = make_board();
+    const bool is_process = GetParam() != AgentKind::thread;
+    TestAgent holder(GetParam(), die_holding<L>, lock, memory, is_process);
+    wait_until_holding(memory);
+    EXPECT_THROW(lock.try_lock_for(10s), tandem::OwnerDied);  // blocked until the holder died
+    holder.join();
+    // The caller holds the lock now; once marked consistent it is an ordinary lock again.
+    lock.mark_consistent();
+    lock.unlock();
+    ASSERT_TRUE(lock.try_lock_for(1s));
+    lock.unlock();
+    EXPECT_TRUE(lock.try_lock());
+    lock.unlock();
+  }
+
+  void unrepaired_lock_is_unrecoverable() {
+    L lock;
+    auto memory = make_board();
+    TestAgent holder(GetParam(), die_holding<L>, lock, memory, GetParam() != AgentKind::thread);
+    holder.join();
+    EXPECT_THROW(lock.lock(), tandem::OwnerDied);
+    lock.unlock();  // without mark_consistent
+    EXPECT_THROW(lock.lock(), tandem::LockUnrecoverable);
+    EXPECT_THROW(lock.try_lock(), tandem::LockUnrecoverable);
+  }
+
+  void timeouts() {
+    L lock;
+    auto memory = make_board();
+    TestAgent holder(GetParam(), hold_until_released<L>, lock, memory);
+    wait_until_holding(memory);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(lock.try_lock_for(60ms));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 60ms);
+    EXPECT_FALSE(lock.try_lock());
+    EXPECT_FALSE(lock.try_lock_until(std::chrono::system_clock::now() + 10ms));
+    board(memory).release.store(1);
+    EXPECT_TRUE(lock.try_lock_for(10s));
+    lock.unlock();
+    holder.join();
+  }
+};
+
+using LockTest = LockAcrossAgents<tandem::Lock>;
+using RLockTest = LockAcrossAgents<tandem::RLock>;
+
+TEST_P(LockTest, MutualExclusion) { mutual_exclusion(); }
+TEST_P(LockTest, HolderDeathIsReportedToAWaitingLocker) { holder_death_is_reported_to_a_waiting_locker(); }
+TEST_P(LockTest, UnrepairedLockIsUnrecoverable) { unrepaired_lock_is_unrecoverable(); }
+TEST_P(LockTest, Timeouts) { timeouts(); }
+TEST_P(RLockTest, MutualExclusion) { mutual_exclusion(); }
+TEST_P(RLockTest, HolderDeathIsReportedToAWaitingLocker) { holder_death_is_reported_to_a_waiting_locker(); }
+TEST_P(RLockTest, UnrepairedLockIsUnrecoverable) { unrepaired_lock_is_unrecoverable(); }
+TEST_P(RLockTest, Timeouts) { timeouts(); }
+
+INSTANTIATE_TEST_SUITE_P(EachAgent, LockTest, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
+INSTANTIATE_TEST_SUITE_P(EachAgent, RLockTest, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
+
+TEST(Lock, RelockingOrUnlockingWhatOneDoesNotHoldIsAnErrorNotAHang) {
+  tandem::Lock lock;
+  EXPECT_THROW(lock.unlock(), tandem::Error);
+  lock.lock();
+  EXPECT_THROW(lock.lock(), tandem::Error);
+  std::thread other([&lock] { EXPECT_THROW(lock.unlock(), tandem::Error); });
+  other.join();
+  lock.unlock();
+}
+
+TEST(Lock, CopiesAreTheSameLock) {
+  tandem::Lock lock;
+  tandem::Lock copy = lock;
+  copy.lock();
+  std::thread other([&lock] { EXPECT_FALSE(lock.try_lock()); });
+  other.join();
+  copy.unlock();
+}
+
+TEST(Lock, ScopedLockOfSeveralLocks) {
+  tandem::Lock a, b;
+  {
+    std::scoped_lock both(a, b);
+    std::thread other([&] { EXPECT_FALSE(b.try_lock()); });
+    other.join();
+  }
+  EXPECT_TRUE(a.try_lock());
+  a.unlock();
+}
+
+TEST(RLock, TheHolderMayTakeItAgain) {
+  tandem::RLock lock;
+  lock.lock();
+  lock.lock();
+  EXPECT_TRUE(lock.try_lock());
+  std::thread other([&lock] { EXPECT_FALSE(lock.try_lock()); });
+  other.join();
+  lock.unlock();
+  lock.unlock();
+  lock.unlock();
+  std::thread after([&lock] {
+    EXPECT_TRUE(lock.try_lock());
+    lock.unlock();
+  });
+  after.join();
+  EXPECT_THROW(lock.unlock(), tandem::Error);
+}
+
+TEST(Lock, AHandleOfTheWrongKindIsRefused) {
+  tandem::Lock lock;
+  tandem::detail::ByteWriter out;
+  tandem::detail::Traveller<tandem::Lock>::encode(out, lock);
+  tandem::detail::ByteReader in(out.bytes());
+  EXPECT_THROW(tandem::detail::Traveller<tandem::RLock>::decode(in), tandem::Error);
+  tandem::detail::ByteReader again(out.bytes());
+  tandem::Lock decoded = tandem::detail::Traveller<tandem::Lock>::decode(again);
+  decoded.lock();
+  std::thread other([&lock] { EXPECT_FALSE(lock.try_lock()); });
+  other.join();
+  decoded.unlock();
+}
+
+}  // namespace
