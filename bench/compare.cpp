@@ -24,7 +24,9 @@
 
 #include "peers/peers.hpp"
 #include "tandem/lock.hpp"
+#include "tandem/process.hpp"
 #include "tandem/process_pool.hpp"
+#include "tandem/queue.hpp"
 #include "tandem/start_method.hpp"
 #include "tandem/thread_pool.hpp"
 #include "workloads/workloads.hpp"
@@ -294,6 +296,57 @@ void cpu_speedup_processes() {
   ratios.push_back({"cpu_speedup_processes", m[0] / m[1], ">=1.9"});
 }
 
+// Items through a Queue from a producer process to this one: seconds per item, from the first
+// item's arrival (so that the producer's start is not counted).
+template <class T>
+double queue_seconds_per_item(const T& item, std::uint64_t count) {
+  tandem::Queue<T> queue;
+  tandem::Process producer(
+      [](tandem::Queue<T> q, T value, std::uint64_t n) {
+        for (std::uint64_t i = 0; i < n; ++i) q.put(value);
+      },
+      queue, item, count);
+  producer.start();
+  std::uint64_t intact = queue.get() == item;
+  const double elapsed = seconds([&] {
+    for (std::uint64_t i = 1; i < count; ++i) intact += queue.get() == item;
+  });
+  producer.join();
+  if (intact != count) std::abort();
+  return elapsed / static_cast<double>(count - 1);
+}
+
+void queue_small_items() {
+  section("Queue between two processes, 8-byte items: vs a plain SPSC shared-memory ring and Python");
+  const std::uint64_t count = kQuick ? 200'000 : 2'000'000;
+  const auto m = interleaved(kQuick ? 3 : 7, {[&] { return tandem::bench::spsc_ring_seconds_per_item(count); },
+                                             [&] { return queue_seconds_per_item(std::uint64_t{42}, count); }});
+  row("plain SPSC ring (the floor)", 1e-6 / m[0], "M msgs/s");
+  row("tandem::Queue<std::uint64_t>", 1e-6 / m[1], "M msgs/s");
+  ratios.push_back({"q8_vs_floor", m[0] / m[1], ">=0.25"});
+  const double python = python_seconds("queue", kQuick ? 20'000 : 200'000, 3);
+  if (python < 0) {
+    std::printf("  (python3 not available: no Python figure, no RATIO line)\n");
+    return;
+  }
+  row("Python multiprocessing.Queue", 1e-6 / python, "M msgs/s");
+  ratios.push_back({"q8_vs_python", python / m[1], ">=100"});
+}
+
+void queue_large_items() {
+  section("Queue between two processes, 64 KiB items: vs single-core memcpy");
+  const std::size_t item_bytes = 64 << 10;
+  const std::uint64_t count = kQuick ? 4'000 : 40'000;
+  const std::vector<char> item(item_bytes, 'q');
+  const auto m = interleaved(
+      kQuick ? 3 : 7,
+      {[&] { return 1.0 / tandem::bench::memcpy_bytes_per_second(item_bytes, count); },
+       [&] { return queue_seconds_per_item(item, count) / static_cast<double>(item_bytes); }});
+  row("memcpy, one core", 1e-9 / m[0], "GB/s");
+  row("tandem::Queue<std::vector<char>>", 1e-9 / m[1], "GB/s");
+  ratios.push_back({"q64k_vs_memcpy", m[0] / m[1], ">=0.6"});
+}
+
 // Uncontended lock + unlock: tandem::Lock (robust, process-shared, error-checking) against
 // std::mutex, in ns per pair.
 void lock_uncontended() {
@@ -355,6 +408,8 @@ int main(int argc, char** argv) {
   pp_submit_vs_python();
   pp_round_trip();
   cpu_speedup_processes();
+  queue_small_items();
+  queue_large_items();
   lock_uncontended();
   pp_start_from_a_big_parent();
   std::printf("\n");

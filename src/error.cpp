@@ -41,6 +41,7 @@ class Registry {
     add<MemoryLimitExceeded>();
     add<OwnerDied>();
     add<LockUnrecoverable>();
+    add<QueueClosed>();
     factories_.emplace("std::bad_alloc", [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
   }
 

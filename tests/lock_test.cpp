@@ -150,6 +150,9 @@ INSTANTIATE_TEST_SUITE_P(EachAgent, LockTest, ::testing::ValuesIn(kAllAgentKinds
 INSTANTIATE_TEST_SUITE_P(EachAgent, RLockTest, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
 
 TEST(Lock, RelockingOrUnlockingWhatOneDoesNotHoldIsAnErrorNotAHang) {
+#ifdef TANDEM_UNDER_TSAN
+  GTEST_SKIP() << "ThreadSanitizer reports this misuse itself before tandem can";
+#endif
   tandem::Lock lock;
   EXPECT_THROW(lock.unlock(), tandem::Error);
   lock.lock();
@@ -194,7 +197,9 @@ TEST(RLock, TheHolderMayTakeItAgain) {
     lock.unlock();
   });
   after.join();
+#ifndef TANDEM_UNDER_TSAN  // which reports the misuse itself before tandem can
   EXPECT_THROW(lock.unlock(), tandem::Error);
+#endif
 }
 
 TEST(Lock, AHandleOfTheWrongKindIsRefused) {

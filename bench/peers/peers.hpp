@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace tandem::bench {
@@ -15,6 +16,11 @@ double naive_pool_burst(std::size_t tasks);
 
 // out[i] = in[i] * 2 for every element into a freshly allocated vector; returns seconds.
 double tbb_parallel_for_map(const std::vector<int>& in, bool preallocated_output);
+
+// A plain SPSC ring of 8-byte items in shared memory, producer in a forked child: seconds per item.
+double spsc_ring_seconds_per_item(std::uint64_t count);
+// Single-core memcpy of `items` blocks of `item_bytes`, outside the caches: bytes per second.
+double memcpy_bytes_per_second(std::size_t item_bytes, std::size_t items);
 
 // Blocking round trip between two threads through a futex (no spinning): seconds per trip.
 double futex_round_trip(std::size_t trips);

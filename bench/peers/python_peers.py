@@ -3,6 +3,7 @@
     python3 python_peers.py map N ROUNDS      multiprocessing.Pool(2).map(abs, N ints), default chunksize
     python3 python_peers.py submit N ROUNDS   ProcessPoolExecutor(2): submit N abs() tasks, then result() each
     python3 python_peers.py echo N ROUNDS     ProcessPoolExecutor(1): send N bytes to a worker and back
+    python3 python_peers.py queue N ROUNDS    multiprocessing.Queue: a producer process puts N small ints, this one gets them
 
 Prints the median seconds of ROUNDS timed rounds; pools are started (and warmed) before timing.
 """
@@ -10,11 +11,16 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import Pool
+from multiprocessing import Pool, Process, Queue
 
 
 def echo(payload):
     return payload
+
+
+def produce(queue, n):
+    for i in range(n):
+        queue.put(i)
 
 
 def main():
@@ -47,6 +53,18 @@ def main():
                 out = executor.submit(echo, payload).result()
                 times.append(time.perf_counter() - start)
                 assert len(out) == n
+    elif mode == "queue":
+        for _ in range(rounds):
+            queue = Queue()
+            producer = Process(target=produce, args=(queue, n))
+            producer.start()
+            queue.get()  # the producer runs: time from its first item
+            start = time.perf_counter()
+            for _ in range(n - 1):
+                queue.get()
+            times.append(time.perf_counter() - start)
+            producer.join()
+        times = [t / (n - 1) for t in times]  # seconds per item
     else:
         sys.exit("unknown mode " + mode)
     print(statistics.median(times))

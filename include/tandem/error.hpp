@@ -101,6 +101,12 @@ class LockUnrecoverable : public Error {
   using Error::Error;
 };
 
+// A Queue or Pipe was closed: put on it, or get from it once it is empty.
+class QueueClosed : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 std::string demangle(const char* mangled_name);
 // Inside a catch block: the current exception's demangled type name and what() text.

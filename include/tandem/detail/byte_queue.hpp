@@ -1,0 +1,110 @@
+// The machinery under Queue<T>, JoinableQueue<T> and Pipe<T>: a bounded multi-producer,
+// multi-consumer queue of byte strings in shared memory.
+//
+// The ring is an array of 64-byte slots, each with a sequence number (Dmitry Vyukov's bounded
+// MPMC queue, extended to items that span several consecutive slots). A producer claims slots
+// by advancing `tail` with one compare-and-swap once it has seen them all free for this lap,
+// copies its bytes in, and publishes by setting the first slot's sequence; a consumer claims an
+// item by advancing `head` past it, copies it out and frees its slots for the next lap. No lock
+// is held while bytes are copied, so producers and consumers on different cores proceed in
+// parallel. Waiting is spin-then-futex on event counts that are touched only when somebody
+// sleeps.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/futex.hpp"
+#include "tandem/detail/shared_state.hpp"
+
+namespace tandem::detail {
+
+// Sleepers register (a read-modify-write) before their last look at the state; notifiers
+// change the state with a sequentially consistent store, then look for sleepers. In the single
+// order of those operations, whichever side comes second sees the other's work, so a wake-up is
+// never lost, and when nobody sleeps a notification costs one load and no system call.
+struct EventCount {
+  std::atomic<std::uint32_t> epoch{0};
+  std::atomic<std::uint32_t> sleepers{0};
+
+  // After a sequentially consistent change of the state that sleepers wait on.
+  void notify_all() noexcept {
+    if (sleepers.load(std::memory_order_seq_cst) != 0) {
+      epoch.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake_all(epoch);
+    }
+  }
+};
+
+struct QueueState {
+  static constexpr std::uint32_t kTag = 0x51554555;  // "QUEU"
+  static constexpr std::size_t kSlotBytes = 64;
+
+  QueueState(std::uint64_t slots, std::uint64_t max_items, bool is_joinable)
+      : slot_count(slots), maxsize(max_items), joinable(is_joinable) {}
+
+  const std::uint64_t slot_count;  // a power of two
+  const std::uint64_t maxsize;     // 0: as many items as fit
+  const bool joinable;
+  alignas(64) std::atomic<std::uint64_t> tail{0};
+  alignas(64) std::atomic<std::uint64_t> head{0};
+  alignas(64) EventCount items_ready;
+  alignas(64) EventCount space_ready;
+  alignas(64) std::atomic<std::uint64_t> items{0};  // counted only when maxsize > 0
+  std::atomic<std::uint32_t> closed{0};
+  std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
+};
+
+// Atomic throughout: a consumer may read a record that a later lap is rewriting (its claim
+// then fails and it looks again).
+struct SlotMeta {
+  std::atomic<std::uint64_t> sequence;
+  std::atomic<std::uint32_t> bytes;  // the item's size, in its first slot
+  std::atomic<std::uint32_t> slots;  // how many slots the item spans, in its first slot
+};
+
+class ByteQueue {
+ public:
+  // A queue holding up to `capacity_bytes` of items (rounded up to a power of two of slots).
+  static ByteQueue create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable);
+  static ByteQueue decode(ByteReader& in);
+  void encode(ByteWriter& out) const { state_.encode(out); }
+
+  // Copies `item` in. False if `deadline` passed first; QueueClosed if the queue is (or gets)
+  // closed; tandem::Error if the item can never fit.
+  bool put(std::span<const std::byte> item, Clock::time_point deadline);
+  // Hands the next item's bytes to `consume(context, bytes)`, valid during the call only. False
+  // if `deadline` passed first; QueueClosed if the queue is closed and empty.
+  using Consumer = void (*)(void* context, std::span<const std::byte> bytes);
+  bool get(Consumer consume, void* context, Clock::time_point deadline);
+
+  void close();
+  bool closed() const noexcept { return state_->closed.load(std::memory_order_acquire) != 0; }
+  bool empty() const noexcept;
+  std::size_t capacity_bytes() const noexcept { return static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes; }
+  bool joinable() const noexcept { return state_->joinable; }
+
+  void task_done();
+  bool join(Clock::time_point deadline);
+
+ private:
+  explicit ByteQueue(SharedState<QueueState> state);
+  enum class Claim { claimed, full, too_many_items };
+  Claim try_claim(std::uint64_t slots, std::uint64_t& position);
+  bool try_take(std::uint64_t& position, std::uint64_t& slots);
+  void release(std::uint64_t position, std::uint64_t slots) noexcept;
+  SlotMeta& meta(std::uint64_t position) const noexcept { return meta_[position & mask_]; }
+  std::byte* slot_data(std::uint64_t position) const noexcept {
+    return data_ + (position & mask_) * QueueState::kSlotBytes;
+  }
+
+  SharedState<QueueState> state_;
+  SlotMeta* meta_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint64_t mask_ = 0;
+};
+
+}  // namespace tandem::detail

@@ -1,0 +1,155 @@
+// Queue<T> and JoinableQueue<T>: multi-producer, multi-consumer FIFO queues that work between
+// threads and, unchanged, between processes (Python's queue.Queue and multiprocessing.Queue in
+// one type).
+//
+//   tandem::Queue<std::string> jobs;
+//   tandem::Process worker([](tandem::Queue<std::string> q) { while (true) handle(q.get()); }, jobs);
+//   jobs.put("first");
+//
+// Items travel as to a ProcessPool (BRIEF §2): trivially copyable types and vectors or strings
+// of them as raw bytes, other types through cereal; a T that cannot travel is a compile-time
+// error. Each put copies the encoded item into a ring in shared memory and each get copies it
+// out: no feeder thread, no pipe, so a producer can always exit and nothing put is lost when
+// it does.
+//
+// A Queue is a handle: copies are the same queue, and it reaches other agents as an argument or
+// by inheritance (any start method, pool tasks included). It holds QueueOptions::capacity_bytes
+// of encoded items (1 MiB by default), and at most `maxsize` items when that is set; put blocks
+// while the queue is full. An item that can never fit is a tandem::Error, not a hang.
+//
+// Every blocking call has a timeout form (put_for, get_for: tandem::TimeoutError) and a
+// non-blocking one (try_put, try_get). close() wakes every blocked caller: put then throws
+// tandem::QueueClosed; get still returns what is queued, then throws QueueClosed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <type_traits>
+
+#include "tandem/detail/byte_queue.hpp"
+#include "tandem/detail/codec.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem {
+
+struct QueueOptions {
+  std::size_t maxsize = 0;                      // at most this many items; 0: as many as fit
+  std::size_t capacity_bytes = std::size_t{1} << 20;  // room for encoded items
+};
+
+namespace detail {
+// The buffer each thread encodes items into before they are copied into a queue.
+ByteWriter& queue_scratch();
+[[noreturn]] void throw_queue_timeout(const char* what);
+}  // namespace detail
+
+template <class T>
+class Queue {
+  static_assert(detail::kCanTravel<T>,
+                "tandem::Queue<T>: an argument or result type cannot travel between processes: use a trivially "
+                "copyable type, a std::vector or std::string of such, or give T a cereal serialize() function");
+
+ public:
+  Queue() : Queue(QueueOptions{}) {}
+  explicit Queue(QueueOptions options) : queue_(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, false)) {}
+
+  // Blocks while the queue is full.
+  void put(const T& item) { put_until(item, detail::Clock::time_point::max()); }
+  template <class Rep, class Period>
+  void put_for(const T& item, std::chrono::duration<Rep, Period> timeout) {
+    if (!put_until(item, deadline_after(timeout))) detail::throw_queue_timeout("Queue::put_for: the queue stayed full");
+  }
+  // Without waiting; false if the queue is full.
+  bool try_put(const T& item) { return put_until(item, detail::Clock::time_point::min()); }
+
+  // Blocks while the queue is empty.
+  T get() { return *get_until(detail::Clock::time_point::max()); }
+  template <class Rep, class Period>
+  T get_for(std::chrono::duration<Rep, Period> timeout) {
+    auto item = get_until(deadline_after(timeout));
+    if (!item) detail::throw_queue_timeout("Queue::get_for: the queue stayed empty");
+    return std::move(*item);
+  }
+  // Without waiting; nullopt if the queue is empty.
+  std::optional<T> try_get() { return get_until(detail::Clock::time_point::min()); }
+
+  void close() { queue_.close(); }
+  bool closed() const noexcept { return queue_.closed(); }
+  // A snapshot: another agent may put or get at any moment.
+  bool empty() const noexcept { return queue_.empty(); }
+  std::size_t capacity_bytes() const noexcept { return queue_.capacity_bytes(); }
+
+ protected:
+  explicit Queue(detail::ByteQueue queue) : queue_(std::move(queue)) {}
+
+  template <class Rep, class Period>
+  static detail::Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+    return detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
+  }
+  bool put_until(const T& item, detail::Clock::time_point deadline) {
+    detail::ByteWriter& out = detail::queue_scratch();
+    out.clear();
+    detail::encode(out, item);
+    return queue_.put(out.bytes(), deadline);
+  }
+  std::optional<T> get_until(detail::Clock::time_point deadline) {
+    std::optional<T> item;
+    queue_.get(
+        [](void* context, std::span<const std::byte> bytes) {
+          detail::ByteReader in(bytes);
+          static_cast<std::optional<T>*>(context)->emplace(detail::decode<T>(in));
+          if (in.left() != 0) detail::throw_malformed("a queue item longer than its value");
+        },
+        &item, deadline);
+    return item;
+  }
+
+  friend struct detail::Traveller<Queue>;
+  detail::ByteQueue queue_;
+};
+
+// A Queue whose consumers report each item done (task_done), so that a producer can wait until
+// all it put has been handled (join), as Python's JoinableQueue.
+//
+//   tandem::JoinableQueue<int> work;  ... for (int i : items) work.put(i);  work.join();
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  JoinableQueue() : JoinableQueue(QueueOptions{}) {}
+  explicit JoinableQueue(QueueOptions options)
+      : Queue<T>(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, true)) {}
+
+  // One item taken by get is handled. tandem::Error if called more often than items were put.
+  void task_done() { this->queue_.task_done(); }
+  // Blocks until every item put has been reported done.
+  void join() { this->queue_.join(detail::Clock::time_point::max()); }
+  template <class Rep, class Period>
+  bool join_for(std::chrono::duration<Rep, Period> timeout) {
+    return this->queue_.join(Queue<T>::deadline_after(timeout));
+  }
+
+ private:
+  friend struct detail::Traveller<JoinableQueue>;
+  explicit JoinableQueue(detail::ByteQueue queue) : Queue<T>(std::move(queue)) {}
+};
+
+namespace detail {
+template <class T>
+struct Traveller<Queue<T>> {
+  static void encode(ByteWriter& out, const Queue<T>& queue) { queue.queue_.encode(out); }
+  static Queue<T> decode(ByteReader& in) { return Queue<T>(ByteQueue::decode(in)); }
+};
+template <class T>
+struct Traveller<JoinableQueue<T>> {
+  static void encode(ByteWriter& out, const JoinableQueue<T>& queue) { Traveller<Queue<T>>::encode(out, queue); }
+  static JoinableQueue<T> decode(ByteReader& in) {
+    ByteQueue queue = ByteQueue::decode(in);
+    if (!queue.joinable()) throw_malformed("a JoinableQueue handle names a plain Queue");
+    return JoinableQueue<T>(std::move(queue));
+  }
+};
+}  // namespace detail
+
+}  // namespace tandem

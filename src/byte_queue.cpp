@@ -1,0 +1,242 @@
+#include "tandem/detail/byte_queue.hpp"
+
+#include "tandem/queue.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tandem/detail/wait.hpp"
+#include "tandem/error.hpp"
+
+namespace tandem::detail {
+namespace {
+
+constexpr std::size_t kMinSlots = 16;
+
+constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// Where the slot table and the slots' bytes start, for a queue of `slots` slots.
+constexpr std::size_t meta_offset() { return round_up(sizeof(Tagged<QueueState>), 64); }
+constexpr std::size_t data_offset(std::uint64_t slots) {
+  return round_up(meta_offset() + static_cast<std::size_t>(slots) * sizeof(SlotMeta), 64);
+}
+constexpr std::size_t total_bytes(std::uint64_t slots) {
+  return data_offset(slots) + static_cast<std::size_t>(slots) * QueueState::kSlotBytes;
+}
+
+// Waits on `event` until `ready()`: registered as a sleeper before the last look, so that a
+// notifier that changes the state after that look sees the sleeper and wakes it.
+template <class Ready>
+auto event_sleep(EventCount& event, Ready& ready) {
+  return [&event, &ready](Clock::time_point deadline) {
+    event.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t epoch = event.epoch.load(std::memory_order_seq_cst);
+    if (!ready()) futex_wait(event.epoch, epoch, deadline);
+    event.sleepers.fetch_sub(1, std::memory_order_relaxed);
+  };
+}
+
+}  // namespace
+
+ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable) {
+  if (capacity_bytes == 0) throw Error("Queue: the capacity must be at least one byte");
+  if (capacity_bytes > (std::size_t{1} << 40)) throw Error("Queue: a capacity above 1 TiB is not supported");
+  const std::uint64_t slots =
+      std::bit_ceil(std::max(kMinSlots, (capacity_bytes + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes));
+  auto state = SharedState<QueueState>::create(total_bytes(slots), slots, maxsize, joinable);
+  auto* meta = reinterpret_cast<SlotMeta*>(state.memory().data() + meta_offset());
+  for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{i}, 0, 0};
+  return ByteQueue(std::move(state));
+}
+
+ByteQueue ByteQueue::decode(ByteReader& in) { return ByteQueue(SharedState<QueueState>::decode(in)); }
+
+ByteQueue::ByteQueue(SharedState<QueueState> state) : state_(std::move(state)) {
+  const std::uint64_t slots = state_->slot_count;
+  if (slots < kMinSlots || !std::has_single_bit(slots) || slots > (std::uint64_t{1} << 40) / QueueState::kSlotBytes ||
+      state_.memory().size() < total_bytes(slots)) {
+    throw_malformed("a queue handle whose memory does not match its size");
+  }
+  meta_ = std::launder(reinterpret_cast<SlotMeta*>(state_.memory().data() + meta_offset()));
+  data_ = state_.memory().data() + data_offset(slots);
+  mask_ = slots - 1;
+}
+
+ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& position) {
+  QueueState& state = *state_;
+  if (state.maxsize != 0) {
+    std::uint64_t items = state.items.load(std::memory_order_seq_cst);
+    do {
+      if (items >= state.maxsize) return Claim::too_many_items;
+    } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
+  }
+  std::uint64_t tail = state.tail.load(std::memory_order_relaxed);
+  for (;;) {
+    bool moved_on = false;
+    for (std::uint64_t j = 0; j < slots; ++j) {
+      const std::uint64_t sequence = meta(tail + j).sequence.load(std::memory_order_seq_cst);
+      const auto lag = static_cast<std::int64_t>(sequence - (tail + j));
+      if (lag < 0) {  // still holds last lap's item
+        if (state.maxsize != 0) state.items.fetch_sub(1, std::memory_order_relaxed);
+        return Claim::full;
+      }
+      if (lag > 0) {  // another producer claimed it: our view of tail is stale
+        moved_on = true;
+        break;
+      }
+    }
+    if (moved_on) {
+      tail = state.tail.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (state.tail.compare_exchange_weak(tail, tail + slots, std::memory_order_relaxed)) {
+      position = tail;
+      return Claim::claimed;
+    }
+  }
+}
+
+bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline) {
+  const std::uint64_t slots = std::max<std::uint64_t>(1, (item.size() + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes);
+  if (slots > state_->slot_count || item.size() > UINT32_MAX) {
+    throw Error("Queue: an item of " + std::to_string(item.size()) + " bytes can never fit in a queue of " +
+                std::to_string(capacity_bytes()) + " bytes (make it larger: QueueOptions::capacity_bytes)");
+  }
+  std::uint64_t position = 0;
+  bool claimed = false;
+  auto ready = [&] {
+    if (claimed) return true;
+    if (closed()) throw QueueClosed("Queue: put on a closed queue");
+    claimed = try_claim(slots, position) == Claim::claimed;
+    return claimed;
+  };
+  if (!block_until(ready, event_sleep(state_->space_ready, ready), deadline)) return false;
+
+  SlotMeta& first = meta(position);
+  first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
+  first.slots.store(static_cast<std::uint32_t>(slots), std::memory_order_relaxed);
+  const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
+  const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
+  const std::size_t head_part = std::min(item.size(), room_to_end);
+  std::memcpy(data_ + offset, item.data(), head_part);
+  std::memcpy(data_, item.data() + head_part, item.size() - head_part);
+  if (state_->joinable) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
+  first.sequence.store(position + 1, std::memory_order_seq_cst);  // see EventCount
+  state_->items_ready.notify_all();
+  return true;
+}
+
+bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
+  QueueState& state = *state_;
+  std::uint64_t head = state.head.load(std::memory_order_relaxed);
+  for (;;) {
+    SlotMeta& first = meta(head);
+    const std::uint64_t sequence = first.sequence.load(std::memory_order_seq_cst);
+    const auto lag = static_cast<std::int64_t>(sequence - (head + 1));
+    if (lag < 0) return false;  // empty
+    if (lag > 0) {              // another consumer took it
+      head = state.head.load(std::memory_order_relaxed);
+      continue;
+    }
+    const std::uint64_t spanned = first.slots.load(std::memory_order_relaxed);
+    if (state.head.compare_exchange_weak(head, head + spanned, std::memory_order_relaxed)) {
+      // Only now, with the item ours, is its record known not to change under us.
+      if (spanned == 0 || spanned > state.slot_count || first.bytes.load(std::memory_order_relaxed) > spanned * QueueState::kSlotBytes) {
+        throw_malformed("a queue item whose record is corrupt");
+      }
+      position = head;
+      slots = spanned;
+      return true;
+    }
+  }
+}
+
+void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
+  // The first slot last, sequentially consistent (see EventCount): a producer that sees it free
+  // sees the others free too.
+  for (std::uint64_t j = slots - 1; j > 0; --j) {
+    meta(position + j).sequence.store(position + j + state_->slot_count, std::memory_order_release);
+  }
+  meta(position).sequence.store(position + state_->slot_count, std::memory_order_seq_cst);
+  if (state_->maxsize != 0) state_->items.fetch_sub(1, std::memory_order_seq_cst);
+  state_->space_ready.notify_all();
+}
+
+bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline) {
+  std::uint64_t position = 0, slots = 0;
+  bool taken = false;
+  auto ready = [&] {
+    if (taken) return true;
+    taken = try_take(position, slots);
+    // An item published before the close is still delivered; only an empty closed queue fails.
+    if (!taken && closed() && !(taken = try_take(position, slots))) {
+      throw QueueClosed("Queue: get on a closed, empty queue");
+    }
+    return taken;
+  };
+  if (!block_until(ready, event_sleep(state_->items_ready, ready), deadline)) return false;
+
+  struct Releaser {
+    ByteQueue& queue;
+    std::uint64_t position, slots;
+    ~Releaser() { queue.release(position, slots); }
+  } releaser{*this, position, slots};
+  const std::size_t bytes = meta(position).bytes.load(std::memory_order_relaxed);
+  const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
+  const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
+  if (bytes <= room_to_end) {
+    consume(context, {data_ + offset, bytes});
+    return true;
+  }
+  thread_local std::vector<std::byte> wrapped;
+  wrapped.resize(bytes);
+  std::memcpy(wrapped.data(), data_ + offset, room_to_end);
+  std::memcpy(wrapped.data() + room_to_end, data_, bytes - room_to_end);
+  consume(context, wrapped);
+  return true;
+}
+
+void ByteQueue::close() {
+  state_->closed.store(1, std::memory_order_seq_cst);
+  for (EventCount* event : {&state_->items_ready, &state_->space_ready}) {
+    event->epoch.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(event->epoch);
+  }
+}
+
+bool ByteQueue::empty() const noexcept {
+  return state_->head.load(std::memory_order_acquire) == state_->tail.load(std::memory_order_acquire);
+}
+
+void ByteQueue::task_done() {
+  std::uint32_t unfinished = state_->unfinished.load(std::memory_order_relaxed);
+  do {
+    if (unfinished == 0) throw Error("JoinableQueue::task_done: called more times than items were put");
+  } while (!state_->unfinished.compare_exchange_weak(unfinished, unfinished - 1, std::memory_order_acq_rel));
+  if (unfinished == 1) futex_wake_all(state_->unfinished);
+}
+
+bool ByteQueue::join(Clock::time_point deadline) {
+  auto done = [this] { return state_->unfinished.load(std::memory_order_acquire) == 0; };
+  auto sleep = [this](Clock::time_point until) {
+    const std::uint32_t unfinished = state_->unfinished.load(std::memory_order_acquire);
+    if (unfinished != 0) futex_wait(state_->unfinished, unfinished, until);
+  };
+  return block_until(done, sleep, deadline);
+}
+
+}  // namespace tandem::detail
+
+namespace tandem::detail {
+
+ByteWriter& queue_scratch() {
+  thread_local ByteWriter scratch;
+  return scratch;
+}
+
+void throw_queue_timeout(const char* what) { throw TimeoutError(what); }
+
+}  // namespace tandem::detail

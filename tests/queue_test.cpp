@@ -1,0 +1,233 @@
+// Queue, JoinableQueue and Pipe: one suite, every agent kind. MPMC stress with checksums
+// (nothing lost, nothing duplicated), timeouts, close, oversize items, and producers that exit
+// at once without losing what they put.
+#include "tandem/queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent_kinds.hpp"
+#include "tandem/error.hpp"
+#include "tandem/pipe.hpp"
+#include "tandem/process_pool.hpp"
+#include "tandem/shared_memory.hpp"
+#include "tandem/value.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+#ifdef TANDEM_UNDER_TSAN
+constexpr std::uint32_t kItemsPerProducer = 2'000;
+#else
+constexpr std::uint32_t kItemsPerProducer = 20'000;
+#endif
+constexpr int kProducers = 4;
+constexpr int kConsumers = 4;
+constexpr std::uint32_t kTotal = kItemsPerProducer * kProducers;
+
+// An item carries its id and a payload derived from it, of a length that varies with the id,
+// so that items span one slot or several and wrap around the ring's end.
+std::vector<std::uint32_t> make_item(std::uint32_t id) { return std::vector<std::uint32_t>(1 + id % 37, id * 2654435761u); }
+
+void produce(tandem::Queue<std::vector<std::uint32_t>> queue, std::uint32_t first_id) {
+  for (std::uint32_t i = 0; i < kItemsPerProducer; ++i) {
+    auto item = make_item(first_id + i);
+    item[0] = first_id + i;
+    queue.put(item);
+  }
+}
+
+// Counts each id it receives in `seen` (one counter per id) until the queue is closed and empty.
+void consume(tandem::Queue<std::vector<std::uint32_t>> queue, tandem::SharedMemory seen, tandem::Value<long> corrupt) {
+  auto* counts = reinterpret_cast<std::atomic<std::uint32_t>*>(seen.data());
+  try {
+    for (;;) {
+      const auto item = queue.get();
+      const std::uint32_t id = item[0];
+      auto expected = make_item(id);
+      expected[0] = id;
+      if (id >= kTotal || item != expected) {
+        corrupt.with_lock([](long& n) { ++n; });
+        continue;
+      }
+      counts[id].fetch_add(1);
+    }
+  } catch (const tandem::QueueClosed&) {
+  }
+}
+
+class QueueAcrossAgents : public ::testing::TestWithParam<AgentKind> {};
+
+TEST_P(QueueAcrossAgents, ManyProducersManyConsumersLoseAndDuplicateNothing) {
+  // Small, so that producers block on a full queue and items wrap around the ring's end often.
+  tandem::Queue<std::vector<std::uint32_t>> queue(tandem::QueueOptions{.capacity_bytes = 8 << 10});
+  tandem::SharedMemory seen(kTotal * sizeof(std::uint32_t));
+  tandem::Value<long> corrupt(0);
+  std::vector<std::unique_ptr<TestAgent>> consumers, producers;
+  for (int c = 0; c < kConsumers; ++c) consumers.push_back(std::make_unique<TestAgent>(GetParam(), consume, queue, seen, corrupt));
+  for (int p = 0; p < kProducers; ++p) {
+    producers.push_back(std::make_unique<TestAgent>(GetParam(), produce, queue, static_cast<std::uint32_t>(p) * kItemsPerProducer));
+  }
+  for (auto& producer : producers) producer->join();
+  queue.close();
+  for (auto& consumer : consumers) consumer->join();
+  EXPECT_EQ(corrupt.load(), 0);
+  const auto* counts = reinterpret_cast<const std::atomic<std::uint32_t>*>(seen.data());
+  std::uint32_t lost = 0, duplicated = 0;
+  for (std::uint32_t id = 0; id < kTotal; ++id) {
+    lost += counts[id].load() == 0;
+    duplicated += counts[id].load() > 1;
+  }
+  EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(duplicated, 0u);
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST_P(QueueAcrossAgents, AProducerThatExitsAtOnceLosesNothing) {
+  tandem::Queue<std::string> queue;
+  TestAgent producer(GetParam(), [](tandem::Queue<std::string> q) {
+    for (int i = 0; i < 500; ++i) q.put(std::string(1000, static_cast<char>('a' + i % 26)));
+  }, queue);
+  producer.join();  // gone before anything is read
+  for (int i = 0; i < 500; ++i) EXPECT_EQ(queue.get_for(1s), std::string(1000, static_cast<char>('a' + i % 26)));
+  EXPECT_FALSE(queue.try_get().has_value());
+}
+
+TEST_P(QueueAcrossAgents, CloseWakesABlockedGetterAndABlockedPutter) {
+  tandem::Queue<int> empty_queue;
+  tandem::Queue<int> full_queue(tandem::QueueOptions{.maxsize = 1});
+  full_queue.put(1);
+  tandem::Value<int> woken(0);
+  auto wait_for_close = [](tandem::Queue<int> empty, tandem::Queue<int> full, tandem::Value<int> woken_count) {
+    try {
+      empty.get();
+    } catch (const tandem::QueueClosed&) {
+      woken_count.with_lock([](int& n) { ++n; });
+    }
+    try {
+      full.put(2);
+    } catch (const tandem::QueueClosed&) {
+      woken_count.with_lock([](int& n) { ++n; });
+    }
+  };
+  TestAgent agent(GetParam(), wait_for_close, empty_queue, full_queue, woken);
+  std::this_thread::sleep_for(50ms);
+  empty_queue.close();
+  std::this_thread::sleep_for(50ms);
+  full_queue.close();
+  agent.join();
+  EXPECT_EQ(woken.load(), 2);
+  EXPECT_EQ(full_queue.get(), 1);  // what was queued before the close is still delivered
+  EXPECT_THROW(full_queue.get(), tandem::QueueClosed);
+  EXPECT_THROW(full_queue.put(3), tandem::QueueClosed);
+}
+
+TEST_P(QueueAcrossAgents, JoinWaitsUntilEveryItemIsDone) {
+  tandem::JoinableQueue<int> work;
+  tandem::Value<long> sum(0);
+  for (int i = 1; i <= 100; ++i) work.put(i);
+  EXPECT_FALSE(work.join_for(20ms));
+  TestAgent worker(GetParam(), [](tandem::JoinableQueue<int> q, tandem::Value<long> total) {
+    for (int i = 0; i < 100; ++i) {
+      const int n = q.get();
+      total.with_lock([n](long& t) { t += n; });
+      q.task_done();
+    }
+  }, work, sum);
+  EXPECT_TRUE(work.join_for(30s));
+  EXPECT_EQ(sum.load(), 5050);
+  worker.join();
+  EXPECT_THROW(work.task_done(), tandem::Error);
+}
+
+TEST_P(QueueAcrossAgents, PipeCarriesBothWays) {
+  auto [parent, child] = tandem::Pipe<std::string>();
+  TestAgent agent(GetParam(), [](tandem::Connection<std::string> end) {
+    for (std::string text; (text = end.recv()) != "stop";) end.send(text + "!");
+    end.close();
+  }, child);
+  parent.send("hello");
+  parent.send("world");
+  EXPECT_EQ(parent.recv_for(10s), "hello!");
+  EXPECT_EQ(parent.recv_for(10s), "world!");
+  parent.send("stop");
+  agent.join();
+  EXPECT_THROW(parent.recv(), tandem::QueueClosed);
+  EXPECT_THROW(parent.send("late"), tandem::QueueClosed);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachAgent, QueueAcrossAgents, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
+
+TEST(Queue, TimeoutsAndNonBlockingCalls) {
+  tandem::Queue<int> queue(tandem::QueueOptions{.maxsize = 2});
+  EXPECT_FALSE(queue.try_get().has_value());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(queue.get_for(50ms), tandem::TimeoutError);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  EXPECT_TRUE(queue.try_put(1));
+  queue.put_for(2, 1s);
+  EXPECT_FALSE(queue.try_put(3));
+  start = std::chrono::steady_clock::now();
+  EXPECT_THROW(queue.put_for(3, 50ms), tandem::TimeoutError);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  std::thread consumer([queue]() mutable {
+    std::this_thread::sleep_for(30ms);
+    EXPECT_EQ(queue.get(), 1);
+  });
+  queue.put(3);  // blocks until the consumer makes room
+  consumer.join();
+  EXPECT_EQ(queue.get(), 2);
+  EXPECT_EQ(queue.get(), 3);
+}
+
+TEST(Queue, AnItemThatCanNeverFitIsAnErrorNotAHang) {
+  tandem::Queue<std::string> queue(tandem::QueueOptions{.capacity_bytes = 4096});
+  EXPECT_EQ(queue.capacity_bytes(), 4096u);
+  EXPECT_THROW(queue.put(std::string(5000, 'x')), tandem::Error);
+  EXPECT_THROW(queue.try_put(std::string(5000, 'x')), tandem::Error);
+  queue.put(std::string(4000, 'y'));  // fits: the queue is usable
+  EXPECT_EQ(queue.get().size(), 4000u);
+  EXPECT_THROW(tandem::Queue<int>(tandem::QueueOptions{.capacity_bytes = 0}), tandem::Error);
+}
+
+TEST(Queue, FifoOrderForOneProducerAndOneConsumer) {
+  tandem::Queue<std::uint64_t> queue(tandem::QueueOptions{.capacity_bytes = 1024});
+  std::thread producer([queue]() mutable {
+    for (std::uint64_t i = 0; i < 100'000; ++i) queue.put(i);
+  });
+  for (std::uint64_t i = 0; i < 100'000; ++i) ASSERT_EQ(queue.get(), i);
+  producer.join();
+}
+
+TEST(Queue, PoolTasksTakeTheQueueAsAnArgument) {
+  tandem::Queue<int> results;
+  tandem::ProcessPool pool(2);
+  std::vector<tandem::Future<void>> done;
+  for (int i = 0; i < 20; ++i) done.push_back(pool.submit([](tandem::Queue<int> q, int n) { q.put(n * n); }, results, i));
+  for (auto& f : done) f.get();
+  int sum = 0;
+  for (int i = 0; i < 20; ++i) sum += results.get_for(5s);
+  EXPECT_EQ(sum, 2470);
+}
+
+TEST(Pipe, AOneWayPipeRefusesTheOtherDirection) {
+  auto [reader, writer] = tandem::Pipe<int>(false);
+  EXPECT_TRUE(reader.readable());
+  EXPECT_FALSE(reader.writable());
+  EXPECT_THROW(reader.send(1), tandem::Error);
+  EXPECT_THROW(writer.recv(), tandem::Error);
+  EXPECT_FALSE(reader.poll());
+  writer.send(7);
+  EXPECT_TRUE(reader.poll());
+  EXPECT_EQ(reader.try_recv(), 7);
+}
+
+}  // namespace
