@@ -42,6 +42,7 @@ class Registry {
     add<OwnerDied>();
     add<LockUnrecoverable>();
     add<QueueClosed>();
+    add<BrokenBarrier>();
     factories_.emplace("std::bad_alloc", [](const std::string&) { return std::make_exception_ptr(std::bad_alloc()); });
   }
 

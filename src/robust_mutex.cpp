@@ -90,4 +90,12 @@ void RobustMutex::mark_consistent() {
   }
 }
 
+BookkeepingGuard::BookkeepingGuard(RobustMutex& mutex) : mutex_(mutex) {
+  try {
+    mutex_.lock();
+  } catch (const OwnerDied&) {
+    mutex_.mark_consistent();
+  }
+}
+
 }  // namespace tandem::detail

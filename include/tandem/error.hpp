@@ -107,6 +107,12 @@ class QueueClosed : public Error {
   using Error::Error;
 };
 
+// A Barrier could not trip: a participant died, a wait timed out, or it was aborted or reset.
+class BrokenBarrier : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 std::string demangle(const char* mangled_name);
 // Inside a catch block: the current exception's demangled type name and what() text.

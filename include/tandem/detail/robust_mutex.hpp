@@ -45,4 +45,17 @@ class RobustMutex {
   pthread_mutex_t mutex_;
 };
 
+// Holds a RobustMutex over tandem's own bookkeeping, which is consistent at every step: a holder
+// that died left nothing to repair, so its death is acknowledged and forgotten.
+class BookkeepingGuard {
+ public:
+  explicit BookkeepingGuard(RobustMutex& mutex);
+  BookkeepingGuard(const BookkeepingGuard&) = delete;
+  BookkeepingGuard& operator=(const BookkeepingGuard&) = delete;
+  ~BookkeepingGuard() { mutex_.unlock(); }
+
+ private:
+  RobustMutex& mutex_;
+};
+
 }  // namespace tandem::detail

@@ -1,0 +1,95 @@
+// Barrier: a meeting point for a fixed number of agents, threads or processes (Python's
+// threading.Barrier and multiprocessing.Barrier in one type).
+//
+//   tandem::Barrier start(3);
+//   // in each of three agents:  start.wait();   // returns once all three have arrived
+//
+// wait() returns a distinct index in [0, parties) per arrival (parties - 1 for the last). The
+// barrier then resets itself for the next round. A barrier that cannot trip breaks instead of
+// leaving its waiters hanging: each of them gets tandem::BrokenBarrier when
+// - a process that has waited on it before dies (SIGKILL included) while others wait for it,
+// - a wait times out (the barrier's own timeout, or wait_for's),
+// - abort() is called, or reset() while agents wait.
+// A process that dies before its first wait cannot be told from one not yet arrived: give the
+// barrier a timeout for that case. A broken barrier stays broken until reset().
+//
+// A Barrier is a handle: copies are the same barrier, passed to other agents like a Lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/futex.hpp"
+#include "tandem/detail/process_identity.hpp"
+#include "tandem/detail/robust_mutex.hpp"
+#include "tandem/detail/shared_state.hpp"
+
+namespace tandem {
+
+namespace detail {
+struct BarrierState {
+  static constexpr std::uint32_t kTag = 0x42415252;  // "BARR"
+  static constexpr int kParticipantSlots = 64;
+
+  BarrierState(std::uint32_t count, std::int64_t timeout) : parties(count), timeout_ns(timeout), mutex(RobustMutex::Kind::plain) {}
+
+  const std::uint32_t parties;
+  const std::int64_t timeout_ns;  // 0: none
+  RobustMutex mutex;
+  std::uint32_t arrived = 0;
+  std::uint32_t broken = 0;
+  std::atomic<std::uint32_t> generation{0};  // the round; bumped when it ends, by trip or break
+  std::uint32_t last_broken_round = UINT32_MAX;
+  // Processes that arrived, with the last round they arrived in: one that arrived in the
+  // previous round and is dead before arriving in this one breaks the barrier.
+  struct Participant {
+    ProcessIdentity process;
+    std::uint32_t last_round;
+  } participants[kParticipantSlots] = {};
+};
+}  // namespace detail
+
+class Barrier {
+ public:
+  // `parties` >= 1; `timeout` (zero: none) applies to every wait().
+  explicit Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
+
+  // Blocks until all parties have arrived; BrokenBarrier as described above.
+  std::uint32_t wait();
+  template <class Rep, class Period>
+  std::uint32_t wait_for(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+  }
+  // Breaks the barrier: current and later waiters get BrokenBarrier until reset().
+  void abort();
+  // Back to its initial state; agents waiting now get BrokenBarrier.
+  void reset();
+
+  std::uint32_t parties() const noexcept { return state_->parties; }
+  std::uint32_t n_waiting();
+  bool broken();
+
+ private:
+  friend struct detail::Traveller<Barrier>;
+  explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) {}
+  std::uint32_t wait_until(detail::Clock::time_point deadline);
+  bool a_participant_died();
+
+  detail::SharedState<detail::BarrierState> state_;
+};
+
+namespace detail {
+template <>
+struct Traveller<Barrier> {
+  static void encode(ByteWriter& out, const Barrier& barrier) { barrier.state_.encode(out); }
+  static Barrier decode(ByteReader& in) {
+    auto state = SharedState<BarrierState>::decode(in);
+    if (state->parties == 0) throw_malformed("a Barrier handle with no parties");
+    return Barrier(std::move(state));
+  }
+};
+}  // namespace detail
+
+}  // namespace tandem

@@ -1,0 +1,60 @@
+// Event: a flag that agents wait for, Python's threading.Event and multiprocessing.Event in one
+// type.
+//
+//   tandem::Event ready;
+//   tandem::Process p([](tandem::Event e) { load(); e.set(); }, ready);  p.start();
+//   if (!ready.wait_for(5s)) give_up();
+//
+// An Event is a handle: copies are the same flag, passed to other agents like a Lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/futex.hpp"
+#include "tandem/detail/shared_state.hpp"
+
+namespace tandem {
+
+namespace detail {
+struct EventState {
+  static constexpr std::uint32_t kTag = 0x45564e54;  // "EVNT"
+  std::atomic<std::uint32_t> flag{0};
+};
+}  // namespace detail
+
+class Event {
+ public:
+  Event() : state_(detail::SharedState<detail::EventState>::create(0)) {}
+
+  // Sets the flag and wakes every waiter.
+  void set();
+  void clear() noexcept { state_->flag.store(0, std::memory_order_release); }
+  bool is_set() const noexcept { return state_->flag.load(std::memory_order_acquire) != 0; }
+  // Blocks until the flag is set.
+  void wait() { wait_until(detail::Clock::time_point::max()); }
+  // False if the flag was still clear after `timeout`.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+  }
+
+ private:
+  friend struct detail::Traveller<Event>;
+  explicit Event(detail::SharedState<detail::EventState> state) : state_(std::move(state)) {}
+  bool wait_until(detail::Clock::time_point deadline);
+
+  detail::SharedState<detail::EventState> state_;
+};
+
+namespace detail {
+template <>
+struct Traveller<Event> {
+  static void encode(ByteWriter& out, const Event& event) { event.state_.encode(out); }
+  static Event decode(ByteReader& in) { return Event(SharedState<EventState>::decode(in)); }
+};
+}  // namespace detail
+
+}  // namespace tandem

@@ -1,0 +1,114 @@
+// Semaphore and BoundedSemaphore: counting semaphores for threads and processes alike (Python's
+// threading and multiprocessing semaphores in one type each).
+//
+//   tandem::BoundedSemaphore gpus(2);               // at most two holders at a time
+//   pool.submit([](tandem::BoundedSemaphore g) { std::lock_guard hold(g); train(); }, gpus);
+//
+// Semaphore counts signals: any agent may release, any may acquire, and nobody owns a unit.
+// BoundedSemaphore guards a resource: release past the initial value is a tandem::Error, and
+// the units a process holds are recorded, so that when it dies holding them (SIGKILL included)
+// they are given back: the acquirer that receives such a unit gets tandem::OwnerDied, holding
+// it. (A thread that ends holding a unit is not noticed: its process still lives.)
+//
+// Both are lockable (lock = acquire, unlock = release) for std::lock_guard, every blocking call
+// has a timeout form, and both are handles passed to other agents like a Lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "tandem/detail/codec.hpp"
+#include "tandem/detail/futex.hpp"
+#include "tandem/detail/process_identity.hpp"
+#include "tandem/detail/robust_mutex.hpp"
+#include "tandem/detail/shared_state.hpp"
+
+namespace tandem {
+
+namespace detail {
+struct SemaphoreState {
+  static constexpr std::uint32_t kTag = 0x53454d41;  // "SEMA"
+  static constexpr int kHolderSlots = 64;
+
+  SemaphoreState(std::uint32_t initial, bool is_bounded)
+      : count(initial), bound(initial), bounded(is_bounded), holders_mutex(RobustMutex::Kind::plain) {}
+
+  std::atomic<std::uint32_t> count;
+  std::atomic<std::uint32_t> waiters{0};
+  const std::uint32_t bound;
+  const bool bounded;
+  // BoundedSemaphore only: who holds how many units, and units given back from dead holders
+  // that the next acquirers are to be told about.
+  RobustMutex holders_mutex;
+  struct Holder {
+    ProcessIdentity process;
+    std::uint32_t units;
+  } holders[kHolderSlots] = {};
+  std::atomic<std::uint32_t> reclaimed_unreported{0};
+};
+
+class SemaphoreBase {
+ public:
+  void acquire() { acquire_until(Clock::time_point::max()); }
+  bool try_acquire() { return acquire_until(Clock::time_point::min()); }
+  template <class Rep, class Period>
+  bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
+    return acquire_until(Clock::now() + std::chrono::ceil<Clock::duration>(timeout));
+  }
+  void release(std::uint32_t n = 1);
+  // A snapshot of the count.
+  std::uint32_t value() const noexcept { return state_->count.load(std::memory_order_relaxed); }
+
+  void lock() { acquire(); }
+  bool try_lock() { return try_acquire(); }
+  void unlock() { release(); }
+
+ protected:
+  SemaphoreBase(std::uint32_t initial, bool bounded) : state_(SharedState<SemaphoreState>::create(0, initial, bounded)) {}
+  explicit SemaphoreBase(SharedState<SemaphoreState> state) : state_(std::move(state)) {}
+  bool acquire_until(Clock::time_point deadline);
+
+  SharedState<SemaphoreState> state_;
+
+ private:
+  bool try_take() noexcept;
+  void record_holding(int delta);
+  std::uint32_t reclaim_from_dead_holders();
+};
+}  // namespace detail
+
+class Semaphore : public detail::SemaphoreBase {
+ public:
+  explicit Semaphore(std::uint32_t value = 1) : SemaphoreBase(value, false) {}
+
+ private:
+  friend struct detail::Traveller<Semaphore>;
+  explicit Semaphore(detail::SharedState<detail::SemaphoreState> state) : SemaphoreBase(std::move(state)) {}
+};
+
+class BoundedSemaphore : public detail::SemaphoreBase {
+ public:
+  explicit BoundedSemaphore(std::uint32_t value = 1) : SemaphoreBase(value, true) {}
+
+ private:
+  friend struct detail::Traveller<BoundedSemaphore>;
+  explicit BoundedSemaphore(detail::SharedState<detail::SemaphoreState> state) : SemaphoreBase(std::move(state)) {}
+};
+
+namespace detail {
+template <class S>
+  requires std::is_same_v<S, Semaphore> || std::is_same_v<S, BoundedSemaphore>
+struct Traveller<S> {
+  static void encode(ByteWriter& out, const S& semaphore) { semaphore.state_.encode(out); }
+  static S decode(ByteReader& in) {
+    auto state = SharedState<SemaphoreState>::decode(in);
+    if (state->bounded != std::is_same_v<S, BoundedSemaphore>) {
+      throw_malformed("a Semaphore handle names a BoundedSemaphore, or the reverse");
+    }
+    return S(std::move(state));
+  }
+};
+}  // namespace detail
+
+}  // namespace tandem

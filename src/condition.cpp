@@ -1,0 +1,29 @@
+#include "tandem/condition.hpp"
+
+#include "tandem/detail/wait.hpp"
+
+namespace tandem {
+
+// The sequence is read before the lock is released: a notify that follows the release changes
+// it, so the futex wait returns at once and no wake-up is lost.
+bool Condition::wait_until_deadline(detail::Clock::time_point deadline) {
+  detail::ConditionState& state = *state_;
+  const std::uint32_t sequence = state.sequence.load(std::memory_order_acquire);
+  state.waiters.fetch_add(1, std::memory_order_seq_cst);
+  lock_.unlock();
+  const bool notified = detail::block_until(
+      [&] { return state.sequence.load(std::memory_order_acquire) != sequence; },
+      [&](detail::Clock::time_point until) { detail::futex_wait(state.sequence, sequence, until); }, deadline);
+  state.waiters.fetch_sub(1, std::memory_order_relaxed);
+  lock_.lock();
+  return notified;
+}
+
+void Condition::notify(int n) {
+  state_->sequence.fetch_add(1, std::memory_order_seq_cst);
+  if (state_->waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake(state_->sequence, n);
+}
+
+void Condition::notify_all() { notify(0x7fffffff); }
+
+}  // namespace tandem

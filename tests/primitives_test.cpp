@@ -1,0 +1,206 @@
+// Event, Condition, Semaphore, BoundedSemaphore and Barrier: one suite, every agent kind; a
+// process that dies holding a BoundedSemaphore unit or owing a Barrier arrival is reported, not
+// left to hang its peers.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "agent_kinds.hpp"
+#include "tandem/array.hpp"
+#include "tandem/barrier.hpp"
+#include "tandem/condition.hpp"
+#include "tandem/error.hpp"
+#include "tandem/event.hpp"
+#include "tandem/semaphore.hpp"
+#include "tandem/shared_memory.hpp"
+#include "tandem/value.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+class PrimitivesAcrossAgents : public ::testing::TestWithParam<AgentKind> {
+ protected:
+  bool is_process() const { return GetParam() != AgentKind::thread; }
+};
+
+TEST_P(PrimitivesAcrossAgents, EventWakesAWaiterInAnotherAgent) {
+  tandem::Event go, done;
+  TestAgent agent(GetParam(), [](tandem::Event start, tandem::Event finished) {
+    if (!start.wait_for(10s)) throw std::runtime_error("never set");
+    finished.set();
+  }, go, done);
+  EXPECT_FALSE(done.wait_for(30ms));
+  go.set();
+  EXPECT_TRUE(done.wait_for(10s));
+  agent.join();
+  EXPECT_TRUE(go.is_set());
+  go.clear();
+  EXPECT_FALSE(go.is_set());
+}
+
+TEST_P(PrimitivesAcrossAgents, ConditionHandsStateBackAndForth) {
+  tandem::Condition changed;
+  tandem::Value<int> stage(0);  // guarded by `changed`'s lock in this test's protocol
+  TestAgent agent(GetParam(), [](tandem::Condition c, tandem::Value<int> s) {
+    std::unique_lock lock(c);
+    c.wait([&] { return s.load() == 1; });
+    s.store(2);
+    c.notify_all();
+  }, changed, stage);
+  {
+    std::unique_lock lock(changed);
+    stage.store(1);
+    changed.notify();
+    EXPECT_TRUE(changed.wait_for(10s, [&] { return stage.load() == 2; }));
+  }
+  agent.join();
+  std::unique_lock lock(changed);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(changed.wait_for(40ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 40ms);
+}
+
+TEST_P(PrimitivesAcrossAgents, SemaphoreBoundsConcurrencyAndCarriesSignals) {
+  tandem::Semaphore slots(2);
+  tandem::SharedMemory board(2 * sizeof(std::atomic<int>));
+  auto* counters = new (board.data()) std::atomic<int>[2]{};  // inside now, most seen
+  auto use_slot = [](tandem::Semaphore s, tandem::SharedMemory b) {
+    auto* c = reinterpret_cast<std::atomic<int>*>(b.data());
+    for (int i = 0; i < 200; ++i) {
+      std::lock_guard hold(s);
+      const int inside = c[0].fetch_add(1) + 1;
+      for (int seen = c[1].load(); inside > seen && !c[1].compare_exchange_weak(seen, inside);) {
+      }
+      std::this_thread::yield();
+      c[0].fetch_sub(1);
+    }
+  };
+  TestAgent first(GetParam(), use_slot, slots, board);
+  TestAgent second(GetParam(), use_slot, slots, board);
+  TestAgent third(GetParam(), use_slot, slots, board);
+  first.join();
+  second.join();
+  third.join();
+  EXPECT_LE(counters[1].load(), 2);
+  EXPECT_EQ(slots.value(), 2u);
+
+  tandem::Semaphore signals(0);
+  EXPECT_FALSE(signals.try_acquire_for(20ms));
+  TestAgent signaller(GetParam(), [](tandem::Semaphore s) { s.release(5); }, signals);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(signals.try_acquire_for(10s));
+  EXPECT_FALSE(signals.try_acquire());
+  signaller.join();
+}
+
+TEST_P(PrimitivesAcrossAgents, BoundedSemaphoreGetsBackTheUnitOfAKilledHolder) {
+  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::BoundedSemaphore gpus(1);
+  tandem::Event holding;
+  TestAgent holder(GetParam(), [](tandem::BoundedSemaphore g, tandem::Event h) {
+    g.acquire();
+    h.set();
+    ::raise(SIGKILL);
+  }, gpus, holding);
+  ASSERT_TRUE(holding.wait_for(10s));
+  EXPECT_THROW(gpus.try_acquire_for(10s), tandem::OwnerDied);  // holds the unit now
+  EXPECT_FALSE(gpus.try_acquire());
+  gpus.release();
+  EXPECT_EQ(gpus.value(), 1u);
+  EXPECT_TRUE(gpus.try_acquire());
+  gpus.release();
+  holder.join();
+}
+
+TEST_P(PrimitivesAcrossAgents, BarrierRoundsGiveDistinctIndices) {
+  constexpr int kRounds = 5;
+  tandem::Barrier meet(3);
+  tandem::Array<int> indices(3 * kRounds, -1);
+  auto take_part = [](tandem::Barrier b, tandem::Array<int> seen, int agent) {
+    for (int round = 0; round < kRounds; ++round) {
+      seen.store(static_cast<std::size_t>(round * 3 + agent), static_cast<int>(b.wait_for(10s)));
+    }
+  };
+  TestAgent first(GetParam(), take_part, meet, indices, 1);
+  TestAgent second(GetParam(), take_part, meet, indices, 2);
+  take_part(meet, indices, 0);
+  first.join();
+  second.join();
+  const auto seen = indices.to_vector();
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<int> in_round(seen.begin() + round * 3, seen.begin() + round * 3 + 3);
+    std::sort(in_round.begin(), in_round.end());
+    EXPECT_EQ(in_round, (std::vector<int>{0, 1, 2})) << "round " << round;
+  }
+  EXPECT_EQ(meet.n_waiting(), 0u);
+  EXPECT_FALSE(meet.broken());
+}
+
+TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenAParticipantDies) {
+  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Barrier meet(2);
+  TestAgent partner(GetParam(), [](tandem::Barrier b) {
+    b.wait_for(10s);  // round 0 together, then gone before round 1
+    ::raise(SIGKILL);
+  }, meet);
+  meet.wait_for(10s);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(meet.wait_for(30s), tandem::BrokenBarrier);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // noticed, not timed out
+  EXPECT_TRUE(meet.broken());
+  EXPECT_THROW(meet.wait(), tandem::BrokenBarrier);
+  partner.join();
+  meet.reset();
+  EXPECT_FALSE(meet.broken());
+}
+
+INSTANTIATE_TEST_SUITE_P(EachAgent, PrimitivesAcrossAgents, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
+
+TEST(BoundedSemaphore, ReleasePastTheBoundIsAnError) {
+  tandem::BoundedSemaphore pool(2);
+  EXPECT_THROW(pool.release(), tandem::Error);
+  pool.acquire();
+  pool.release();
+  EXPECT_THROW(pool.release(), tandem::Error);
+  tandem::Semaphore unbounded(0);
+  unbounded.release(3);  // a plain Semaphore has no bound
+  EXPECT_EQ(unbounded.value(), 3u);
+}
+
+TEST(Barrier, ATimeoutBreaksItAndResetRepairsIt) {
+  tandem::Barrier meet(2, 40ms);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(meet.wait(), tandem::BrokenBarrier);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 40ms);
+  EXPECT_TRUE(meet.broken());
+  meet.reset();
+  std::thread partner([meet]() mutable { meet.wait(); });
+  EXPECT_NO_THROW(meet.wait());
+  partner.join();
+  EXPECT_THROW(tandem::Barrier(0), tandem::Error);
+}
+
+TEST(Barrier, AbortWakesEveryWaiter) {
+  tandem::Barrier meet(3);
+  std::atomic<int> broken{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([meet, &broken]() mutable {
+      try {
+        meet.wait_for(30s);
+      } catch (const tandem::BrokenBarrier&) {
+        ++broken;
+      }
+    });
+  }
+  while (meet.n_waiting() != 2) std::this_thread::sleep_for(1ms);
+  meet.abort();
+  for (auto& w : waiters) w.join();
+  EXPECT_EQ(broken.load(), 2);
+}
+
+}  // namespace
