@@ -27,16 +27,29 @@ constexpr std::size_t total_bytes(std::uint64_t slots) {
   return data_offset(slots) + static_cast<std::size_t>(slots) * QueueState::kSlotBytes;
 }
 
-// Waits on `event` until `ready()`: registered as a sleeper before the last look, so that a
-// notifier that changes the state after that look sees the sleeper and wakes it.
+// Waits until `ready()`, registered as a sleeper on `event` from the first nap to the end (see
+// EventCount for why the first nap is short).
 template <class Ready>
-auto event_sleep(EventCount& event, Ready& ready) {
-  return [&event, &ready](Clock::time_point deadline) {
-    event.sleepers.fetch_add(1, std::memory_order_seq_cst);
+bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline) {
+  struct Registration {
+    EventCount& event;
+    bool active = false;
+    ~Registration() {
+      if (active) event.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } registration{event};
+  bool napped = false;
+  auto sleep = [&](Clock::time_point until) {
+    if (!registration.active) {
+      event.sleepers.fetch_add(1, std::memory_order_seq_cst);
+      registration.active = true;
+    }
     const std::uint32_t epoch = event.epoch.load(std::memory_order_seq_cst);
-    if (!ready()) futex_wait(event.epoch, epoch, deadline);
-    event.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    if (ready()) return;
+    futex_wait(event.epoch, epoch, napped ? until : std::min(until, Clock::now() + EventCount::kFirstNap));
+    napped = true;
   };
+  return block_until(ready, sleep, deadline);
 }
 
 }  // namespace
@@ -48,7 +61,7 @@ ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, boo
       std::bit_ceil(std::max(kMinSlots, (capacity_bytes + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes));
   auto state = SharedState<QueueState>::create(total_bytes(slots), slots, maxsize, joinable);
   auto* meta = reinterpret_cast<SlotMeta*>(state.memory().data() + meta_offset());
-  for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{i}, 0, 0};
+  for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{i}, 0, 0, {}};
   return ByteQueue(std::move(state));
 }
 
@@ -68,7 +81,7 @@ ByteQueue::ByteQueue(SharedState<QueueState> state) : state_(std::move(state)) {
 ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& position) {
   QueueState& state = *state_;
   if (state.maxsize != 0) {
-    std::uint64_t items = state.items.load(std::memory_order_seq_cst);
+    std::uint64_t items = state.items.load(std::memory_order_acquire);
     do {
       if (items >= state.maxsize) return Claim::too_many_items;
     } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
@@ -77,7 +90,7 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
   for (;;) {
     bool moved_on = false;
     for (std::uint64_t j = 0; j < slots; ++j) {
-      const std::uint64_t sequence = meta(tail + j).sequence.load(std::memory_order_seq_cst);
+      const std::uint64_t sequence = meta(tail + j).sequence.load(std::memory_order_acquire);
       const auto lag = static_cast<std::int64_t>(sequence - (tail + j));
       if (lag < 0) {  // still holds last lap's item
         if (state.maxsize != 0) state.items.fetch_sub(1, std::memory_order_relaxed);
@@ -113,18 +126,22 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     claimed = try_claim(slots, position) == Claim::claimed;
     return claimed;
   };
-  if (!block_until(ready, event_sleep(state_->space_ready, ready), deadline)) return false;
+  if (!wait_on(state_->space_ready, ready, deadline)) return false;
 
   SlotMeta& first = meta(position);
   first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
   first.slots.store(static_cast<std::uint32_t>(slots), std::memory_order_relaxed);
-  const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
-  const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
-  const std::size_t head_part = std::min(item.size(), room_to_end);
-  std::memcpy(data_ + offset, item.data(), head_part);
-  std::memcpy(data_, item.data() + head_part, item.size() - head_part);
+  if (item.size() <= SlotMeta::kInlineBytes) {
+    std::memcpy(first.inline_bytes, item.data(), item.size());
+  } else {
+    const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
+    const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
+    const std::size_t head_part = std::min(item.size(), room_to_end);
+    std::memcpy(data_ + offset, item.data(), head_part);
+    std::memcpy(data_, item.data() + head_part, item.size() - head_part);
+  }
   if (state_->joinable) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
-  first.sequence.store(position + 1, std::memory_order_seq_cst);  // see EventCount
+  first.sequence.store(position + 1, std::memory_order_release);
   state_->items_ready.notify_all();
   return true;
 }
@@ -134,7 +151,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
   std::uint64_t head = state.head.load(std::memory_order_relaxed);
   for (;;) {
     SlotMeta& first = meta(head);
-    const std::uint64_t sequence = first.sequence.load(std::memory_order_seq_cst);
+    const std::uint64_t sequence = first.sequence.load(std::memory_order_acquire);
     const auto lag = static_cast<std::int64_t>(sequence - (head + 1));
     if (lag < 0) return false;  // empty
     if (lag > 0) {              // another consumer took it
@@ -155,13 +172,10 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
 }
 
 void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
-  // The first slot last, sequentially consistent (see EventCount): a producer that sees it free
-  // sees the others free too.
-  for (std::uint64_t j = slots - 1; j > 0; --j) {
+  for (std::uint64_t j = 0; j < slots; ++j) {
     meta(position + j).sequence.store(position + j + state_->slot_count, std::memory_order_release);
   }
-  meta(position).sequence.store(position + state_->slot_count, std::memory_order_seq_cst);
-  if (state_->maxsize != 0) state_->items.fetch_sub(1, std::memory_order_seq_cst);
+  if (state_->maxsize != 0) state_->items.fetch_sub(1, std::memory_order_release);
   state_->space_ready.notify_all();
 }
 
@@ -177,14 +191,19 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     }
     return taken;
   };
-  if (!block_until(ready, event_sleep(state_->items_ready, ready), deadline)) return false;
+  if (!wait_on(state_->items_ready, ready, deadline)) return false;
 
   struct Releaser {
     ByteQueue& queue;
     std::uint64_t position, slots;
     ~Releaser() { queue.release(position, slots); }
   } releaser{*this, position, slots};
-  const std::size_t bytes = meta(position).bytes.load(std::memory_order_relaxed);
+  const SlotMeta& first = meta(position);
+  const std::size_t bytes = first.bytes.load(std::memory_order_relaxed);
+  if (bytes <= SlotMeta::kInlineBytes) {
+    consume(context, {first.inline_bytes, bytes});
+    return true;
+  }
   const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
   const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
   if (bytes <= room_to_end) {
@@ -201,10 +220,8 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
 
 void ByteQueue::close() {
   state_->closed.store(1, std::memory_order_seq_cst);
-  for (EventCount* event : {&state_->items_ready, &state_->space_ready}) {
-    event->epoch.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(event->epoch);
-  }
+  state_->items_ready.wake_all();
+  state_->space_ready.wake_all();
 }
 
 bool ByteQueue::empty() const noexcept {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -22,20 +23,28 @@
 
 namespace tandem::detail {
 
-// Sleepers register (a read-modify-write) before their last look at the state; notifiers
-// change the state with a sequentially consistent store, then look for sleepers. In the single
-// order of those operations, whichever side comes second sees the other's work, so a wake-up is
-// never lost, and when nobody sleeps a notification costs one load and no system call.
+// How producers and consumers wake each other. A notifier publishes its change with a release
+// store and then looks for sleepers with a plain load: no full barrier, which would cost a
+// stall per item. That load may run before the store is visible to other cores, so a sleeper
+// registering at that instant could be missed. Sleepers therefore stay registered for their
+// whole wait, and their first nap is short (kFirstNap): by the time they look again, such a
+// store has long been visible (a store buffer drains in nanoseconds), and from then on every
+// notifier sees the registration. A missed wake-up costs at most kFirstNap, and only in that
+// race; when nobody sleeps, a notification is one load.
 struct EventCount {
+  static constexpr std::chrono::microseconds kFirstNap{500};
+
   std::atomic<std::uint32_t> epoch{0};
   std::atomic<std::uint32_t> sleepers{0};
 
-  // After a sequentially consistent change of the state that sleepers wait on.
+  // After a release store of the state that sleepers wait on.
   void notify_all() noexcept {
-    if (sleepers.load(std::memory_order_seq_cst) != 0) {
-      epoch.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake_all(epoch);
-    }
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the compiler from hoisting the load
+    if (sleepers.load(std::memory_order_relaxed) != 0) wake_all();
+  }
+  void wake_all() noexcept {
+    epoch.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(epoch);
   }
 };
 
@@ -58,12 +67,15 @@ struct QueueState {
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
 };
 
-// Atomic throughout: a consumer may read a record that a later lap is rewriting (its claim
-// then fails and it looks again).
+// A slot's record. Its fields are atomic because a consumer may read a record that a later lap
+// is rewriting (its claim then fails and it looks again). Items of up to kInlineBytes live in
+// the record itself: two per cache line, the slot's 64 bytes untouched.
 struct SlotMeta {
+  static constexpr std::size_t kInlineBytes = 16;
   std::atomic<std::uint64_t> sequence;
   std::atomic<std::uint32_t> bytes;  // the item's size, in its first slot
   std::atomic<std::uint32_t> slots;  // how many slots the item spans, in its first slot
+  std::byte inline_bytes[kInlineBytes];
 };
 
 class ByteQueue {
