@@ -28,6 +28,7 @@ constexpr SectionEntry kSections[] = {
     {"CPU-bound", cpu_bound},
     {"I/O-bound", io_bound},
     {"Isolation", isolation},
+    {"Race condition", race},
 };
 
 int usage(const char* program, int code) {

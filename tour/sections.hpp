@@ -32,6 +32,8 @@ Section agents(const Options& options, Progress& progress);
 Section cpu_bound(const Options& options, Progress& progress);
 // I/O-bound work: pages from a loopback server with latency, serial vs ThreadPools.
 Section io_bound(const Options& options, Progress& progress);
+// The race condition: a shared counter without and with tandem's guards, threads and processes.
+Section race(const Options& options, Progress& progress);
 // Isolation: crashing and hanging tasks on a ProcessPool, beside Python's ProcessPoolExecutor.
 Section isolation(const Options& options, Progress& progress);
 
