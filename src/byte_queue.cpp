@@ -16,7 +16,18 @@ namespace {
 
 constexpr std::size_t kMinSlots = 16;
 
+constexpr std::size_t kMaxCapacity = std::size_t{16} << 30;  // keeps slot counts far below 2^31
+
 constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+constexpr std::uint64_t slots_for(std::size_t bytes) {
+  return std::max<std::uint64_t>(1, (bytes + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes);
+}
+
+// How far `sequence` is past `expected` (both positions, compared by their low 32 bits).
+constexpr std::int32_t lag(std::uint32_t sequence, std::uint64_t expected) {
+  return static_cast<std::int32_t>(sequence - static_cast<std::uint32_t>(expected));
+}
 
 // Where the slot table and the slots' bytes start, for a queue of `slots` slots.
 constexpr std::size_t meta_offset() { return round_up(sizeof(Tagged<QueueState>), 64); }
@@ -56,12 +67,12 @@ bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline) {
 
 ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable) {
   if (capacity_bytes == 0) throw Error("Queue: the capacity must be at least one byte");
-  if (capacity_bytes > (std::size_t{1} << 40)) throw Error("Queue: a capacity above 1 TiB is not supported");
+  if (capacity_bytes > kMaxCapacity) throw Error("Queue: a capacity above 16 GiB is not supported");
   const std::uint64_t slots =
       std::bit_ceil(std::max(kMinSlots, (capacity_bytes + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes));
   auto state = SharedState<QueueState>::create(total_bytes(slots), slots, maxsize, joinable);
   auto* meta = reinterpret_cast<SlotMeta*>(state.memory().data() + meta_offset());
-  for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{i}, 0, 0, {}};
+  for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{static_cast<std::uint32_t>(i)}, {0}, {}};
   return ByteQueue(std::move(state));
 }
 
@@ -69,7 +80,7 @@ ByteQueue ByteQueue::decode(ByteReader& in) { return ByteQueue(SharedState<Queue
 
 ByteQueue::ByteQueue(SharedState<QueueState> state) : state_(std::move(state)) {
   const std::uint64_t slots = state_->slot_count;
-  if (slots < kMinSlots || !std::has_single_bit(slots) || slots > (std::uint64_t{1} << 40) / QueueState::kSlotBytes ||
+  if (slots < kMinSlots || !std::has_single_bit(slots) || slots > kMaxCapacity / QueueState::kSlotBytes ||
       state_.memory().size() < total_bytes(slots)) {
     throw_malformed("a queue handle whose memory does not match its size");
   }
@@ -90,13 +101,12 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
   for (;;) {
     bool moved_on = false;
     for (std::uint64_t j = 0; j < slots; ++j) {
-      const std::uint64_t sequence = meta(tail + j).sequence.load(std::memory_order_acquire);
-      const auto lag = static_cast<std::int64_t>(sequence - (tail + j));
-      if (lag < 0) {  // still holds last lap's item
+      const std::int32_t behind = lag(meta(tail + j).sequence.load(std::memory_order_acquire), tail + j);
+      if (behind < 0) {  // still holds last lap's item
         if (state.maxsize != 0) state.items.fetch_sub(1, std::memory_order_relaxed);
         return Claim::full;
       }
-      if (lag > 0) {  // another producer claimed it: our view of tail is stale
+      if (behind > 0) {  // another producer claimed it: our view of tail is stale
         moved_on = true;
         break;
       }
@@ -113,7 +123,7 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
 }
 
 bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline) {
-  const std::uint64_t slots = std::max<std::uint64_t>(1, (item.size() + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes);
+  const std::uint64_t slots = slots_for(item.size());
   if (slots > state_->slot_count || item.size() > UINT32_MAX) {
     throw Error("Queue: an item of " + std::to_string(item.size()) + " bytes can never fit in a queue of " +
                 std::to_string(capacity_bytes()) + " bytes (make it larger: QueueOptions::capacity_bytes)");
@@ -130,7 +140,6 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
 
   SlotMeta& first = meta(position);
   first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
-  first.slots.store(static_cast<std::uint32_t>(slots), std::memory_order_relaxed);
   if (item.size() <= SlotMeta::kInlineBytes) {
     std::memcpy(first.inline_bytes, item.data(), item.size());
   } else {
@@ -141,7 +150,7 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     std::memcpy(data_, item.data() + head_part, item.size() - head_part);
   }
   if (state_->joinable) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
-  first.sequence.store(position + 1, std::memory_order_release);
+  first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
   state_->items_ready.notify_all();
   return true;
 }
@@ -151,17 +160,16 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
   std::uint64_t head = state.head.load(std::memory_order_relaxed);
   for (;;) {
     SlotMeta& first = meta(head);
-    const std::uint64_t sequence = first.sequence.load(std::memory_order_acquire);
-    const auto lag = static_cast<std::int64_t>(sequence - (head + 1));
-    if (lag < 0) return false;  // empty
-    if (lag > 0) {              // another consumer took it
+    const std::int32_t ahead = lag(first.sequence.load(std::memory_order_acquire), head + 1);
+    if (ahead < 0) return false;  // empty
+    if (ahead > 0) {              // another consumer took it
       head = state.head.load(std::memory_order_relaxed);
       continue;
     }
-    const std::uint64_t spanned = first.slots.load(std::memory_order_relaxed);
+    const std::uint64_t spanned = slots_for(first.bytes.load(std::memory_order_relaxed));
     if (state.head.compare_exchange_weak(head, head + spanned, std::memory_order_relaxed)) {
       // Only now, with the item ours, is its record known not to change under us.
-      if (spanned == 0 || spanned > state.slot_count || first.bytes.load(std::memory_order_relaxed) > spanned * QueueState::kSlotBytes) {
+      if (spanned > state.slot_count || slots_for(first.bytes.load(std::memory_order_relaxed)) != spanned) {
         throw_malformed("a queue item whose record is corrupt");
       }
       position = head;
@@ -173,7 +181,8 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
 
 void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
   for (std::uint64_t j = 0; j < slots; ++j) {
-    meta(position + j).sequence.store(position + j + state_->slot_count, std::memory_order_release);
+    meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + state_->slot_count),
+                                      std::memory_order_release);
   }
   if (state_->maxsize != 0) state_->items.fetch_sub(1, std::memory_order_release);
   state_->space_ready.notify_all();

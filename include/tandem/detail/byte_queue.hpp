@@ -67,16 +67,19 @@ struct QueueState {
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
 };
 
-// A slot's record. Its fields are atomic because a consumer may read a record that a later lap
-// is rewriting (its claim then fails and it looks again). Items of up to kInlineBytes live in
-// the record itself: two per cache line, the slot's 64 bytes untouched.
+// A slot's record: four per cache line. `sequence` holds the low 32 bits of the position the
+// slot is free for (position) or full at (position + 1); a ring has far fewer than 2^31 slots,
+// so the difference of two such values is exact. Its fields are atomic because a consumer may
+// read a record that a later lap is rewriting (its claim then fails and it looks again). Items
+// of up to kInlineBytes live in the record itself, the slot's 64 bytes untouched; a larger one
+// takes max(1, ceil(bytes / 64)) consecutive slots.
 struct SlotMeta {
-  static constexpr std::size_t kInlineBytes = 16;
-  std::atomic<std::uint64_t> sequence;
+  static constexpr std::size_t kInlineBytes = 8;
+  std::atomic<std::uint32_t> sequence;
   std::atomic<std::uint32_t> bytes;  // the item's size, in its first slot
-  std::atomic<std::uint32_t> slots;  // how many slots the item spans, in its first slot
   std::byte inline_bytes[kInlineBytes];
 };
+static_assert(sizeof(SlotMeta) == 16);
 
 class ByteQueue {
  public:
