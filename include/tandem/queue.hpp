@@ -14,7 +14,7 @@
 //
 // A Queue is a handle: copies are the same queue, and it reaches other agents as an argument or
 // by inheritance (any start method, pool tasks included). It holds QueueOptions::capacity_bytes
-// of encoded items (1 MiB by default), and at most `maxsize` items when that is set; put blocks
+// of encoded items (1 MiB by default, at most 16 GiB), and at most `maxsize` items when that is set; put blocks
 // while the queue is full. An item that can never fit is a tandem::Error, not a hang.
 //
 // Every blocking call has a timeout form (put_for, get_for: tandem::TimeoutError) and a
