@@ -65,6 +65,23 @@ TEST_P(PrimitivesAcrossAgents, ConditionHandsStateBackAndForth) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 40ms);
 }
 
+TEST_P(PrimitivesAcrossAgents, AConditionWhoseHolderWasKilledReportsOwnerDied) {
+  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Condition changed;
+  tandem::Event holding;
+  TestAgent holder(GetParam(), [](tandem::Condition c, tandem::Event h) {
+    c.lock();
+    h.set();
+    ::raise(SIGKILL);
+  }, changed, holding);
+  ASSERT_TRUE(holding.wait_for(10s));
+  EXPECT_THROW(changed.try_lock_for(10s), tandem::OwnerDied);  // held by this thread now
+  changed.get_lock().mark_consistent();
+  EXPECT_FALSE(changed.wait_for(10ms));  // usable: releases, times out, takes it again
+  changed.unlock();
+  holder.join();
+}
+
 TEST_P(PrimitivesAcrossAgents, SemaphoreBoundsConcurrencyAndCarriesSignals) {
   tandem::Semaphore slots(2);
   tandem::SharedMemory board(2 * sizeof(std::atomic<int>));
