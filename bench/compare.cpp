@@ -4,6 +4,7 @@
 //
 //   tandem_compare            full run (about a minute)
 //   TANDEM_BENCH_QUICK=1 ...  fewer and smaller rounds, for smoke tests
+//   TANDEM_BENCH_ONLY=queue   only the comparisons whose name contains "queue"
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -394,24 +395,37 @@ void pp_start_from_a_big_parent() {
   ratios.push_back({"pp_start_1g_vs_fork", m[0] / m[1], "<=0.1"});
 }
 
+// Every comparison, in the order they run; the last leaves 1 GiB touched, so it stays last.
+struct Comparison {
+  const char* name;
+  void (*run)();
+};
+constexpr Comparison kComparisons[] = {
+    {"submit_burst", submit_burst},
+    {"map_tiny", map_tiny},
+    {"round_trip", round_trip},
+    {"cpu_speedup", cpu_speedup},
+    {"io_scrape", io_scrape},
+    {"pp_map_vs_python", pp_map_vs_python},
+    {"pp_submit_vs_python", pp_submit_vs_python},
+    {"pp_round_trip", pp_round_trip},
+    {"cpu_speedup_processes", cpu_speedup_processes},
+    {"queue_small_items", queue_small_items},
+    {"queue_large_items", queue_large_items},
+    {"lock_uncontended", lock_uncontended},
+    {"pp_start_from_a_big_parent", pp_start_from_a_big_parent},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tandem::init(argc, argv);  // first: the fork server starts while this program has one thread
+  // TANDEM_BENCH_ONLY=queue runs only the comparisons whose name contains "queue".
+  const char* only = std::getenv("TANDEM_BENCH_ONLY");
   std::printf("tandem side-by-side benchmarks (%s run, medians of interleaved rounds)\n", kQuick ? "quick" : "full");
-  submit_burst();
-  map_tiny();
-  round_trip();
-  cpu_speedup();
-  io_scrape();
-  pp_map_vs_python();
-  pp_submit_vs_python();
-  pp_round_trip();
-  cpu_speedup_processes();
-  queue_small_items();
-  queue_large_items();
-  lock_uncontended();
-  pp_start_from_a_big_parent();
+  for (const auto& comparison : kComparisons) {
+    if (only == nullptr || std::strstr(comparison.name, only) != nullptr) comparison.run();
+  }
   std::printf("\n");
   for (const auto& r : ratios) std::printf("RATIO %s %.3f %s\n", r.id.c_str(), r.value, r.target.c_str());
 }
