@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -78,8 +79,12 @@ ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, boo
 
 ByteQueue ByteQueue::decode(ByteReader& in) { return ByteQueue(SharedState<QueueState>::decode(in)); }
 
-ByteQueue::ByteQueue(SharedState<QueueState> state) : state_(std::move(state)) {
-  const std::uint64_t slots = state_->slot_count;
+ByteQueue::ByteQueue(SharedState<QueueState> state)
+    : state_(std::move(state)),
+      slot_count_(state_->slot_count),
+      maxsize_(state_->maxsize),
+      joinable_(state_->joinable) {
+  const std::uint64_t slots = slot_count_;
   if (slots < kMinSlots || !std::has_single_bit(slots) || slots > kMaxCapacity / QueueState::kSlotBytes ||
       state_.memory().size() < total_bytes(slots)) {
     throw_malformed("a queue handle whose memory does not match its size");
@@ -91,22 +96,13 @@ ByteQueue::ByteQueue(SharedState<QueueState> state) : state_(std::move(state)) {
 
 ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& position) {
   QueueState& state = *state_;
-  if (state.maxsize != 0) {
-    std::uint64_t items = state.items.load(std::memory_order_acquire);
-    do {
-      if (items >= state.maxsize) return Claim::too_many_items;
-    } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
-  }
   std::uint64_t tail = state.tail.load(std::memory_order_relaxed);
   for (;;) {
     bool moved_on = false;
     for (std::uint64_t j = 0; j < slots; ++j) {
       const std::int32_t behind = lag(meta(tail + j).sequence.load(std::memory_order_acquire), tail + j);
-      if (behind < 0) {  // still holds last lap's item
-        if (state.maxsize != 0) state.items.fetch_sub(1, std::memory_order_relaxed);
-        return Claim::full;
-      }
-      if (behind > 0) {  // another producer claimed it: our view of tail is stale
+      if (behind < 0) return Claim::full;  // still holds last lap's item
+      if (behind > 0) {                    // another producer claimed it: our view of tail is stale
         moved_on = true;
         break;
       }
@@ -115,16 +111,28 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
       tail = state.tail.load(std::memory_order_relaxed);
       continue;
     }
-    if (state.tail.compare_exchange_weak(tail, tail + slots, std::memory_order_relaxed)) {
+    // The slots are free: count the item against maxsize just before claiming them, so that a
+    // failed claim holds a unit for as short a time as possible (and gives it back with a wake-up).
+    if (maxsize_ != 0) {
+      std::uint64_t items = state.items.load(std::memory_order_acquire);
+      do {
+        if (items >= maxsize_) return Claim::too_many_items;
+      } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
+    }
+    if (state.tail.compare_exchange_strong(tail, tail + slots, std::memory_order_relaxed)) {
       position = tail;
       return Claim::claimed;
+    }
+    if (maxsize_ != 0) {
+      state.items.fetch_sub(1, std::memory_order_release);
+      state.space_ready.notify_all();
     }
   }
 }
 
 bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline) {
   const std::uint64_t slots = slots_for(item.size());
-  if (slots > state_->slot_count || item.size() > UINT32_MAX) {
+  if (slots > slot_count_ || item.size() > UINT32_MAX) {
     throw Error("Queue: an item of " + std::to_string(item.size()) + " bytes can never fit in a queue of " +
                 std::to_string(capacity_bytes()) + " bytes (make it larger: QueueOptions::capacity_bytes)");
   }
@@ -144,18 +152,18 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     std::memcpy(first.inline_bytes, item.data(), item.size());
   } else {
     const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
-    const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
+    const std::size_t room_to_end = static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes - offset;
     const std::size_t head_part = std::min(item.size(), room_to_end);
     std::memcpy(data_ + offset, item.data(), head_part);
     std::memcpy(data_, item.data() + head_part, item.size() - head_part);
   }
-  if (state_->joinable) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
+  if (joinable_) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
   first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
   state_->items_ready.notify_all();
   return true;
 }
 
-bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
+bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes) {
   QueueState& state = *state_;
   std::uint64_t head = state.head.load(std::memory_order_relaxed);
   for (;;) {
@@ -168,34 +176,41 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots) {
     }
     const std::uint64_t spanned = slots_for(first.bytes.load(std::memory_order_relaxed));
     if (state.head.compare_exchange_weak(head, head + spanned, std::memory_order_relaxed)) {
-      // Only now, with the item ours, is its record known not to change under us.
-      if (spanned > state.slot_count || slots_for(first.bytes.load(std::memory_order_relaxed)) != spanned) {
-        throw_malformed("a queue item whose record is corrupt");
-      }
+      // Only now, with the item ours, is its record known not to change under an honest peer;
+      // what is read here is all that is used, so a dishonest one cannot widen it later.
+      const std::size_t size = first.bytes.load(std::memory_order_relaxed);
+      if (spanned > slot_count_ || slots_for(size) != spanned) throw_malformed("a queue item whose record is corrupt");
       position = head;
       slots = spanned;
+      bytes = size;
       return true;
     }
   }
 }
 
+bool ByteQueue::nothing_in_flight() const noexcept {
+  return state_->head.load(std::memory_order_acquire) == state_->tail.load(std::memory_order_acquire);
+}
+
 void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
   for (std::uint64_t j = 0; j < slots; ++j) {
-    meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + state_->slot_count),
+    meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + slot_count_),
                                       std::memory_order_release);
   }
-  if (state_->maxsize != 0) state_->items.fetch_sub(1, std::memory_order_release);
+  if (maxsize_ != 0) state_->items.fetch_sub(1, std::memory_order_release);
   state_->space_ready.notify_all();
 }
 
 bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline) {
   std::uint64_t position = 0, slots = 0;
+  std::size_t bytes = 0;
   bool taken = false;
   auto ready = [&] {
     if (taken) return true;
-    taken = try_take(position, slots);
-    // An item published before the close is still delivered; only an empty closed queue fails.
-    if (!taken && closed() && !(taken = try_take(position, slots))) {
+    taken = try_take(position, slots, bytes);
+    // Items put before the close are still delivered, those claimed but not yet published
+    // included (they are waited for); only a closed queue with nothing in it fails.
+    if (!taken && closed() && !(taken = try_take(position, slots, bytes)) && nothing_in_flight()) {
       throw QueueClosed("Queue: get on a closed, empty queue");
     }
     return taken;
@@ -208,13 +223,12 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     ~Releaser() { queue.release(position, slots); }
   } releaser{*this, position, slots};
   const SlotMeta& first = meta(position);
-  const std::size_t bytes = first.bytes.load(std::memory_order_relaxed);
   if (bytes <= SlotMeta::kInlineBytes) {
     consume(context, {first.inline_bytes, bytes});
     return true;
   }
   const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
-  const std::size_t room_to_end = static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes - offset;
+  const std::size_t room_to_end = static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes - offset;
   if (bytes <= room_to_end) {
     consume(context, {data_ + offset, bytes});
     return true;
@@ -233,9 +247,7 @@ void ByteQueue::close() {
   state_->space_ready.wake_all();
 }
 
-bool ByteQueue::empty() const noexcept {
-  return state_->head.load(std::memory_order_acquire) == state_->tail.load(std::memory_order_acquire);
-}
+bool ByteQueue::empty() const noexcept { return nothing_in_flight(); }
 
 void ByteQueue::task_done() {
   std::uint32_t unfinished = state_->unfinished.load(std::memory_order_relaxed);
@@ -258,9 +270,25 @@ bool ByteQueue::join(Clock::time_point deadline) {
 
 namespace tandem::detail {
 
-ByteWriter& queue_scratch() {
-  thread_local ByteWriter scratch;
-  return scratch;
+namespace {
+constexpr std::size_t kSpareScratchBuffers = 4;
+thread_local std::vector<std::unique_ptr<ByteWriter>> spare_scratch;
+}  // namespace
+
+ScratchLease::ScratchLease() {
+  if (spare_scratch.empty()) {
+    writer_ = std::make_unique<ByteWriter>();
+  } else {
+    writer_ = std::move(spare_scratch.back());
+    spare_scratch.pop_back();
+  }
+}
+
+ScratchLease::~ScratchLease() {
+  if (spare_scratch.size() < kSpareScratchBuffers) {
+    writer_->clear();
+    spare_scratch.push_back(std::move(writer_));
+  }
 }
 
 void throw_queue_timeout(const char* what) { throw TimeoutError(what); }

@@ -19,11 +19,14 @@ bool Condition::wait_until_deadline(detail::Clock::time_point deadline) {
   return notified;
 }
 
-void Condition::notify(int n) {
-  state_->sequence.fetch_add(1, std::memory_order_seq_cst);
-  if (state_->waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake(state_->sequence, n);
-}
+// Every waiter is woken, whatever n: a notifier need not hold the lock (std::condition_variable
+// allows that too), and then a waiter that arrives between the bump and the wake-up could take
+// a wake-up meant for an earlier one. The extra wake-ups are spurious ones, which waiters allow.
+void Condition::notify(int) { notify_all(); }
 
-void Condition::notify_all() { notify(0x7fffffff); }
+void Condition::notify_all() {
+  state_->sequence.fetch_add(1, std::memory_order_seq_cst);
+  if (state_->waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(state_->sequence);
+}
 
 }  // namespace tandem

@@ -5,13 +5,16 @@
 namespace tandem {
 
 void Event::set() {
-  if (state_->flag.exchange(1, std::memory_order_acq_rel) == 0) detail::futex_wake_all(state_->flag);
+  state_->flag.store(1, std::memory_order_release);
+  state_->sets.fetch_add(1, std::memory_order_acq_rel);
+  detail::futex_wake_all(state_->sets);
 }
 
 bool Event::wait_until(detail::Clock::time_point deadline) {
-  return detail::block_until([this] { return is_set(); },
-                             [this](detail::Clock::time_point until) { detail::futex_wait(state_->flag, 0, until); },
-                             deadline);
+  const std::uint32_t sets = state_->sets.load(std::memory_order_acquire);
+  return detail::block_until(
+      [&] { return is_set() || state_->sets.load(std::memory_order_acquire) != sets; },
+      [&](detail::Clock::time_point until) { detail::futex_wait(state_->sets, sets, until); }, deadline);
 }
 
 }  // namespace tandem

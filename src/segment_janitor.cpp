@@ -1,24 +1,25 @@
 // The janitor is a grandchild of the process it serves (so never that process's child to reap)
 // in a session of its own (so Ctrl-C or a signal to the process group does not reach it). It
-// reads fixed-size records from a pipe and, when the pipe reports end of file, removes the
-// names still tracked. End of file comes exactly when the served process is gone: only it holds
-// the pipe's write end, which its forked children close (see close_in_forked_child).
+// reads fixed-size records from a socket and, at end of file, removes the names still tracked.
+// End of file comes exactly when the served process is gone: only it holds the other end, which
+// its forked children close (see close_in_forked_child).
 //
 // The janitor is forked from a process that may run threads, so until it exits it uses only
 // system calls and memory of its own (async-signal-safe code).
 #include "segment_janitor.hpp"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "close_descriptors.hpp"
 #include "tandem/error.hpp"
@@ -30,7 +31,6 @@ struct Record {
   char operation;  // kTrack or kForget
   char name[255];  // NUL-terminated
 };
-static_assert(sizeof(Record) <= PIPE_BUF, "a record must be written atomically");
 constexpr char kTrack = 'T';
 constexpr char kForget = 'F';
 
@@ -45,10 +45,12 @@ JanitorConnection& connection() {
 }
 
 // A forked child must not keep its parent's janitor waiting: it gets its own if it needs one.
+// Its copy of the mutex may have been held by a thread that does not exist in the child.
 void close_in_forked_child() {
   auto& janitor = connection();
   if (janitor.write_end >= 0) ::close(janitor.write_end);
   janitor.write_end = -1;
+  new (&janitor.mutex) std::mutex;
 }
 
 bool read_record(int fd, Record& record) {
@@ -104,23 +106,38 @@ bool read_record(int fd, Record& record) {
   ::_exit(0);
 }
 
-int start_janitor() {
+// With the connection's mutex held. The write end is the connection's before any fork, so that
+// a child forked meanwhile by another thread closes it too (close_in_forked_child). A socket
+// rather than a pipe: a write to a janitor that is gone fails with EPIPE instead of raising
+// SIGPIPE in the user's program.
+void start_janitor(JanitorConnection& janitor) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(std::string("shared memory janitor: pipe: ") + std::strerror(errno));
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw Error(std::string("shared memory janitor: socketpair: ") + std::strerror(errno));
+  }
+  janitor.write_end = fds[1];
   const pid_t middle = ::fork();
   if (middle < 0) {
+    const int error = errno;
     ::close(fds[0]);
     ::close(fds[1]);
-    throw Error(std::string("shared memory janitor: fork: ") + std::strerror(errno));
+    janitor.write_end = -1;
+    throw Error(std::string("shared memory janitor: fork: ") + std::strerror(error));
   }
   if (middle == 0) {
-    if (::fork() == 0) run_janitor(fds[0]);
-    ::_exit(0);
+    const pid_t janitor_pid = ::fork();
+    if (janitor_pid == 0) run_janitor(fds[0]);
+    ::_exit(janitor_pid < 0 ? 1 : 0);
   }
   ::close(fds[0]);
-  while (::waitpid(middle, nullptr, 0) < 0 && errno == EINTR) {
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
   }
-  return fds[1];
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    ::close(fds[1]);
+    janitor.write_end = -1;
+    throw Error("shared memory janitor: it could not be started (fork failed)");
+  }
 }
 
 void send(char operation, const std::string& name) {
@@ -133,10 +150,16 @@ void send(char operation, const std::string& name) {
     if (operation == kForget) return;
     static const bool registered = ::pthread_atfork(nullptr, nullptr, close_in_forked_child) == 0;
     if (!registered) throw Error("shared memory janitor: pthread_atfork failed");
-    janitor.write_end = start_janitor();
+    start_janitor(janitor);
   }
-  while (::write(janitor.write_end, &record, sizeof record) < 0) {
-    if (errno != EINTR) throw Error(std::string("shared memory janitor: write: ") + std::strerror(errno));
+  const auto* at = reinterpret_cast<const char*>(&record);
+  for (std::size_t sent = 0; sent < sizeof record;) {
+    const ssize_t n = ::send(janitor.write_end, at + sent, sizeof record - sent, MSG_NOSIGNAL);
+    if (n >= 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (errno != EINTR) {
+      throw Error(std::string("shared memory janitor: send: ") + std::strerror(errno));
+    }
   }
 }
 

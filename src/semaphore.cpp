@@ -45,6 +45,10 @@ void SemaphoreBase::record_holding(int delta) {
 
 std::uint32_t SemaphoreBase::reclaim_from_dead_holders() {
   SemaphoreState& state = *state_;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  std::int64_t last = state.last_liveness_check.load(std::memory_order_relaxed);
+  const std::int64_t interval = std::chrono::nanoseconds(kLivenessCheckEvery).count();
+  if (now - last < interval || !state.last_liveness_check.compare_exchange_strong(last, now)) return 0;
   std::uint32_t reclaimed = 0;
   BookkeepingGuard guard(state.holders_mutex);
   for (auto& holder : state.holders) {
@@ -71,9 +75,18 @@ bool SemaphoreBase::acquire_until(Clock::time_point deadline) {
     state.waiters.fetch_sub(1, std::memory_order_relaxed);
     if (state.bounded && !woken) reclaim_from_dead_holders();
   };
-  if (!block_until([this] { return try_take(); }, sleep, deadline)) return false;
+  if (!block_until([this] { return try_take(); }, sleep, deadline)) {
+    // A poll (try_acquire) never naps: look for dead holders here too.
+    if (!state.bounded || reclaim_from_dead_holders() == 0 || !try_take()) return false;
+  }
   if (!state.bounded) return true;
-  record_holding(1);
+  try {
+    record_holding(1);
+  } catch (...) {  // not recorded: not taken
+    state.count.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(state.count, 1);
+    throw;
+  }
   std::uint32_t unreported = state.reclaimed_unreported.load(std::memory_order_relaxed);
   while (unreported != 0) {
     if (state.reclaimed_unreported.compare_exchange_weak(unreported, unreported - 1, std::memory_order_relaxed)) {

@@ -4,6 +4,7 @@
 #include "tandem/shared_memory.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <utility>
 
@@ -101,8 +103,12 @@ class Registry {
  public:
   static Registry& instance() {
     static Registry registry;
+    static const bool reset_in_children = ::pthread_atfork(nullptr, nullptr, reset_lock_in_forked_child) == 0;
+    (void)reset_in_children;
     return registry;
   }
+  // A forked child's copy of the mutex may have been held by a thread that does not exist in it.
+  static void reset_lock_in_forked_child() { new (&instance().mutex_) std::mutex; }
   std::shared_ptr<Segment> find(std::uint64_t id) {
     std::lock_guard lock(mutex_);
     const auto it = segments_.find(id);
@@ -133,6 +139,12 @@ std::shared_ptr<Segment> initialize(std::shared_ptr<Segment> segment, std::size_
                   " (/dev/shm has " + free_space_of_dev_shm() + " free)");
     }
     fail("reserving " + std::to_string(bytes) + " bytes of " + what, error);
+  }
+  // An anonymous file is sealed at its size: no holder can shrink it under the others' mappings
+  // (which would turn their reads into SIGBUS). A named one cannot be sealed.
+  if (segment->name.empty() &&
+      ::fcntl(segment->file.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    fail("sealing " + what, errno);
   }
   segment->map(total, what);
   segment->id = random_u64();
@@ -195,7 +207,7 @@ SharedMemory::SharedMemory(std::shared_ptr<detail::Segment> segment) noexcept
 
 SharedMemory::SharedMemory(std::size_t bytes) : SharedMemory([bytes] {
       auto segment = std::make_shared<detail::Segment>();
-      segment->file.reset(::memfd_create("tandem-shared", MFD_CLOEXEC));
+      segment->file.reset(::memfd_create("tandem-shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
       if (!segment->file) detail::fail("memfd_create", errno);
       segment->creator = true;
       segment->creator_pid = ::getpid();

@@ -43,6 +43,21 @@ TEST_P(PrimitivesAcrossAgents, EventWakesAWaiterInAnotherAgent) {
   EXPECT_FALSE(go.is_set());
 }
 
+TEST(Event, AWaiterPresentAtSetReturnsEvenIfClearFollows) {
+  tandem::Event event;
+  std::atomic<bool> returned{false}, waiting{false};
+  std::thread waiter([event, &returned, &waiting]() mutable {
+    waiting = true;
+    returned = event.wait_for(10s);
+  });
+  while (!waiting) std::this_thread::yield();
+  std::this_thread::sleep_for(100ms);  // the waiter is asleep by now
+  event.set();
+  event.clear();
+  waiter.join();
+  EXPECT_TRUE(returned.load());
+}
+
 TEST_P(PrimitivesAcrossAgents, ConditionHandsStateBackAndForth) {
   tandem::Condition changed;
   tandem::Value<int> stage(0);  // guarded by `changed`'s lock in this test's protocol
@@ -124,13 +139,23 @@ TEST_P(PrimitivesAcrossAgents, BoundedSemaphoreGetsBackTheUnitOfAKilledHolder) {
     ::raise(SIGKILL);
   }, gpus, holding);
   ASSERT_TRUE(holding.wait_for(10s));
-  EXPECT_THROW(gpus.try_acquire_for(10s), tandem::OwnerDied);  // holds the unit now
+  holder.join();
+  // A poll that never waits still finds the dead holder (after the liveness check interval).
+  bool told = false;
+  for (int attempt = 0; attempt < 200 && !told; ++attempt) {
+    try {
+      if (gpus.try_acquire()) FAIL() << "a dead holder's unit came back without OwnerDied";
+    } catch (const tandem::OwnerDied&) {
+      told = true;  // holds the unit now
+    }
+    if (!told) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(told);
   EXPECT_FALSE(gpus.try_acquire());
   gpus.release();
   EXPECT_EQ(gpus.value(), 1u);
   EXPECT_TRUE(gpus.try_acquire());
   gpus.release();
-  holder.join();
 }
 
 TEST_P(PrimitivesAcrossAgents, BarrierRoundsGiveDistinctIndices) {
@@ -195,9 +220,18 @@ TEST(Barrier, ATimeoutBreaksItAndResetRepairsIt) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 40ms);
   EXPECT_TRUE(meet.broken());
   meet.reset();
-  std::thread partner([meet]() mutable { meet.wait(); });
-  EXPECT_NO_THROW(meet.wait());
+  EXPECT_FALSE(meet.broken());
+  std::atomic<bool> partner_passed{false};
+  std::thread partner([meet, &partner_passed]() mutable {
+    try {
+      meet.wait_for(30s);  // not the 40 ms default: a slow thread start must not break it
+      partner_passed = true;
+    } catch (const tandem::BrokenBarrier&) {
+    }
+  });
+  EXPECT_NO_THROW(meet.wait_for(30s));
   partner.join();
+  EXPECT_TRUE(partner_passed.load());
   EXPECT_THROW(tandem::Barrier(0), tandem::Error);
 }
 

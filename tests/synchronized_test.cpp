@@ -87,6 +87,28 @@ TEST_P(SharedDataAcrossAgents, SynchronizedRecoversFromAKilledHolder) {
   ASSERT_TRUE(tally.try_lock_for(1s).has_value());
 }
 
+TEST_P(SharedDataAcrossAgents, ValueAndArrayRecoverFromAKilledHolder) {
+  if (GetParam() == AgentKind::thread) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Value<long> value(5);
+  tandem::Array<int> array(3, 1);
+  TestAgent holder(GetParam(), [](tandem::Value<long> v, tandem::Array<int> a) {
+    v.get_lock().lock();
+    a.get_lock().lock();
+    ::raise(SIGKILL);
+  }, value, array);
+  holder.join();
+  EXPECT_THROW(value.load(), tandem::OwnerDied);
+  value.recover([](long& v) { v = 7; });
+  EXPECT_THROW(array.load(0), tandem::OwnerDied);
+  array.recover([](std::span<int> all) { all[0] = 9; });
+  std::thread other([&] {  // released: another thread takes both at once
+    EXPECT_EQ(value.load(), 7);
+    EXPECT_EQ(array.load(0), 9);
+  });
+  other.join();
+  EXPECT_THROW(value.recover([](long&) {}), tandem::Error);  // nothing to recover from
+}
+
 TEST_P(SharedDataAcrossAgents, ValueIsExact) {
   tandem::Value<long> value(100);
   TestAgent first(GetParam(), add_to_value, value, kIncrements);

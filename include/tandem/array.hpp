@@ -12,8 +12,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -47,7 +49,7 @@ class Array {
  public:
   // `size` elements, each `initial`.
   explicit Array(std::size_t size, T initial = T{})
-      : Array(detail::SharedState<detail::ArrayState>::create(kElementsAt + size * sizeof(T), size, sizeof(T))) {
+      : Array(detail::SharedState<detail::ArrayState>::create(bytes_for(size), size, sizeof(T))) {
     for (T& element : elements()) element = initial;
   }
   // One element per value of `values`.
@@ -55,7 +57,7 @@ class Array {
     std::copy(values.begin(), values.end(), elements().begin());
   }
 
-  std::size_t size() const noexcept { return static_cast<std::size_t>(state_->size); }
+  std::size_t size() const noexcept { return size_; }
   // tandem::Error if `index` >= size().
   T load(std::size_t index) {
     check(index);
@@ -78,17 +80,35 @@ class Array {
     return std::forward<F>(f)(elements());
   }
   RLock& get_lock() noexcept { return lock_; }
+  // After a call here threw OwnerDied in this thread (which then holds the lock): repair(span)
+  // runs under it, marked consistent, and the lock is released (also if repair throws).
+  template <class F>
+  void recover(F&& repair) {
+    lock_.mark_consistent();
+    std::unique_lock<RLock> held(lock_, std::adopt_lock);  // the hold OwnerDied left, released at the end
+    std::forward<F>(repair)(elements());
+  }
 
  private:
   friend struct detail::Traveller<Array>;
+  // The size is read from shared memory once, checked, and kept: another process could change
+  // the shared copy later.
   explicit Array(detail::SharedState<detail::ArrayState> state)
       : state_(std::move(state)),
         lock_(detail::LockMaker<detail::RobustMutex::Kind::recursive>::from(
-            state_.inner(&detail::ArrayState::lock))) {
-    const std::size_t room = state_.memory().size() - kElementsAt;
+            state_.inner(&detail::ArrayState::lock))),
+        size_(static_cast<std::size_t>(state_->size)) {
+    const std::size_t memory = state_.memory().size();
+    const std::size_t room = memory > kElementsAt ? memory - kElementsAt : 0;
     if (state_->element_bytes != sizeof(T) || state_->size > room / sizeof(T)) {
       detail::throw_malformed("an Array<T> handle names elements of another size or count");
     }
+  }
+  static std::size_t bytes_for(std::size_t size) {
+    if (size > (std::numeric_limits<std::size_t>::max() - kElementsAt) / sizeof(T)) {
+      throw Error("Array: " + std::to_string(size) + " elements do not fit in memory");
+    }
+    return kElementsAt + size * sizeof(T);
   }
   std::span<T> elements() const noexcept {
     return {std::launder(reinterpret_cast<T*>(state_.memory().data() + kElementsAt)), size()};
@@ -101,6 +121,7 @@ class Array {
 
   detail::SharedState<detail::ArrayState> state_;
   RLock lock_;
+  std::size_t size_;
 };
 
 namespace detail {

@@ -11,7 +11,9 @@
 // - a wait times out (the barrier's own timeout, or wait_for's),
 // - abort() is called, or reset() while agents wait.
 // A process that dies before its first wait cannot be told from one not yet arrived: give the
-// barrier a timeout for that case. A broken barrier stays broken until reset().
+// barrier a timeout for that case. The same parties are expected every round: a process that
+// waited in one round and has ended by the next (even normally) breaks the barrier. A broken
+// barrier stays broken until reset().
 //
 // A Barrier is a handle: copies are the same barrier, passed to other agents like a Lock.
 #pragma once

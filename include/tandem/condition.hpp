@@ -70,7 +70,8 @@ class TANDEM_CAPABILITY("mutex") Condition {
     return true;
   }
 
-  // Wakes at least one waiter, if any (n: at least n).
+  // Wakes at least n waiters, if any (in fact all of them: see condition.cpp). The lock need not
+  // be held.
   void notify(int n = 1);
   void notify_all();
 

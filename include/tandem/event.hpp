@@ -22,6 +22,8 @@ namespace detail {
 struct EventState {
   static constexpr std::uint32_t kTag = 0x45564e54;  // "EVNT"
   std::atomic<std::uint32_t> flag{0};
+  // Bumped by every set(): a waiter present at a set() returns even if clear() follows at once.
+  std::atomic<std::uint32_t> sets{0};
 };
 }  // namespace detail
 

@@ -17,6 +17,10 @@
 //   try { lock.lock(); } catch (const tandem::OwnerDied&) { repair(); lock.mark_consistent(); }
 //   ... lock.unlock();
 //
+// A guard (LockGuard, std::lock_guard, std::unique_lock) whose constructor throws OwnerDied
+// does not exist to release the lock: catch OwnerDied around it, repair, mark_consistent(), and
+// unlock() yourself.
+//
 // Every blocking call has a timeout form (try_lock_for, try_lock_until). Locking a Lock one
 // already holds is a tandem::Error, not a deadlock; unlocking one not held, too.
 #pragma once

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -40,8 +41,20 @@ struct QueueOptions {
 };
 
 namespace detail {
-// The buffer each thread encodes items into before they are copied into a queue.
-ByteWriter& queue_scratch();
+// A buffer to encode one item into before it is copied into a queue, taken from this thread's
+// spares and given back after the put. Not one buffer per thread: a put that waits on a pool
+// worker may run another task meanwhile, whose own put takes another buffer.
+class ScratchLease {
+ public:
+  ScratchLease();
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  ~ScratchLease();
+  ByteWriter& writer() noexcept { return *writer_; }
+
+ private:
+  std::unique_ptr<ByteWriter> writer_;
+};
 [[noreturn]] void throw_queue_timeout(const char* what);
 }  // namespace detail
 
@@ -89,10 +102,9 @@ class Queue {
     return detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
   }
   bool put_until(const T& item, detail::Clock::time_point deadline) {
-    detail::ByteWriter& out = detail::queue_scratch();
-    out.clear();
-    detail::encode(out, item);
-    return queue_.put(out.bytes(), deadline);
+    detail::ScratchLease scratch;
+    detail::encode(scratch.writer(), item);
+    return queue_.put(scratch.writer().bytes(), deadline);
   }
   std::optional<T> get_until(detail::Clock::time_point deadline) {
     std::optional<T> item;

@@ -8,7 +8,9 @@
 // BoundedSemaphore guards a resource: release past the initial value is a tandem::Error, and
 // the units a process holds are recorded, so that when it dies holding them (SIGKILL included)
 // they are given back: the acquirer that receives such a unit gets tandem::OwnerDied, holding
-// it. (A thread that ends holding a unit is not noticed: its process still lives.)
+// it, and releases it once the resource is repaired (a std::lock_guard whose constructor throws
+// OwnerDied does not release it: catch around the guard). A thread that ends holding a unit is
+// not noticed: its process still lives.
 //
 // Both are lockable (lock = acquire, unlock = release) for std::lock_guard, every blocking call
 // has a timeout form, and both are handles passed to other agents like a Lock.
@@ -46,6 +48,7 @@ struct SemaphoreState {
     std::uint32_t units;
   } holders[kHolderSlots] = {};
   std::atomic<std::uint32_t> reclaimed_unreported{0};
+  std::atomic<std::int64_t> last_liveness_check{0};  // steady-clock nanoseconds
 };
 
 class SemaphoreBase {
@@ -74,6 +77,7 @@ class SemaphoreBase {
  private:
   bool try_take() noexcept;
   void record_holding(int delta);
+  // Gives back the units of dead holders, at most once per check interval across all agents.
   std::uint32_t reclaim_from_dead_holders();
 };
 }  // namespace detail

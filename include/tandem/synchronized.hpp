@@ -93,14 +93,14 @@ class Synchronized {
     Locked locked = lock();
     return *locked;
   }
-  // After lock() or with_lock() threw OwnerDied in this thread: repair(T&) runs under the lock
-  // still held, then the lock is marked consistent and released. If repair throws, the lock is
-  // released unrepaired and cannot be taken again (LockUnrecoverable).
+  // After lock() or with_lock() threw OwnerDied in this thread (which then holds the lock):
+  // the lock is marked consistent, repair(T&) runs under it, and it is released, also if repair
+  // throws. tandem::Error, touching nothing, when no OwnerDied is pending.
   template <class F>
   void recover(F&& repair) {
+    lock_.mark_consistent();
     Locked locked(this);
     std::forward<F>(repair)(*locked);
-    lock_.mark_consistent();
   }
 
  private:

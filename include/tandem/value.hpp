@@ -10,6 +10,7 @@
 // does. For data reachable only under its lock, prefer Synchronized<T>.
 #pragma once
 
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -43,8 +44,15 @@ class Value {
     LockGuard guard(lock_);
     return std::forward<F>(f)(state_->value);
   }
-  // The lock guarding the value (after OwnerDied: lock, repair with store(), mark_consistent()).
   RLock& get_lock() noexcept { return lock_; }
+  // After a call here threw OwnerDied in this thread (which then holds the lock): repair(T&)
+  // runs under it, marked consistent, and the lock is released (also if repair throws).
+  template <class F>
+  void recover(F&& repair) {
+    lock_.mark_consistent();
+    std::unique_lock<RLock> held(lock_, std::adopt_lock);  // the hold OwnerDied left, released at the end
+    std::forward<F>(repair)(state_->value);
+  }
 
  private:
   friend struct detail::Traveller<Value>;

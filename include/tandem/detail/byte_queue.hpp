@@ -99,8 +99,8 @@ class ByteQueue {
   void close();
   bool closed() const noexcept { return state_->closed.load(std::memory_order_acquire) != 0; }
   bool empty() const noexcept;
-  std::size_t capacity_bytes() const noexcept { return static_cast<std::size_t>(state_->slot_count) * QueueState::kSlotBytes; }
-  bool joinable() const noexcept { return state_->joinable; }
+  std::size_t capacity_bytes() const noexcept { return static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes; }
+  bool joinable() const noexcept { return joinable_; }
 
   void task_done();
   bool join(Clock::time_point deadline);
@@ -109,7 +109,9 @@ class ByteQueue {
   explicit ByteQueue(SharedState<QueueState> state);
   enum class Claim { claimed, full, too_many_items };
   Claim try_claim(std::uint64_t slots, std::uint64_t& position);
-  bool try_take(std::uint64_t& position, std::uint64_t& slots);
+  // The item at `position` spans `slots` and holds `bytes` (checked: at most slots * 64).
+  bool try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes);
+  bool nothing_in_flight() const noexcept;
   void release(std::uint64_t position, std::uint64_t slots) noexcept;
   SlotMeta& meta(std::uint64_t position) const noexcept { return meta_[position & mask_]; }
   std::byte* slot_data(std::uint64_t position) const noexcept {
@@ -117,6 +119,11 @@ class ByteQueue {
   }
 
   SharedState<QueueState> state_;
+  // Copies of the shape, checked once when the handle is made: another process could change the
+  // shared ones afterwards, and every bound below relies on them.
+  std::uint64_t slot_count_ = 0;
+  std::uint64_t maxsize_ = 0;
+  bool joinable_ = false;
   SlotMeta* meta_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint64_t mask_ = 0;
