@@ -1,5 +1,6 @@
 // Google Benchmark micro suites for the locks: uncontended and between two threads, tandem's
-// robust process-shared Lock beside std::mutex.
+// robust process-shared Lock beside std::mutex. (Run alone, before any other thread exists,
+// std::mutex takes glibc's single-threaded shortcut without atomics: see bench/compare.cpp.)
 #include <benchmark/benchmark.h>
 
 #include <mutex>
