@@ -102,6 +102,9 @@ class Queue {
     return detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
   }
   bool put_until(const T& item, detail::Clock::time_point deadline) {
+    if constexpr (detail::kIsRaw<T> && !detail::TravelsByHandle<T>) {  // its encoding is its bytes
+      return queue_.put({reinterpret_cast<const std::byte*>(&item), sizeof(T)}, deadline);
+    }
     detail::ScratchLease scratch;
     detail::encode(scratch.writer(), item);
     return queue_.put(scratch.writer().bytes(), deadline);
