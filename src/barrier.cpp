@@ -22,14 +22,35 @@ void break_round(detail::BarrierState& state, std::uint32_t round) {
   detail::futex_wake_all(state.generation);
 }
 
+// With the state's mutex held: this process's entry, made if missing (nullptr when the table is
+// full: the process then goes unwatched).
+detail::BarrierState::Participant* participant_entry(detail::BarrierState& state) {
+  const auto self = detail::ProcessIdentity::self();
+  auto* slot = std::find_if(std::begin(state.participants), std::end(state.participants),
+                            [&](const auto& p) { return p.process == self; });
+  if (slot != std::end(state.participants)) return slot;
+  slot = std::find_if(std::begin(state.participants), std::end(state.participants),
+                      [](const auto& p) { return p.process.pid == 0; });
+  if (slot == std::end(state.participants)) return nullptr;
+  *slot = {self, detail::BarrierState::kNever};
+  return slot;
+}
+
 }  // namespace
+
+void Barrier::enroll() {
+  detail::BookkeepingGuard guard(state_->mutex);
+  participant_entry(*state_);
+}
 
 Barrier::Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout)
     : state_([&] {
         if (parties == 0) throw Error("Barrier: at least one party");
         if (timeout.count() < 0) throw Error("Barrier: a negative timeout");
         return detail::SharedState<detail::BarrierState>::create(0, parties, timeout.count());
-      }()) {}
+      }()) {
+  enroll();
+}
 
 std::uint32_t Barrier::wait() {
   const auto timeout = std::chrono::nanoseconds(state_->timeout_ns);
@@ -43,14 +64,7 @@ std::uint32_t Barrier::wait_until(detail::Clock::time_point deadline) {
     detail::BookkeepingGuard guard(state.mutex);
     if (state.broken) throw BrokenBarrier("Barrier: broken (reset() makes it usable again)");
     round = state.generation.load(std::memory_order_relaxed);
-    const auto self = detail::ProcessIdentity::self();
-    auto* slot = std::find_if(std::begin(state.participants), std::end(state.participants),
-                              [&](const auto& p) { return p.process == self; });
-    if (slot == std::end(state.participants)) {
-      slot = std::find_if(std::begin(state.participants), std::end(state.participants),
-                          [](const auto& p) { return p.process.pid == 0; });
-    }
-    if (slot != std::end(state.participants)) *slot = {self, round};
+    if (auto* entry = participant_entry(state)) entry->last_round = round;
     index = state.arrived++;
     if (state.arrived == state.parties) {
       state.arrived = 0;
@@ -86,10 +100,9 @@ bool Barrier::a_participant_died() {
   const std::uint32_t round = state.generation.load(std::memory_order_relaxed);
   bool died = false;
   for (auto& participant : state.participants) {
-    if (participant.process.pid != 0 && participant.last_round + 1 == round && !participant.process.alive()) {
-      participant = {};
-      died = true;
-    }
+    if (participant.process.pid == 0 || participant.process.alive()) continue;
+    if (participant.last_round != round) died = true;  // gone without arriving in this round
+    participant = {};
   }
   return died;
 }

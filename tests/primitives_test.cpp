@@ -200,6 +200,16 @@ TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenAParticipantDies) {
   EXPECT_FALSE(meet.broken());
 }
 
+TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenAParticipantDiesBeforeItsFirstWait) {
+  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Barrier meet(2);
+  TestAgent partner(GetParam(), [](tandem::Barrier) { ::raise(SIGKILL); }, meet);  // crashes during its setup
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(meet.wait_for(30s), tandem::BrokenBarrier);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // noticed, not timed out
+  partner.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(EachAgent, PrimitivesAcrossAgents, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
 
 TEST(BoundedSemaphore, ReleasePastTheBoundIsAnError) {

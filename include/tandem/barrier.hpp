@@ -7,13 +7,13 @@
 // wait() returns a distinct index in [0, parties) per arrival (parties - 1 for the last). The
 // barrier then resets itself for the next round. A barrier that cannot trip breaks instead of
 // leaving its waiters hanging: each of them gets tandem::BrokenBarrier when
-// - a process that has waited on it before dies (SIGKILL included) while others wait for it,
-// - a wait times out (the barrier's own timeout, or wait_for's),
+// - a participant process ends (a crash, SIGKILL, or a normal exit) without having arrived in
+//   the round the others wait in. Every process that holds a copy of the barrier counts as a
+//   participant: it enrolls when it receives one (as an argument, by inheritance, or by copy);
+// - a wait times out (the barrier's own timeout, or wait_for's);
 // - abort() is called, or reset() while agents wait.
-// A process that dies before its first wait cannot be told from one not yet arrived: give the
-// barrier a timeout for that case. The same parties are expected every round: a process that
-// waited in one round and has ended by the next (even normally) breaks the barrier. A broken
-// barrier stays broken until reset().
+// A broken barrier stays broken until reset(). (Threads are not watched this way: a thread that
+// ends early leaves the others to their timeout.)
 //
 // A Barrier is a handle: copies are the same barrier, passed to other agents like a Lock.
 #pragma once
@@ -44,8 +44,9 @@ struct BarrierState {
   std::uint32_t broken = 0;
   std::atomic<std::uint32_t> generation{0};  // the round; bumped when it ends, by trip or break
   std::uint32_t last_broken_round = UINT32_MAX;
-  // Processes that arrived, with the last round they arrived in: one that arrived in the
-  // previous round and is dead before arriving in this one breaks the barrier.
+  // Processes that hold the barrier, with the last round they arrived in (kNever before their
+  // first): one that is dead without having arrived in the current round breaks it.
+  static constexpr std::uint32_t kNever = UINT32_MAX;
   struct Participant {
     ProcessIdentity process;
     std::uint32_t last_round;
@@ -57,6 +58,19 @@ class Barrier {
  public:
   // `parties` >= 1; `timeout` (zero: none) applies to every wait().
   explicit Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
+  // A copy enrolls the process that makes it (see above).
+  Barrier(const Barrier& other) : state_(other.state_) { enroll(); }
+  Barrier(Barrier&& other) : state_(std::move(other.state_)) { enroll(); }
+  Barrier& operator=(const Barrier& other) {
+    state_ = other.state_;
+    enroll();
+    return *this;
+  }
+  Barrier& operator=(Barrier&& other) {
+    state_ = std::move(other.state_);
+    enroll();
+    return *this;
+  }
 
   // Blocks until all parties have arrived; BrokenBarrier as described above.
   std::uint32_t wait();
@@ -75,7 +89,8 @@ class Barrier {
 
  private:
   friend struct detail::Traveller<Barrier>;
-  explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) {}
+  explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) { enroll(); }
+  void enroll();
   std::uint32_t wait_until(detail::Clock::time_point deadline);
   bool a_participant_died();
 
