@@ -151,10 +151,14 @@ template <class T>
 inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
                                !std::is_member_pointer_v<T> && !std::is_reference_v<T>;
 
+// std::conjunction stops at the first false: asking cereal about a raw pointer would trip a
+// static_assert inside cereal before tandem's own message could explain.
 template <class T>
 inline constexpr bool kIsCerealizable =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value && std::is_default_constructible_v<T>;
+    std::conjunction_v<std::negation<std::is_pointer<T>>,
+                       cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>,
+                       cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>,
+                       std::is_default_constructible<T>>;
 
 // Types that travel as a reference to memory both processes map (tandem's shared objects:
 // SharedMemory, Lock, Value ...) specialize Traveller with
