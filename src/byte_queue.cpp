@@ -2,7 +2,10 @@
 
 #include "tandem/queue.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -30,19 +33,40 @@ constexpr std::int32_t lag(std::uint32_t sequence, std::uint64_t expected) {
   return static_cast<std::int32_t>(sequence - static_cast<std::uint32_t>(expected));
 }
 
-// Where the slot table and the slots' bytes start, for a queue of `slots` slots.
+// Where the slot records, the owner arrays and the slots' bytes start, for `slots` slots.
 constexpr std::size_t meta_offset() { return round_up(sizeof(Tagged<QueueState>), 64); }
-constexpr std::size_t data_offset(std::uint64_t slots) {
+constexpr std::size_t writers_offset(std::uint64_t slots) {
   return round_up(meta_offset() + static_cast<std::size_t>(slots) * sizeof(SlotMeta), 64);
+}
+constexpr std::size_t readers_offset(std::uint64_t slots) {
+  return round_up(writers_offset(slots) + static_cast<std::size_t>(slots), 64);
+}
+constexpr std::size_t data_offset(std::uint64_t slots) {
+  return round_up(readers_offset(slots) + static_cast<std::size_t>(slots), 64);
+}
+
+// How often a waiter that is not woken looks for dead holders.
+constexpr auto kLivenessCheckEvery = std::chrono::milliseconds(50);
+
+// Bumped in every forked child: a queue handle inherited by fork registers the child afresh.
+std::atomic<std::uint64_t> fork_generation{0};
+void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+std::uint8_t load_owner(std::uint8_t& owner) {
+  return std::atomic_ref<std::uint8_t>(owner).load(std::memory_order_acquire);
+}
+void store_owner(std::uint8_t& owner, std::uint8_t index) {
+  std::atomic_ref<std::uint8_t>(owner).store(index, std::memory_order_release);
 }
 constexpr std::size_t total_bytes(std::uint64_t slots) {
   return data_offset(slots) + static_cast<std::size_t>(slots) * QueueState::kSlotBytes;
 }
 
 // Waits until `ready()`, registered as a sleeper on `event` from the first nap to the end (see
-// EventCount for why the first nap is short).
-template <class Ready>
-bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline) {
+// EventCount for why the first nap is short). Naps last at most kLivenessCheckEvery; after each
+// that no wake-up ended, `stalled()` looks for dead holders.
+template <class Ready, class Stalled>
+bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline, Stalled&& stalled) {
   struct Registration {
     EventCount& event;
     bool active = false;
@@ -58,7 +82,9 @@ bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline) {
     }
     const std::uint32_t epoch = event.epoch.load(std::memory_order_seq_cst);
     if (ready()) return;
-    futex_wait(event.epoch, epoch, napped ? until : std::min(until, Clock::now() + EventCount::kFirstNap));
+    const auto nap = napped ? Clock::duration(kLivenessCheckEvery) : Clock::duration(EventCount::kFirstNap);
+    const bool woken = futex_wait(event.epoch, epoch, std::min(until, Clock::now() + nap));
+    if (napped && !woken) stalled();
     napped = true;
   };
   return block_until(ready, sleep, deadline);
@@ -90,6 +116,8 @@ ByteQueue::ByteQueue(SharedState<QueueState> state)
     throw_malformed("a queue handle whose memory does not match its size");
   }
   meta_ = std::launder(reinterpret_cast<SlotMeta*>(state_.memory().data() + meta_offset()));
+  writers_ = reinterpret_cast<std::uint8_t*>(state_.memory().data() + writers_offset(slots));
+  readers_ = reinterpret_cast<std::uint8_t*>(state_.memory().data() + readers_offset(slots));
   data_ = state_.memory().data() + data_offset(slots);
   mask_ = slots - 1;
 }
@@ -138,16 +166,19 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
   }
   std::uint64_t position = 0;
   bool claimed = false;
+  const std::uint8_t index = my_index();  // before the claim, so that it is marked at once after
   auto ready = [&] {
     if (claimed) return true;
     if (closed()) throw QueueClosed("Queue: put on a closed queue");
     claimed = try_claim(slots, position) == Claim::claimed;
     return claimed;
   };
-  if (!wait_on(state_->space_ready, ready, deadline)) return false;
+  if (!wait_on(state_->space_ready, ready, deadline, [this] { free_slots_of_dead_consumers(); })) return false;
 
   SlotMeta& first = meta(position);
   first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
+  std::uint8_t& writer = writers_[position & mask_];
+  store_owner(writer, index);  // after the size: an owner seen means the size is there
   if (item.size() <= SlotMeta::kInlineBytes) {
     std::memcpy(first.inline_bytes, item.data(), item.size());
   } else {
@@ -158,6 +189,7 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     std::memcpy(data_, item.data() + head_part, item.size() - head_part);
   }
   if (joinable_) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
+  store_owner(writer, 0);
   first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
   state_->items_ready.notify_all();
   return true;
@@ -165,6 +197,7 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
 
 bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes) {
   QueueState& state = *state_;
+  const std::uint8_t index = my_index();  // before the claim, so that it is marked at once after
   std::uint64_t head = state.head.load(std::memory_order_relaxed);
   for (;;) {
     SlotMeta& first = meta(head);
@@ -180,6 +213,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
       // what is read here is all that is used, so a dishonest one cannot widen it later.
       const std::size_t size = first.bytes.load(std::memory_order_relaxed);
       if (spanned > slot_count_ || slots_for(size) != spanned) throw_malformed("a queue item whose record is corrupt");
+      store_owner(readers_[head & mask_], index);
       position = head;
       slots = spanned;
       bytes = size;
@@ -192,12 +226,16 @@ bool ByteQueue::nothing_in_flight() const noexcept {
   return state_->head.load(std::memory_order_acquire) == state_->tail.load(std::memory_order_acquire);
 }
 
+// The first slot is freed last and its owner cleared after it: a consumer killed half-way leaves
+// either its mark on a first slot still full (free_slots_of_dead_consumers frees the whole item)
+// or a stale mark on a freed one (which it only clears).
 void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
-  for (std::uint64_t j = 0; j < slots; ++j) {
-    meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + slot_count_),
-                                      std::memory_order_release);
+  for (std::uint64_t j = slots - 1; j > 0; --j) {
+    meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + slot_count_), std::memory_order_release);
   }
+  meta(position).sequence.store(static_cast<std::uint32_t>(position + slot_count_), std::memory_order_release);
   if (maxsize_ != 0) state_->items.fetch_sub(1, std::memory_order_release);
+  store_owner(readers_[position & mask_], 0);
   state_->space_ready.notify_all();
 }
 
@@ -215,7 +253,7 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     }
     return taken;
   };
-  if (!wait_on(state_->items_ready, ready, deadline)) return false;
+  if (!wait_on(state_->items_ready, ready, deadline, [this] { free_slots_of_dead_producer(); })) return false;
 
   struct Releaser {
     ByteQueue& queue;
@@ -239,6 +277,100 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
   std::memcpy(wrapped.data() + room_to_end, data_, bytes - room_to_end);
   consume(context, wrapped);
   return true;
+}
+
+std::uint8_t ByteQueue::my_index() {
+  static const bool counting = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
+  (void)counting;
+  const std::uint64_t generation = fork_generation.load(std::memory_order_relaxed) + 1;
+  std::atomic_ref<std::uint64_t> cache(index_cache_);
+  const std::uint64_t cached = cache.load(std::memory_order_relaxed);
+  if ((cached >> 8) == generation) return static_cast<std::uint8_t>(cached & 0xff);
+  const ProcessIdentity self = ProcessIdentity::self();
+  std::uint8_t index = 0;
+  {
+    BookkeepingGuard guard(state_->processes_mutex);
+    for (int i = 1; i <= QueueState::kProcessSlots && index == 0; ++i) {
+      if (state_->processes[i] == self) index = static_cast<std::uint8_t>(i);
+    }
+    for (int i = 1; i <= QueueState::kProcessSlots && index == 0; ++i) {
+      if (state_->processes[i].pid == 0) {
+        state_->processes[i] = self;
+        index = static_cast<std::uint8_t>(i);
+      }
+    }
+  }
+  cache.store((generation << 8) | index, std::memory_order_relaxed);
+  return index;
+}
+
+bool ByteQueue::holder_is_dead(std::uint8_t index) const {
+  if (index == 0 || index > QueueState::kProcessSlots) return false;  // unknown: assume alive
+  ProcessIdentity holder;
+  {
+    BookkeepingGuard guard(state_->processes_mutex);
+    holder = state_->processes[index];
+  }
+  return holder.pid != 0 && !holder.alive();
+}
+
+// A producer that died between claiming its slots and publishing left them claimed at `head`:
+// consumers would wait there for ever. Take the slots as a consumer would (one compare-and-swap
+// decides who), and free them: the put never completed, so nothing put is lost.
+bool ByteQueue::free_slots_of_dead_producer() {
+  QueueState& state = *state_;
+  std::uint64_t head = state.head.load(std::memory_order_acquire);
+  if (head == state.tail.load(std::memory_order_acquire)) return false;
+  const SlotMeta& first = meta(head);
+  if (lag(first.sequence.load(std::memory_order_acquire), head) != 0) return false;  // published, or taken
+  const std::uint8_t owner = load_owner(writers_[head & mask_]);
+  if (!holder_is_dead(owner)) return false;
+  const std::uint64_t spanned = slots_for(first.bytes.load(std::memory_order_relaxed));
+  if (spanned > slot_count_ || !state.head.compare_exchange_strong(head, head + spanned, std::memory_order_acq_rel)) {
+    return false;
+  }
+  store_owner(writers_[head & mask_], 0);
+  release(head, spanned);
+  state.items_ready.notify_all();
+  return true;
+}
+
+// Consumers that died between taking an item and freeing its slots left them full for ever
+// (and, with maxsize, the item counted). Taken items lie below `head` and within a lap of
+// `tail`, each marked on its first slot: free those whose taker is dead, as the taker would have.
+// The compare-and-swap on the first slot decides who frees an item, exactly once; the item was
+// taken, so nothing is delivered twice.
+bool ByteQueue::free_slots_of_dead_consumers() {
+  QueueState& state = *state_;
+  const std::uint64_t head = state.head.load(std::memory_order_acquire);
+  const std::uint64_t tail = state.tail.load(std::memory_order_acquire);
+  const std::uint64_t from = tail > slot_count_ ? tail - slot_count_ : 0;
+  enum Liveness : std::uint8_t { unknown, alive, dead };
+  Liveness known[QueueState::kProcessSlots + 1] = {};  // one look in /proc per holder
+  bool freed = false;
+  for (std::uint64_t position = from; position < head; ++position) {
+    std::uint8_t& reader = readers_[position & mask_];
+    std::uint8_t owner = load_owner(reader);
+    if (owner == 0 || owner > QueueState::kProcessSlots) continue;
+    Liveness& taker = known[owner];
+    if (taker == unknown) taker = holder_is_dead(owner) ? dead : alive;
+    if (taker != dead) continue;
+    SlotMeta& first = meta(position);
+    auto taken = static_cast<std::uint32_t>(position + 1);
+    if (first.sequence.compare_exchange_strong(taken, static_cast<std::uint32_t>(position + slot_count_),
+                                               std::memory_order_acq_rel)) {
+      // The first slot is free now, so no producer can reach the others before they are freed too.
+      const std::uint64_t spanned = std::min<std::uint64_t>(slots_for(first.bytes.load(std::memory_order_relaxed)), slot_count_);
+      for (std::uint64_t j = 1; j < spanned; ++j) {
+        meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + slot_count_), std::memory_order_release);
+      }
+      if (maxsize_ != 0) state.items.fetch_sub(1, std::memory_order_release);
+      freed = true;
+    }
+    std::atomic_ref<std::uint8_t>(reader).compare_exchange_strong(owner, 0);  // freed, or a stale mark
+  }
+  if (freed) state.space_ready.notify_all();
+  return freed;
 }
 
 void ByteQueue::close() {

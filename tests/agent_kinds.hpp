@@ -55,6 +55,10 @@ class TestAgent {
     }
     if (error) std::rethrow_exception(error);
   }
+  // SIGKILL (processes only).
+  void kill() {
+    if (process_) process_->kill();
+  }
   // The process's exit code after join (0 for a thread).
   int exitcode() const { return process_ ? process_->exitcode().value_or(-999) : 0; }
 

@@ -19,6 +19,8 @@
 
 #include "tandem/detail/codec.hpp"
 #include "tandem/detail/futex.hpp"
+#include "tandem/detail/process_identity.hpp"
+#include "tandem/detail/robust_mutex.hpp"
 #include "tandem/detail/shared_state.hpp"
 
 namespace tandem::detail {
@@ -65,6 +67,12 @@ struct QueueState {
   alignas(64) std::atomic<std::uint64_t> items{0};  // counted only when maxsize > 0
   std::atomic<std::uint32_t> closed{0};
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
+
+  // The processes that used the queue, by the small index (1..kProcessSlots; 0: unknown) they
+  // write beside the slots they hold, so that a waiter can tell a dead holder from a slow one.
+  static constexpr int kProcessSlots = 127;
+  alignas(64) RobustMutex processes_mutex{RobustMutex::Kind::plain};
+  ProcessIdentity processes[kProcessSlots + 1] = {};
 };
 
 // A slot's record: four per cache line. `sequence` holds the low 32 bits of the position the
@@ -112,6 +120,14 @@ class ByteQueue {
   // The item at `position` spans `slots` and holds `bytes` (checked: at most slots * 64).
   bool try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes);
   bool nothing_in_flight() const noexcept;
+  // This process's index in the queue's process table (registered on first use, again after a
+  // fork); 0 when the table is full.
+  std::uint8_t my_index();
+  bool holder_is_dead(std::uint8_t index) const;
+  // A waiter that has waited a while: frees the slots a dead producer claimed at `head` without
+  // publishing, or that dead consumers took without freeing. True if it freed any.
+  bool free_slots_of_dead_producer();
+  bool free_slots_of_dead_consumers();
   void release(std::uint64_t position, std::uint64_t slots) noexcept;
   SlotMeta& meta(std::uint64_t position) const noexcept { return meta_[position & mask_]; }
   std::byte* slot_data(std::uint64_t position) const noexcept {
@@ -125,8 +141,13 @@ class ByteQueue {
   std::uint64_t maxsize_ = 0;
   bool joinable_ = false;
   SlotMeta* meta_ = nullptr;
+  // Per slot: the index of the producer that claimed it and has not published yet, and (on an
+  // item's first slot) of the consumer that took it and has not freed it yet.
+  std::uint8_t* writers_ = nullptr;
+  std::uint8_t* readers_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint64_t mask_ = 0;
+  std::uint64_t index_cache_ = 0;  // (fork generation + 1) << 8 | index, accessed atomically
 };
 
 }  // namespace tandem::detail
