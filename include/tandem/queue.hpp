@@ -17,8 +17,10 @@
 // of encoded items (1 MiB by default, at most 16 GiB), and at most `maxsize` items when that is set; put blocks
 // while the queue is full. An item that can never fit is a tandem::Error, not a hang.
 //
-// Every blocking call has a timeout form (put_for, get_for: tandem::TimeoutError) and a
-// non-blocking one (try_put, try_get). close() wakes every blocked caller: put then throws
+// A process that dies inside put or get (SIGKILL included) does not stop the queue: within
+// about 50 ms a waiter frees the slots it held (see docs/shared_state.md). Every blocking call
+// has a timeout form (put_for, get_for: tandem::TimeoutError) and a non-blocking one (try_put,
+// try_get). close() wakes every blocked caller: put then throws
 // tandem::QueueClosed; get still returns what is queued, then throws QueueClosed.
 #pragma once
 
