@@ -9,9 +9,6 @@
 namespace tandem {
 namespace {
 
-// How often a waiter looks for participants that died.
-constexpr auto kLivenessCheckEvery = std::chrono::milliseconds(50);
-
 // With the state's mutex held: ends `round` as broken, if it is still the current round.
 void break_round(detail::BarrierState& state, std::uint32_t round) {
   if (state.generation.load(std::memory_order_relaxed) != round) return;
@@ -75,7 +72,7 @@ std::uint32_t Barrier::wait_until(detail::Clock::time_point deadline) {
   }
   auto round_over = [&] { return state.generation.load(std::memory_order_acquire) != round; };
   auto sleep = [&](detail::Clock::time_point until) {
-    const bool woken = detail::futex_wait(state.generation, round, std::min(until, detail::Clock::now() + kLivenessCheckEvery));
+    const bool woken = detail::futex_wait(state.generation, round, std::min(until, detail::Clock::now() + detail::kLivenessCheckEvery));
     if (!woken && a_participant_died()) {
       detail::BookkeepingGuard guard(state.mutex);
       break_round(state, round);

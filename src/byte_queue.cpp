@@ -45,9 +45,6 @@ constexpr std::size_t data_offset(std::uint64_t slots) {
   return round_up(readers_offset(slots) + static_cast<std::size_t>(slots), 64);
 }
 
-// How often a waiter that is not woken looks for dead holders.
-constexpr auto kLivenessCheckEvery = std::chrono::milliseconds(50);
-
 // Bumped in every forked child: a queue handle inherited by fork registers the child afresh.
 std::atomic<std::uint64_t> fork_generation{0};
 void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }

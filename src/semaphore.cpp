@@ -9,9 +9,6 @@
 namespace tandem::detail {
 namespace {
 
-// How often a waiter on a BoundedSemaphore looks for holders that died.
-constexpr auto kLivenessCheckEvery = std::chrono::milliseconds(50);
-
 }  // namespace
 
 bool SemaphoreBase::try_take() noexcept {

@@ -3,9 +3,13 @@
 // holder from a live one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 namespace tandem::detail {
+
+// How often an agent that waits on a shared object looks for holders or peers that died.
+inline constexpr std::chrono::milliseconds kLivenessCheckEvery{50};
 
 struct ProcessIdentity {
   std::int32_t pid = 0;  // 0: nobody
