@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "peers/peers.hpp"
+#include "tandem/diagnostics.hpp"
 #include "tandem/lock.hpp"
 #include "tandem/process.hpp"
 #include "tandem/process_pool.hpp"
@@ -374,6 +375,41 @@ void lock_uncontended() {
   ratios.push_back({"lock_vs_std_mutex", m[0] / m[1], "<=1.5"});
 }
 
+// Two nested locks taken and released, with the pitfall diagnostics off and on: on, each
+// acquisition looks up the order from the held lock in the shared graph and records what the
+// thread holds (the first time, it also captures and symbolizes a stack: done before timing).
+void lockdep_nested() {
+  section("Lock with lock-order diagnostics: two nested locks, diagnostics on vs off");
+  std::thread([] {}).join();
+  tandem::Lock outer("outer"), inner("inner");
+  const int rounds = kQuick ? 100'000 : 1'000'000;
+  auto per_round = [&] {
+    return seconds([&] {
+             for (int i = 0; i < rounds; ++i) {
+               outer.lock();
+               inner.lock();
+               inner.unlock();
+               outer.unlock();
+             }
+           }) /
+           rounds;
+  };
+  auto with_diagnostics = [&] {
+    tandem::diagnostics::enable({.mode = tandem::diagnostics::Mode::report, .print = false});
+    outer.lock();
+    inner.lock();
+    inner.unlock();
+    outer.unlock();
+    const double result = per_round();
+    tandem::diagnostics::disable();
+    return result;
+  };
+  const auto m = interleaved(kQuick ? 3 : 9, {with_diagnostics, per_round});
+  row("diagnostics on: lock, lock, unlock, unlock", m[0] * 1e9, "ns");
+  row("diagnostics off: lock, lock, unlock, unlock", m[1] * 1e9, "ns");
+  ratios.push_back({"lockdep_on_vs_off", m[0] / m[1], "<=10"});
+}
+
 // Last: it leaves this process with 1 GiB touched (unmapped at the end).
 void pp_start_from_a_big_parent() {
   section("Starting ProcessPool(2) from a parent that has touched 1 GiB, vs a plain fork+exit+wait");
@@ -417,6 +453,7 @@ constexpr Comparison kComparisons[] = {
     {"queue_small_items", queue_small_items},
     {"queue_large_items", queue_large_items},
     {"lock_uncontended", lock_uncontended},
+    {"lockdep_nested", lockdep_nested},
     {"pp_start_from_a_big_parent", pp_start_from_a_big_parent},
 };
 

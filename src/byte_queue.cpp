@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,22 +61,26 @@ constexpr std::size_t total_bytes(std::uint64_t slots) {
 }
 
 // Waits until `ready()`, registered as a sleeper on `event` from the first nap to the end (see
-// EventCount for why the first nap is short). Naps last at most kLivenessCheckEvery; after each
-// that no wake-up ended, `stalled()` looks for dead holders.
+// EventCount for why the first nap is short), and as a `kind` wait on the queue `key` for the
+// diagnostics. Naps last at most kLivenessCheckEvery; after each that no wake-up ended,
+// `stalled()` looks for dead holders.
 template <class Ready, class Stalled>
-bool wait_on(EventCount& event, Ready& ready, Clock::time_point deadline, Stalled&& stalled) {
+bool wait_on(EventCount& event, WaitKind kind, std::uint64_t key, Ready& ready, Clock::time_point deadline,
+             Stalled&& stalled) {
   struct Registration {
     EventCount& event;
     bool active = false;
+    std::optional<TrackedWait> tracked;
     ~Registration() {
       if (active) event.sleepers.fetch_sub(1, std::memory_order_relaxed);
     }
-  } registration{event};
+  } registration{event, false, std::nullopt};
   bool napped = false;
   auto sleep = [&](Clock::time_point until) {
     if (!registration.active) {
       event.sleepers.fetch_add(1, std::memory_order_seq_cst);
       registration.active = true;
+      if (tracking_on()) registration.tracked.emplace(kind, key, std::string_view(), deadline != Clock::time_point::max());
     }
     const std::uint32_t epoch = event.epoch.load(std::memory_order_seq_cst);
     if (ready()) return;
@@ -170,7 +175,10 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     claimed = try_claim(slots, position) == Claim::claimed;
     return claimed;
   };
-  if (!wait_on(state_->space_ready, ready, deadline, [this] { free_slots_of_dead_consumers(); })) return false;
+  if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, ready, deadline,
+               [this] { free_slots_of_dead_consumers(); })) {
+    return false;
+  }
 
   SlotMeta& first = meta(position);
   first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
@@ -189,6 +197,8 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
   store_owner(writer, 0);
   first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
   state_->items_ready.notify_all();
+  if (tracking_on()) [[unlikely]]
+    note_releaser(WaitKind::queue_get, state_->key);
   return true;
 }
 
@@ -250,7 +260,12 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     }
     return taken;
   };
-  if (!wait_on(state_->items_ready, ready, deadline, [this] { free_slots_of_dead_producer(); })) return false;
+  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, ready, deadline,
+               [this] { free_slots_of_dead_producer(); })) {
+    return false;
+  }
+  if (tracking_on()) [[unlikely]]
+    note_releaser(WaitKind::queue_put, state_->key);
 
   struct Releaser {
     ByteQueue& queue;

@@ -1,5 +1,7 @@
 #include "tandem/condition.hpp"
 
+#include <optional>
+
 #include "tandem/detail/wait.hpp"
 
 namespace tandem {
@@ -11,6 +13,10 @@ bool Condition::wait_until_deadline(detail::Clock::time_point deadline) {
   const std::uint32_t sequence = state.sequence.load(std::memory_order_acquire);
   state.waiters.fetch_add(1, std::memory_order_seq_cst);
   lock_.unlock();
+  std::optional<detail::TrackedWait> tracked;
+  if (detail::tracking_on()) {
+    tracked.emplace(detail::WaitKind::condition, state.key, lock_.name(), deadline != detail::Clock::time_point::max());
+  }
   const bool notified = detail::block_until(
       [&] { return state.sequence.load(std::memory_order_acquire) != sequence; },
       [&](detail::Clock::time_point until) { detail::futex_wait(state.sequence, sequence, until); }, deadline);
@@ -25,6 +31,7 @@ bool Condition::wait_until_deadline(detail::Clock::time_point deadline) {
 void Condition::notify(int) { notify_all(); }
 
 void Condition::notify_all() {
+  if (detail::tracking_on()) detail::note_releaser(detail::WaitKind::condition, state_->key);
   state_->sequence.fetch_add(1, std::memory_order_seq_cst);
   if (state_->waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(state_->sequence);
 }

@@ -3,10 +3,14 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #include "fork_server.hpp"
 #include "process_child.hpp"
 #include "spawn_program.hpp"
+#include "tandem/diagnostics.hpp"
+#include "tandem/error.hpp"
 #include "tandem/start_method.hpp"
 #include "worker.hpp"
 
@@ -32,6 +36,20 @@ bool spawned_as(const char* variable, int (&fds)[N]) {
   return true;
 }
 
+// TANDEM_DEADLOCK=report|abort turns the pitfall diagnostics on for the whole program.
+void enable_diagnostics_from_environment() {
+  const char* setting = std::getenv("TANDEM_DEADLOCK");
+  if (setting == nullptr || *setting == '\0') return;
+  const std::string_view mode(setting);
+  if (mode == "report") {
+    diagnostics::enable({.mode = diagnostics::Mode::report});
+  } else if (mode == "abort") {
+    diagnostics::enable({.mode = diagnostics::Mode::abort});
+  } else if (mode != "off") {
+    throw Error("tandem::init: TANDEM_DEADLOCK=" + std::string(mode) + " is not one of report, abort, off");
+  }
+}
+
 }  // namespace
 
 void init(int, char**) {
@@ -39,6 +57,8 @@ void init(int, char**) {
     detail::worker_main_from_fds(fds[0], fds[1], fds[2], fds[3]);
   }
   if (int fds[2]; spawned_as(detail::kProcessVariable, fds)) detail::run_process_from_fds(fds[0], fds[1]);
+  // Before the fork server starts, so that it and its children begin inside the same session.
+  enable_diagnostics_from_environment();
   detail::ensure_fork_server();
   init_ran.store(true, std::memory_order_release);
 }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "close_descriptors.hpp"
+#include "diagnostics_session.hpp"
 #include "fork_server.hpp"
 #include "process_child.hpp"
 #include "shared_mapping.hpp"
@@ -204,8 +205,12 @@ void Process::start() {
     }
     state.pid = pid;
   } else {
-    detail::SharedMapping request(state.body.request.size());
-    std::memcpy(request.data(), state.body.request.data(), state.body.request.size());
+    // The child joins this program's diagnostics first, then runs the body.
+    detail::ByteWriter context;
+    detail::encode_diagnostics_context(context);
+    detail::SharedMapping request(context.size() + state.body.request.size());
+    std::memcpy(request.data(), context.data(), context.size());
+    std::memcpy(request.data() + context.size(), state.body.request.data(), state.body.request.size());
     if (state.options.start_method == StartMethod::forkserver) {
       state.server.emplace();
       state.pid = state.server->start_process(request.fd(), write_end.get());
@@ -327,6 +332,7 @@ void run_process_from_fds(int request_fd, int error_fd) {
       request.assign(mapping.data(), mapping.data() + mapping.size());
     }
     ByteReader in(request);
+    adopt_diagnostics_context(in);
     const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
     ByteWriter unused;
     entry(in, unused);

@@ -43,6 +43,7 @@
 #include "descriptor_passing.hpp"
 #include "fork_server.hpp"
 #include "shared_mapping.hpp"
+#include "diagnostics_session.hpp"
 #include "spawn_program.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "worker.hpp"
@@ -524,6 +525,13 @@ void ProcessPoolCore::spawn(Worker& worker) {
   const auto initializer = options_.initializer.bytes();
   config.initializer_size = static_cast<std::uint32_t>(initializer.size());
   std::copy(initializer.begin(), initializer.end(), config.initializer);
+  if (options_.start_method != StartMethod::fork) {
+    ByteWriter context;
+    encode_diagnostics_context(context);
+    if (context.size() > sizeof config.diagnostics) throw Error("ProcessPool: the diagnostics' handle is too large");
+    std::memcpy(config.diagnostics, context.data(), context.size());
+    config.diagnostics_size = static_cast<std::uint32_t>(context.size());
+  }
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     throw Error(errno_text("ProcessPool: socketpair"));

@@ -168,6 +168,7 @@ class InjectionQueue {
   bool empty_seq_cst() const noexcept {
     return ring_size(std::memory_order_seq_cst) == 0 && overflow_.size_seq_cst() == 0;
   }
+  std::size_t size_hint() const noexcept { return ring_size(std::memory_order_relaxed) + overflow_.size_hint(); }
 
  private:
   static constexpr std::size_t kCapacity = 4096;

@@ -1,5 +1,6 @@
 #include "tandem/thread_pool.hpp"
 
+#include "pool_watch.hpp"
 #include "task_queues.hpp"
 
 #include <pthread.h>
@@ -20,6 +21,9 @@ namespace {
 struct WorkerSlot {
   TaskQueue queue;
   std::thread thread;
+  // Written by the slot's worker only, read by the diagnostics' stall watch.
+  std::atomic<std::uint32_t> busy{0};  // tasks it is inside (more than one while it helps)
+  std::atomic<std::uint64_t> completed{0};
 };
 
 }  // namespace
@@ -84,7 +88,7 @@ class Scheduler final : public Helper {
   bool help_one() override {
     Runnable* task = find_task(current_index_);
     if (!task) return false;
-    task->run();
+    run(task);
     return true;
   }
 
@@ -132,6 +136,30 @@ class Scheduler final : public Helper {
     pthread_setname_np(pthread_self(), full.c_str());
   }
 
+  // While the diagnostics are on, a waiter on the task's future is shown whom it waits for.
+  void run(Runnable* task) {
+    WorkerSlot& slot = slots_[current_index_];
+    slot.busy.store(slot.busy.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (tracking_on()) [[unlikely]] {
+      const TrackedTask tracked(future_key(task));
+      task->run();
+    } else {
+      task->run();
+    }
+    slot.busy.store(slot.busy.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    slot.completed.store(slot.completed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  PoolActivity activity() const {
+    PoolActivity now{"ThreadPool", slots_.size(), 0, injection_.size_hint(), 0};
+    for (const WorkerSlot& slot : slots_) {
+      now.busy += slot.busy.load(std::memory_order_relaxed) > 0 ? 1 : 0;
+      now.completed += slot.completed.load(std::memory_order_relaxed);
+      now.queued += slot.queue.size_hint();
+    }
+    return now;
+  }
+
   static void discard_all(TaskQueue& queue) {
     for (Runnable* task : queue.take_all()) task->discard();
   }
@@ -143,7 +171,7 @@ class Scheduler final : public Helper {
     std::minstd_rand random(static_cast<unsigned>(index + 1));
     for (;;) {
       if (Runnable* task = find_task(index, &random)) {
-        task->run();
+        run(task);
         continue;
       }
       if (spin_for_work(index)) continue;
@@ -232,6 +260,8 @@ class Scheduler final : public Helper {
   const bool has_initializer_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> cancelled_{false};
+  // Last, so that it is destroyed first, while what its probe reads still exists.
+  WatchedPool watched_{[this] { return activity(); }};
   std::atomic<bool> stopping_{false};
   std::mutex join_mutex_;
 };

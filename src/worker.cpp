@@ -19,6 +19,7 @@
 
 #include "close_descriptors.hpp"
 #include "descriptor_passing.hpp"
+#include "diagnostics_session.hpp"
 #include "shared_mapping.hpp"
 #include "tandem/error.hpp"
 
@@ -303,6 +304,13 @@ void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd, int channel_f
   } catch (const Error& e) {
     std::fprintf(stderr, "tandem worker: %s\n", e.what());
     ::_exit(4);
+  }
+  try {
+    const WorkerConfig& config = reinterpret_cast<const WorkerShared*>(worker_memory.data())->config;
+    ByteReader in({config.diagnostics, std::min<std::size_t>(config.diagnostics_size, sizeof config.diagnostics)});
+    adopt_diagnostics_context(in);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "tandem worker: the pitfall diagnostics stay off here: %s\n", e.what());
   }
   worker_main(
       worker_context(worker_memory.data(), worker_memory.size(), pool_memory.data(), wake_fd, channel_fd));

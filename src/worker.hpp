@@ -29,6 +29,10 @@ struct WorkerConfig {
   std::uint32_t timed = 0;  // the pool has a task_timeout: record when each task starts
   std::uint32_t initializer_size = 0;
   std::byte initializer[RemoteCall::kMaxBytes];
+  // A worker that does not inherit the pool's memory joins the pitfall diagnostics through this
+  // (diagnostics_session.hpp).
+  std::uint32_t diagnostics_size = 0;
+  std::byte diagnostics[256];
 };
 
 // Shared by the pool's process and one worker, at the start of that worker's mapping; the

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <exception>
 #include <optional>
@@ -59,6 +60,10 @@ class TestAgent {
   void kill() {
     if (process_) process_->kill();
   }
+  // The agent's OS ids: its process, and the thread that runs the callable (a process runs it
+  // on its main thread, whose id is the pid).
+  long pid() const { return process_ ? process_->pid() : static_cast<long>(::getpid()); }
+  long tid() const { return process_ ? process_->pid() : thread_->id(); }
   // The process's exit code after join (0 for a thread).
   int exitcode() const { return process_ ? process_->exitcode().value_or(-999) : 0; }
 

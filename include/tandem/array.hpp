@@ -32,7 +32,7 @@ namespace detail {
 struct ArrayState {
   static constexpr std::uint32_t kTag = 0x41525259;  // "ARRY"
   ArrayState(std::uint64_t count, std::uint64_t element_size)
-      : lock(std::in_place, RobustMutex::Kind::recursive), size(count), element_bytes(element_size) {}
+      : lock(std::in_place, RobustMutex::Kind::recursive, std::string_view()), size(count), element_bytes(element_size) {}
   Tagged<LockState> lock;
   std::uint64_t size;
   std::uint64_t element_bytes;

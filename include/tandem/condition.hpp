@@ -30,6 +30,7 @@ struct ConditionState {
   static constexpr std::uint32_t kTag = 0x434f4e44;  // "COND"
   std::atomic<std::uint32_t> sequence{0};            // bumped by every notify
   std::atomic<std::uint32_t> waiters{0};
+  std::uint64_t key = new_object_key();  // names the condition in the diagnostics
 };
 }  // namespace detail
 

@@ -25,22 +25,49 @@
 // already holds is a tandem::Error, not a deadlock; unlocking one not held, too.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <string>
+#include <string_view>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/futex.hpp"
 #include "tandem/detail/robust_mutex.hpp"
 #include "tandem/detail/shared_state.hpp"
+#include "tandem/detail/tracking.hpp"
 #include "tandem/thread_annotations.hpp"
 
 namespace tandem {
 
 namespace detail {
+// A shared object's name as the diagnostics print it, kept beside its state.
+struct ObjectName {
+  static constexpr std::size_t kCapacity = 47;
+  explicit ObjectName(std::string_view name) {
+    const std::size_t length = std::min(name.size(), kCapacity);
+    std::memcpy(text, name.data(), length);
+    text[length] = '\0';
+  }
+  std::string_view view() const noexcept { return text; }
+  char text[kCapacity + 1];
+};
+
 struct LockState {
   static constexpr std::uint32_t kTag = 0x4c4f434b;  // "LOCK"
-  explicit LockState(RobustMutex::Kind lock_kind) : kind(lock_kind), mutex(lock_kind) {}
+  LockState(RobustMutex::Kind lock_kind, std::string_view lock_name)
+      : kind(lock_kind), mutex(lock_kind), key(new_object_key()), name(lock_name) {}
+  LockLabel label() const noexcept { return {key, name.view()}; }
   RobustMutex::Kind kind;
   RobustMutex mutex;
+  std::uint64_t key;  // names the lock in the diagnostics
+  ObjectName name;
 };
+
+// The acquisitions of a lock while the diagnostics are on: recorded, order-checked, and marked
+// as a wait when they block.
+void tracked_lock(LockState& state);
+bool tracked_try_lock_until(LockState& state, Clock::time_point deadline);
 
 template <RobustMutex::Kind kKind>
 struct LockMaker;
@@ -49,23 +76,44 @@ struct LockMaker;
 template <detail::RobustMutex::Kind kKind>
 class TANDEM_CAPABILITY("mutex") BasicLock {
  public:
-  BasicLock() : state_(detail::SharedState<detail::LockState>::create(0, kKind)) {}
+  BasicLock() : BasicLock(std::string_view()) {}
+  // A lock the diagnostics' reports call by `name` (up to 47 characters are kept).
+  explicit BasicLock(std::string_view name)
+      : state_(detail::SharedState<detail::LockState>::create(0, kKind, name)) {}
 
-  void lock() TANDEM_ACQUIRE() { state_->mutex.lock(); }
+  void lock() TANDEM_ACQUIRE() {
+    if (detail::tracking_on()) [[unlikely]] {
+      detail::tracked_lock(*state_);
+      return;
+    }
+    state_->mutex.lock();
+  }
   // Without waiting; false if another thread holds it.
-  bool try_lock() TANDEM_TRY_ACQUIRE(true) { return state_->mutex.try_lock(); }
+  bool try_lock() TANDEM_TRY_ACQUIRE(true) {
+    const bool locked = state_->mutex.try_lock();
+    if (locked && detail::tracking_on()) [[unlikely]]
+      detail::lock_acquired(state_->label());
+    return locked;
+  }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) TANDEM_TRY_ACQUIRE(true) {
-    return state_->mutex.try_lock_until(std::chrono::steady_clock::now() +
-                                        std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    const auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
+    if (detail::tracking_on()) [[unlikely]]
+      return detail::tracked_try_lock_until(*state_, deadline);
+    return state_->mutex.try_lock_until(deadline);
   }
   template <class Clock, class Duration>
   bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_TRY_ACQUIRE(true) {
     return try_lock_for(deadline - Clock::now());
   }
-  void unlock() TANDEM_RELEASE() { state_->mutex.unlock(); }
+  void unlock() TANDEM_RELEASE() {
+    state_->mutex.unlock();
+    if (detail::tracking_on()) [[unlikely]]
+      detail::lock_released(state_->key);
+  }
   // After OwnerDied, by its holder: the protected state is whole again and the lock usable.
   void mark_consistent() { state_->mutex.mark_consistent(); }
+  std::string name() const { return std::string(state_->name.view()); }
 
  private:
   friend struct detail::Traveller<BasicLock>;

@@ -34,7 +34,7 @@ template <class T, RobustMutex::Kind kKind>
 struct GuardedState {
   static constexpr std::uint32_t kTag = 0x53594e43;  // "SYNC"
   template <class... Args>
-  explicit GuardedState(Args&&... args) : lock(std::in_place, kKind), value(std::forward<Args>(args)...) {}
+  explicit GuardedState(Args&&... args) : lock(std::in_place, kKind, std::string_view()), value(std::forward<Args>(args)...) {}
   Tagged<LockState> lock;
   std::uint64_t value_size = sizeof(T);  // checked when a handle arrives
   T value;

@@ -22,6 +22,7 @@
 #include "tandem/detail/process_identity.hpp"
 #include "tandem/detail/robust_mutex.hpp"
 #include "tandem/detail/shared_state.hpp"
+#include "tandem/detail/tracking.hpp"
 
 namespace tandem::detail {
 
@@ -67,6 +68,7 @@ struct QueueState {
   alignas(64) std::atomic<std::uint64_t> items{0};  // counted only when maxsize > 0
   std::atomic<std::uint32_t> closed{0};
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
+  const std::uint64_t key = new_object_key();  // names the queue in the diagnostics
 
   // The processes that used the queue, by the small index (1..kProcessSlots; 0: unknown) they
   // write beside the slots they hold, so that a waiter can tell a dead holder from a slow one.

@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "tandem/detail/tracking.hpp"
 #include "tandem/detail/wait.hpp"
 
 namespace tandem::detail {
@@ -104,6 +105,11 @@ class StateBase : public Runnable {
 
   // Virtual so that a state whose result must be fetched (a process pool's) can help fetch it.
   virtual bool wait_until(Clock::time_point deadline) const {
+    if (tracking_on() && !ready()) [[unlikely]] {
+      const TrackedWait tracked(WaitKind::future, future_key(static_cast<const Runnable*>(this)), {},
+                                deadline != Clock::time_point::max());
+      return block_until([this] { return ready(); }, [this](Clock::time_point d) { sleep_until(d); }, deadline);
+    }
     return block_until([this] { return ready(); }, [this](Clock::time_point d) { sleep_until(d); }, deadline);
   }
 
