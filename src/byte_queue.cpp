@@ -61,12 +61,12 @@ constexpr std::size_t total_bytes(std::uint64_t slots) {
 }
 
 // Waits until `ready()`, registered as a sleeper on `event` from the first nap to the end (see
-// EventCount for why the first nap is short), and as a `kind` wait on the queue `key` for the
-// diagnostics. Naps last at most kLivenessCheckEvery; after each that no wake-up ended,
+// EventCount for why the first nap is short), and as a `kind` wait on the queue `key` (called
+// `name`) for the diagnostics. Naps last at most kLivenessCheckEvery; after each that no wake-up ended,
 // `stalled()` looks for dead holders.
 template <class Ready, class Stalled>
-bool wait_on(EventCount& event, WaitKind kind, std::uint64_t key, Ready& ready, Clock::time_point deadline,
-             Stalled&& stalled) {
+bool wait_on(EventCount& event, WaitKind kind, std::uint64_t key, std::string_view name, Ready& ready,
+             Clock::time_point deadline, Stalled&& stalled) {
   struct Registration {
     EventCount& event;
     bool active = false;
@@ -80,7 +80,7 @@ bool wait_on(EventCount& event, WaitKind kind, std::uint64_t key, Ready& ready, 
     if (!registration.active) {
       event.sleepers.fetch_add(1, std::memory_order_seq_cst);
       registration.active = true;
-      if (tracking_on()) registration.tracked.emplace(kind, key, std::string_view(), deadline != Clock::time_point::max());
+      if (tracking_on()) registration.tracked.emplace(kind, key, name, deadline != Clock::time_point::max());
     }
     const std::uint32_t epoch = event.epoch.load(std::memory_order_seq_cst);
     if (ready()) return;
@@ -94,12 +94,12 @@ bool wait_on(EventCount& event, WaitKind kind, std::uint64_t key, Ready& ready, 
 
 }  // namespace
 
-ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable) {
+ByteQueue ByteQueue::create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable, std::string_view name) {
   if (capacity_bytes == 0) throw Error("Queue: the capacity must be at least one byte");
   if (capacity_bytes > kMaxCapacity) throw Error("Queue: a capacity above 16 GiB is not supported");
   const std::uint64_t slots =
       std::bit_ceil(std::max(kMinSlots, (capacity_bytes + QueueState::kSlotBytes - 1) / QueueState::kSlotBytes));
-  auto state = SharedState<QueueState>::create(total_bytes(slots), slots, maxsize, joinable);
+  auto state = SharedState<QueueState>::create(total_bytes(slots), slots, maxsize, joinable, name);
   auto* meta = reinterpret_cast<SlotMeta*>(state.memory().data() + meta_offset());
   for (std::uint64_t i = 0; i < slots; ++i) new (&meta[i]) SlotMeta{{static_cast<std::uint32_t>(i)}, {0}, {}};
   return ByteQueue(std::move(state));
@@ -175,7 +175,7 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     claimed = try_claim(slots, position) == Claim::claimed;
     return claimed;
   };
-  if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, ready, deadline,
+  if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, state_->name.view(), ready, deadline,
                [this] { free_slots_of_dead_consumers(); })) {
     return false;
   }
@@ -260,7 +260,7 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     }
     return taken;
   };
-  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, ready, deadline,
+  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, state_->name.view(), ready, deadline,
                [this] { free_slots_of_dead_producer(); })) {
     return false;
   }

@@ -187,7 +187,9 @@ void insert_edge(DiagnosticsTable& table, std::uint64_t from, std::uint64_t to, 
     if (edge.state.load(std::memory_order_relaxed) != kFree) continue;
     edge.from = from;
     edge.to = to;
-    const std::size_t length = std::min(site.size(), kSiteBytes - 1);
+    // Whole lines only, so that what follows in a report starts on its own line.
+    std::size_t length = site.size();
+    if (length > kSiteBytes - 1) length = site.rfind('\n', kSiteBytes - 2) + 1;
     std::memcpy(edge.site, site.data(), length);
     edge.site[length] = '\0';
     edge.state.store(kReady, std::memory_order_release);
@@ -251,7 +253,7 @@ std::string lock_order_report(const DiagnosticsTable& table, LockLabel held, Loc
 void record_new_order(AgentRecord& record, LockLabel held, LockLabel taken) {
   DiagnosticsTable& table = *record.table;
   // Captured outside the graph's lock: symbolizing takes milliseconds the first time.
-  const std::string site = "by " + this_agent_description() + ", at:\n" + stack_trace(3, 12, "      #  ");
+  const std::string site = "by " + this_agent_description() + ", at:\n" + stack_trace(3, 8, "      ");
   std::string report;
   {
     BookkeepingGuard guard(table.graph_mutex);

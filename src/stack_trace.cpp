@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 namespace tandem::detail {
 namespace {
@@ -29,8 +30,34 @@ std::string demangled(const char* name) {
 struct Collector {
   const char* indent;
   int left;
+  int shown = 0;
   std::string text;
 };
+
+// Spelled as users write them: the frames of lock calls name tandem's lock types in full.
+void shorten_type_names(std::string& name) {
+  static constexpr std::pair<std::string_view, std::string_view> kSpellings[] = {
+      {"tandem::BasicLock<(tandem::detail::RobustMutex::Kind)0>", "tandem::Lock"},
+      {"tandem::BasicLock<(tandem::detail::RobustMutex::Kind)1>", "tandem::RLock"},
+  };
+  for (const auto& [full, usual] : kSpellings) {
+    for (std::size_t at; (at = name.find(full)) != std::string::npos;) name.replace(at, full.size(), usual);
+  }
+}
+
+// Frames that are not the program's own code: tandem's and the standard library's (the lock
+// call itself, std::invoke and its kin), thread start-up, addresses nothing names.
+bool is_plumbing(std::string_view name, const char* file) {
+  if (file != nullptr) {
+    const std::string_view path(file);
+    if (path.find("include/tandem/") != std::string_view::npos || path.find("/include/c++/") != std::string_view::npos) {
+      return true;
+    }
+  }
+  return name.starts_with("0x") || name.starts_with("std::") || name.starts_with("__") ||
+         name.starts_with("tandem::detail::") || name == "start_thread" || name.starts_with("clone") ||
+         name == "_start";
+}
 
 void on_symbol(void* data, std::uintptr_t, const char* symbol, std::uintptr_t, std::uintptr_t) {
   auto& function = *static_cast<std::string*>(data);
@@ -45,14 +72,14 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
   } else {
     backtrace_syminfo(symbolizer(), pc, on_symbol, ignore_error, &name);
   }
-  if (name.empty()) {
-    char address[32];
-    std::snprintf(address, sizeof address, "0x%zx", static_cast<std::size_t>(pc));
-    name = address;
-  }
+  if (name.empty() || is_plumbing(name, file)) return 0;
+  shorten_type_names(name);
   // Function names of templates run long: the site is what a reader needs.
-  if (name.size() > 160) name = name.substr(0, 157) + "...";
+  if (name.size() > 200) name = name.substr(0, 197) + "...";
   collector.text += collector.indent;
+  collector.text += '#';
+  collector.text += std::to_string(collector.shown++);
+  collector.text += ' ';
   collector.text += name;
   if (file != nullptr) {
     collector.text += " at ";
@@ -70,7 +97,7 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
 std::string stack_trace(int skip, int max_frames, const char* indent) {
   backtrace_state* state = symbolizer();
   if (state == nullptr) return std::string(indent) + "(no stack: the binary could not be read)\n";
-  Collector collector{indent, max_frames, {}};
+  Collector collector{indent, max_frames, 0, {}};
   backtrace_full(state, skip + 1, on_frame, ignore_error, &collector);
   if (collector.text.empty()) collector.text = std::string(indent) + "(no stack)\n";
   return collector.text;

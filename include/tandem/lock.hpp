@@ -25,9 +25,7 @@
 // already holds is a tandem::Error, not a deadlock; unlocking one not held, too.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -41,18 +39,6 @@
 namespace tandem {
 
 namespace detail {
-// A shared object's name as the diagnostics print it, kept beside its state.
-struct ObjectName {
-  static constexpr std::size_t kCapacity = 47;
-  explicit ObjectName(std::string_view name) {
-    const std::size_t length = std::min(name.size(), kCapacity);
-    std::memcpy(text, name.data(), length);
-    text[length] = '\0';
-  }
-  std::string_view view() const noexcept { return text; }
-  char text[kCapacity + 1];
-};
-
 struct LockState {
   static constexpr std::uint32_t kTag = 0x4c4f434b;  // "LOCK"
   LockState(RobustMutex::Kind lock_kind, std::string_view lock_name)

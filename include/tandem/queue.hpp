@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
 #include <span>
 #include <type_traits>
 
@@ -40,6 +41,7 @@ namespace tandem {
 struct QueueOptions {
   std::size_t maxsize = 0;                      // at most this many items; 0: as many as fit
   std::size_t capacity_bytes = std::size_t{1} << 20;  // room for encoded items
+  std::string name = {};  // what the pitfall diagnostics call it (up to 47 characters are kept)
 };
 
 namespace detail {
@@ -68,7 +70,7 @@ class Queue {
 
  public:
   Queue() : Queue(QueueOptions{}) {}
-  explicit Queue(QueueOptions options) : queue_(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, false)) {}
+  explicit Queue(QueueOptions options) : queue_(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, false, options.name)) {}
 
   // Blocks while the queue is full.
   void put(const T& item) { put_until(item, detail::Clock::time_point::max()); }
@@ -136,7 +138,7 @@ class JoinableQueue : public Queue<T> {
  public:
   JoinableQueue() : JoinableQueue(QueueOptions{}) {}
   explicit JoinableQueue(QueueOptions options)
-      : Queue<T>(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, true)) {}
+      : Queue<T>(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, true, options.name)) {}
 
   // One item taken by get is handled. tandem::Error if called more often than items were put.
   void task_done() { this->queue_.task_done(); }

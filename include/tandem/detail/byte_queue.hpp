@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "tandem/detail/codec.hpp"
 #include "tandem/detail/futex.hpp"
@@ -55,8 +56,8 @@ struct QueueState {
   static constexpr std::uint32_t kTag = 0x51554555;  // "QUEU"
   static constexpr std::size_t kSlotBytes = 64;
 
-  QueueState(std::uint64_t slots, std::uint64_t max_items, bool is_joinable)
-      : slot_count(slots), maxsize(max_items), joinable(is_joinable) {}
+  QueueState(std::uint64_t slots, std::uint64_t max_items, bool is_joinable, std::string_view queue_name)
+      : slot_count(slots), maxsize(max_items), joinable(is_joinable), name(queue_name) {}
 
   const std::uint64_t slot_count;  // a power of two
   const std::uint64_t maxsize;     // 0: as many items as fit
@@ -69,6 +70,7 @@ struct QueueState {
   std::atomic<std::uint32_t> closed{0};
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
   const std::uint64_t key = new_object_key();  // names the queue in the diagnostics
+  const ObjectName name;
 
   // The processes that used the queue, by the small index (1..kProcessSlots; 0: unknown) they
   // write beside the slots they hold, so that a waiter can tell a dead holder from a slow one.
@@ -94,7 +96,7 @@ static_assert(sizeof(SlotMeta) == 16);
 class ByteQueue {
  public:
   // A queue holding up to `capacity_bytes` of items (rounded up to a power of two of slots).
-  static ByteQueue create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable);
+  static ByteQueue create(std::size_t capacity_bytes, std::size_t maxsize, bool joinable, std::string_view name);
   static ByteQueue decode(ByteReader& in);
   void encode(ByteWriter& out) const { state_.encode(out); }
 

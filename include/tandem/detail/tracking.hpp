@@ -3,8 +3,11 @@
 // and what it waits for. Off, every hook is behind one relaxed load of `tracking_on`.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 
@@ -13,6 +16,19 @@ namespace tandem::detail {
 // Set by diagnostics::enable, cleared by diagnostics::disable: the only switch the hot paths read.
 extern std::atomic<bool> tracking_on_flag;
 inline bool tracking_on() noexcept { return tracking_on_flag.load(std::memory_order_relaxed); }
+
+// A shared object's name as the diagnostics print it, kept beside its state (up to 47
+// characters are kept).
+struct ObjectName {
+  static constexpr std::size_t kCapacity = 47;
+  explicit ObjectName(std::string_view name) {
+    const std::size_t length = std::min(name.size(), kCapacity);
+    std::memcpy(text, name.data(), length);
+    text[length] = '\0';
+  }
+  std::string_view view() const noexcept { return text; }
+  char text[kCapacity + 1];
+};
 
 // A key that names one shared object program-wide (all processes), for the diagnostics' tables.
 std::uint64_t new_object_key() noexcept;
