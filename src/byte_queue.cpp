@@ -195,10 +195,11 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
   }
   if (joinable_) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
   store_owner(writer, 0);
-  first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
-  state_->items_ready.notify_all();
+  // Noted before the item is visible: a getter whose wait began after the note must see the item.
   if (tracking_on()) [[unlikely]]
     note_releaser(WaitKind::queue_get, state_->key);
+  first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
+  state_->items_ready.notify_all();
   return true;
 }
 
@@ -264,6 +265,7 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
                [this] { free_slots_of_dead_producer(); })) {
     return false;
   }
+  // Noted before the item's slots are freed (see put).
   if (tracking_on()) [[unlikely]]
     note_releaser(WaitKind::queue_put, state_->key);
 

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "diagnostics_internal.hpp"
@@ -37,20 +38,29 @@ namespace {
 struct Session {
   std::mutex mutex;
   std::optional<SharedMemory> memory;
-  // Tables of earlier sessions stay mapped: a hook that read the switch just before it turned
-  // off may still write to them.
+  // Tables received from other processes stay mapped once replaced: a hook that read the switch
+  // just before it turned off may still write to them. (A table this process created is reused.)
   std::vector<SharedMemory> retired;
+  std::optional<SharedMemory> own_table;
   std::atomic<DiagnosticsTable*> table{nullptr};
   // Changes whenever the table does; a thread's record of an older one is discarded.
   std::atomic<std::uint64_t> generation{1};
   pid_t creator = 0;
+  pid_t creator_of_own_table = 0;
   std::unique_ptr<Watchdog> watchdog;
   pid_t watchdog_owner = 0;
 };
 
+// Never destroyed: threads and static objects that outlive main() may still lock, unlock or wait,
+// and their hooks must find the table mapped. The watchdog is stopped at exit (stop_at_exit).
 Session& session() {
-  static Session instance;
-  return instance;
+  alignas(Session) static unsigned char storage[sizeof(Session)];
+  static Session* const instance = new (storage) Session();
+  return *instance;
+}
+
+bool is_own_table(const Session& s, const SharedMemory& memory) {
+  return s.own_table && s.own_table->data() == memory.data();
 }
 
 DiagnosticsTable& current_table() { return *session().table.load(std::memory_order_acquire); }
@@ -64,7 +74,12 @@ struct AgentRecord {
   std::array<LockLabel, kTrackedHeldLocks> held{};
   std::array<std::uint64_t, 16> named{};  // keys whose names this thread has recorded
   std::uint32_t named_next = 0;
-  std::array<std::pair<std::uint64_t, std::uint32_t>, 16> noted{};  // (key, kind) noted as releaser
+  struct Noted {
+    std::uint64_t key = 0;
+    std::uint32_t kind = 0;
+    ReleaseStamp* stamp = nullptr;
+  };
+  std::array<Noted, 16> noted{};  // objects this thread has released waiters of, recently
   std::uint32_t noted_next = 0;
 
   ~AgentRecord() { leave(); }
@@ -82,9 +97,29 @@ struct AgentRecord {
 
 thread_local AgentRecord this_agent;
 
-// A forked child's thread is another agent than the parent's, holding none of its locks; the
-// slot it would inherit is the parent thread's.
-void forget_agent_in_forked_child() { this_agent = AgentRecord{}; }
+// A forked child's thread is another agent than the parent's, holding none of its locks (the
+// slot it would inherit is the parent thread's); the parent's watchdog thread is not there to
+// stop, and a mutex some other parent thread held would stay locked for good.
+void start_afresh_in_forked_child() {
+  this_agent = AgentRecord{};
+  Session& s = session();
+  new (&s.mutex) std::mutex();
+  static_cast<void>(s.watchdog.release());
+  s.watchdog_owner = 0;
+}
+
+void register_fork_handler() {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, start_afresh_in_forked_child) == 0;
+  if (!registered) throw Error("diagnostics: pthread_atfork failed");
+}
+
+// At exit the watchdog stops before the statics it reads are destroyed; hooks that run later
+// find the switch off.
+void stop_at_exit() {
+  Session& s = session();
+  tracking_on_flag.store(false, std::memory_order_release);
+  if (s.watchdog_owner == ::getpid()) s.watchdog.reset();
+}
 
 void claim_slot(AgentRecord& record) {
   DiagnosticsTable& table = *record.table;
@@ -93,10 +128,16 @@ void claim_slot(AgentRecord& record) {
   for (AgentSlot& slot : table.agents) {
     std::uint32_t expected = kFree;
     if (!slot.state.compare_exchange_strong(expected, kClaimed, std::memory_order_acquire)) continue;
+    slot.version.fetch_add(1, std::memory_order_relaxed);
     slot.occupant.store(id, std::memory_order_relaxed);
     slot.start_time.store(self.start_time, std::memory_order_relaxed);
-    std::memset(slot.name, 0, sizeof slot.name);
-    ::pthread_getname_np(::pthread_self(), slot.name, sizeof slot.name);
+    char name[16] = {};
+    ::pthread_getname_np(::pthread_self(), name, sizeof name);
+    for (std::size_t word = 0; word < 2; ++word) {
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, name + word * 8, 8);
+      slot.name_words[word].store(bits, std::memory_order_relaxed);
+    }
     slot.held_count.store(0, std::memory_order_relaxed);
     slot.wait_kind.store(0, std::memory_order_relaxed);
     slot.running_task.store(0, std::memory_order_relaxed);
@@ -195,6 +236,7 @@ void insert_edge(DiagnosticsTable& table, std::uint64_t from, std::uint64_t to, 
     edge.state.store(kReady, std::memory_order_release);
     return;
   }
+  table.edges_full.store(1, std::memory_order_relaxed);
 }
 
 // The edges of a path source -> ... -> target (breadth first, so the shortest), empty if none.
@@ -293,6 +335,23 @@ void record_releaser(DiagnosticsTable& table, WaitKind kind, std::uint64_t key, 
   table.releasers_overflowed.store(1, std::memory_order_relaxed);
 }
 
+// The stamp of (kind, key), made if there is none yet; nullptr when the table is full.
+ReleaseStamp* release_stamp(DiagnosticsTable& table, std::uint32_t kind, std::uint64_t key) {
+  for (std::size_t probe = 0, home = release_stamp_home(kind, key); probe < kTrackedReleaseStamps; ++probe) {
+    ReleaseStamp& stamp = table.release_stamps[(home + probe) % kTrackedReleaseStamps];
+    std::uint32_t state = stamp.state.load(std::memory_order_acquire);
+    if (state == kFree && stamp.state.compare_exchange_strong(state, kClaimed, std::memory_order_acquire)) {
+      stamp.kind = kind;
+      stamp.key = key;
+      stamp.state.store(kReady, std::memory_order_release);
+      return &stamp;
+    }
+    while (state == kClaimed) state = stamp.state.load(std::memory_order_acquire);
+    if (state == kReady && stamp.kind == kind && stamp.key == key) return &stamp;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 // ---- hooks -----------------------------------------------------------------------------------
@@ -311,13 +370,17 @@ std::uint64_t future_key(const void* state) noexcept {
                   mix_bits(reinterpret_cast<std::uintptr_t>(state)));
 }
 
+// Re-taking an RLock one holds adds no order: it cannot block. Once the graph is full, new
+// orders are not recorded (nor their stacks captured, at every acquisition).
 void check_lock_order(LockLabel lock) {
   if (!tracking_on()) return;
   AgentRecord& record = agent();
-  for (std::uint32_t i = 0; i < record.held_count; ++i) {
-    const LockLabel held = record.held[i];
-    if (held.key == lock.key || find_edge(*record.table, held.key, lock.key) != nullptr) continue;
-    record_new_order(record, held, lock);
+  const auto held = std::span(record.held).first(record.held_count);
+  if (std::any_of(held.begin(), held.end(), [&](const LockLabel& h) { return h.key == lock.key; })) return;
+  for (const LockLabel& before : held) {
+    if (find_edge(*record.table, before.key, lock.key) != nullptr) continue;
+    if (record.table->edges_full.load(std::memory_order_relaxed) != 0) return;
+    record_new_order(record, before, lock);
   }
 }
 
@@ -343,24 +406,63 @@ void lock_released(std::uint64_t key) {
   }
 }
 
+namespace {
+
+WaitRecord read_wait(const AgentSlot& slot) {
+  return {slot.wait_kind.load(std::memory_order_relaxed), slot.wait_timed.load(std::memory_order_relaxed),
+          slot.wait_key.load(std::memory_order_relaxed), slot.wait_since_ns.load(std::memory_order_relaxed)};
+}
+
+// A new wait (new serial), published by its kind.
+void write_wait(AgentSlot& slot, const WaitRecord& wait) {
+  slot.wait_kind.store(0, std::memory_order_relaxed);
+  slot.wait_key.store(wait.key, std::memory_order_relaxed);
+  slot.wait_timed.store(wait.timed, std::memory_order_relaxed);
+  slot.wait_since_ns.store(wait.since_ns, std::memory_order_relaxed);
+  slot.wait_serial.fetch_add(1, std::memory_order_relaxed);
+  slot.wait_kind.store(wait.kind, std::memory_order_release);
+}
+
+// The slot of the calling thread in the current session, if it has one.
+AgentSlot* own_slot() {
+  AgentRecord& record = this_agent;
+  if (record.generation != session().generation.load(std::memory_order_acquire)) return nullptr;
+  return record.slot;
+}
+
+}  // namespace
+
 TrackedWait::TrackedWait(WaitKind kind, std::uint64_t key, std::string_view name, bool timed) {
   if (!tracking_on()) return;
   AgentRecord& record = agent();
   if (record.slot == nullptr) return;
   remember_name(record, key, name);
-  AgentSlot& slot = *record.slot;
-  slot.wait_key.store(key, std::memory_order_relaxed);
-  slot.wait_timed.store(timed ? 1 : 0, std::memory_order_relaxed);
-  slot.wait_since_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  slot.wait_serial.fetch_add(1, std::memory_order_relaxed);
-  slot.wait_kind.store(static_cast<std::uint32_t>(kind), std::memory_order_release);
+  outer_ = read_wait(*record.slot);
+  write_wait(*record.slot, {static_cast<std::uint32_t>(kind), timed ? 1u : 0u, key,
+                            Clock::now().time_since_epoch().count()});
   active_ = true;
 }
 
 TrackedWait::~TrackedWait() {
   if (!active_) return;
-  AgentRecord& record = this_agent;
-  if (record.slot != nullptr) record.slot->wait_kind.store(0, std::memory_order_release);
+  AgentSlot* slot = own_slot();
+  if (slot == nullptr) return;
+  if (outer_.kind != 0) {
+    write_wait(*slot, outer_);
+  } else {
+    slot->wait_kind.store(0, std::memory_order_release);
+  }
+}
+
+void WaitSuspension::suspend() {
+  AgentSlot* slot = own_slot();
+  if (slot == nullptr) return;
+  suspended_ = read_wait(*slot);
+  slot->wait_kind.store(0, std::memory_order_release);
+}
+
+void WaitSuspension::resume() {
+  if (AgentSlot* slot = own_slot()) write_wait(*slot, suspended_);
 }
 
 TrackedTask::TrackedTask(std::uint64_t key) {
@@ -377,13 +479,20 @@ TrackedTask::~TrackedTask() {
   if (record.slot != nullptr) record.slot->running_task.store(previous_, std::memory_order_release);
 }
 
+// Every release is stamped with its time (a waiter that began before it may just not have run
+// yet); who released is recorded once per thread and object.
 void note_releaser(WaitKind kind, std::uint64_t key) {
   if (!tracking_on()) return;
   AgentRecord& record = agent();
-  const std::pair<std::uint64_t, std::uint32_t> entry{key, static_cast<std::uint32_t>(kind)};
-  if (std::find(record.noted.begin(), record.noted.end(), entry) != record.noted.end()) return;
-  record_releaser(*record.table, kind, key, agent_id(::getpid(), static_cast<std::int32_t>(::gettid())));
-  record.noted[record.noted_next++ % record.noted.size()] = entry;
+  const auto kind_number = static_cast<std::uint32_t>(kind);
+  auto known = std::find_if(record.noted.begin(), record.noted.end(),
+                            [&](const AgentRecord::Noted& n) { return n.key == key && n.kind == kind_number; });
+  if (known == record.noted.end()) {
+    record_releaser(*record.table, kind, key, agent_id(::getpid(), static_cast<std::int32_t>(::gettid())));
+    known = record.noted.begin() + record.noted_next++ % record.noted.size();
+    *known = {key, kind_number, release_stamp(*record.table, kind_number, key)};
+  }
+  if (known->stamp != nullptr) known->stamp->last_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
 }
 
 // ---- shared with the watchdog ----------------------------------------------------------------
@@ -455,10 +564,12 @@ void encode_diagnostics_context(ByteWriter& out) {
 
 void adopt_diagnostics_context(ByteReader& in) {
   const bool on = in.read_raw<std::uint8_t>() != 0;
+  register_fork_handler();
   Session& s = session();
   std::lock_guard guard(s.mutex);
   tracking_on_flag.store(false, std::memory_order_relaxed);
-  if (s.memory) s.retired.push_back(*std::exchange(s.memory, std::nullopt));
+  if (s.memory && !is_own_table(s, *s.memory)) s.retired.push_back(*s.memory);
+  s.memory.reset();
   if (!on) return;
   s.memory = Traveller<SharedMemory>::decode(in);
   s.creator = 0;
@@ -491,16 +602,22 @@ void enable(const Options& options) {
       options.stall_threshold.count() <= 0) {
     throw Error("diagnostics::enable: watchdog_period, starvation_threshold and stall_threshold must be positive");
   }
-  static const bool forget_in_children = ::pthread_atfork(nullptr, nullptr, forget_agent_in_forked_child) == 0;
-  if (!forget_in_children) throw Error("diagnostics::enable: pthread_atfork failed");
+  register_fork_handler();
+  static const bool stops_at_exit = std::atexit(stop_at_exit) == 0;
+  if (!stops_at_exit) throw Error("diagnostics::enable: atexit failed");
 
   Session& s = session();
   std::lock_guard guard(s.mutex);
   // A table this process did not create (inherited or received) belongs to the program that
   // started it: enabling here starts this process's own.
   if (!tracking_on() || s.creator != ::getpid()) {
-    if (s.memory) s.retired.push_back(*std::exchange(s.memory, std::nullopt));
-    s.memory.emplace(sizeof(DiagnosticsTable));
+    if (s.memory && !is_own_table(s, *s.memory)) s.retired.push_back(*s.memory);
+    // A forked child's copy of its parent's own table is the parent's: it makes its own.
+    if (!s.own_table || s.creator_of_own_table != ::getpid()) {
+      s.own_table.emplace(sizeof(DiagnosticsTable));
+      s.creator_of_own_table = ::getpid();
+    }
+    s.memory = s.own_table;
     s.creator = ::getpid();
     s.table.store(new (s.memory->data()) DiagnosticsTable(), std::memory_order_release);
     s.generation.fetch_add(1, std::memory_order_acq_rel);
@@ -510,7 +627,7 @@ void enable(const Options& options) {
   table.print.store(options.print ? 1 : 0, std::memory_order_relaxed);
   table.starvation_threshold_ns.store(std::chrono::nanoseconds(options.starvation_threshold).count(),
                                       std::memory_order_relaxed);
-  if (s.watchdog_owner == ::getpid()) s.watchdog.reset();
+  s.watchdog.reset();
   s.watchdog = std::make_unique<Watchdog>(table, options);
   s.watchdog_owner = ::getpid();
   tracking_on_flag.store(true, std::memory_order_release);
@@ -521,14 +638,10 @@ void disable() {
   Session& s = session();
   std::lock_guard guard(s.mutex);
   tracking_on_flag.store(false, std::memory_order_release);
-  if (s.watchdog_owner == ::getpid()) {
-    s.watchdog.reset();
-  } else {
-    // A forked child's copy of its parent's watchdog has no thread behind it.
-    static_cast<void>(s.watchdog.release());
-  }
+  s.watchdog.reset();
   s.watchdog_owner = 0;
-  if (s.memory) s.retired.push_back(*std::exchange(s.memory, std::nullopt));
+  if (s.memory && !is_own_table(s, *s.memory)) s.retired.push_back(*s.memory);
+  s.memory.reset();
   s.generation.fetch_add(1, std::memory_order_acq_rel);
 }
 

@@ -17,6 +17,7 @@ inline constexpr std::size_t kTrackedHeldLocks = 16;
 inline constexpr std::size_t kTrackedNames = 1024;
 inline constexpr std::size_t kTrackedEdges = 512;
 inline constexpr std::size_t kTrackedReleasers = 4096;
+inline constexpr std::size_t kTrackedReleaseStamps = 1024;
 inline constexpr std::size_t kKeptReports = 64;
 inline constexpr std::size_t kNameBytes = 48;
 inline constexpr std::size_t kSiteBytes = 1024;
@@ -26,12 +27,15 @@ inline constexpr std::size_t kReportBytes = 4096;
 enum EntryState : std::uint32_t { kFree = 0, kClaimed = 1, kReady = 2 };
 
 // One thread that used a tracked object, from its first use to its end. `occupant` is
-// agent_id(pid, tid); it and `name` are written while kClaimed and fixed once kReady.
+// agent_id(pid, tid); it and `name_words` are written while kClaimed and fixed once kReady.
+// `version` changes with each new occupant, so a reader can tell that a slot changed hands
+// while it read.
 struct AgentSlot {
   std::atomic<std::uint32_t> state{kFree};
+  std::atomic<std::uint32_t> version{0};
   std::atomic<std::uint64_t> occupant{0};
   std::atomic<std::uint64_t> start_time{0};  // of the process, to tell a reused pid
-  char name[16] = {};
+  std::atomic<std::uint64_t> name_words[2] = {};  // the thread's name, up to 15 bytes
   std::atomic<std::uint32_t> held_count{0};
   std::atomic<std::uint64_t> held[kTrackedHeldLocks] = {};
   // The current wait; `wait_serial` grows with each, so the watchdog tells one wait from the next.
@@ -65,6 +69,15 @@ struct ReleaserEntry {
   std::uint64_t agent = 0;
 };
 
+// When waiters of `kind` on `key` were last released (a put, a get, a notify): a waiter whose
+// wait began before that may just not have run yet.
+struct ReleaseStamp {
+  std::atomic<std::uint32_t> state{kFree};
+  std::uint32_t kind = 0;
+  std::uint64_t key = 0;
+  std::atomic<std::int64_t> last_ns{0};
+};
+
 struct StoredReport {
   std::uint32_t finding = 0;
   std::int32_t pid = 0;
@@ -80,6 +93,7 @@ struct DiagnosticsTable {
   std::atomic<std::uint32_t> print{1};
   std::atomic<std::int64_t> starvation_threshold_ns{0};
   std::atomic<std::uint32_t> releasers_overflowed{0};
+  std::atomic<std::uint32_t> edges_full{0};  // new orders are no longer recorded
 
   RobustMutex graph_mutex;  // serializes edge insertion, so two inversions cannot both slip by
   RobustMutex report_mutex;
@@ -89,6 +103,7 @@ struct DiagnosticsTable {
   NameEntry names[kTrackedNames];
   OrderEdge edges[kTrackedEdges];
   ReleaserEntry releasers[kTrackedReleasers];
+  ReleaseStamp release_stamps[kTrackedReleaseStamps];
   StoredReport reports[kKeptReports];
 };
 
@@ -98,6 +113,10 @@ inline std::uint64_t mix_bits(std::uint64_t x) noexcept {
   x ^= x >> 27;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 31);
+}
+
+inline std::size_t release_stamp_home(std::uint32_t kind, std::uint64_t key) noexcept {
+  return mix_bits(key ^ (static_cast<std::uint64_t>(kind) << 56)) % kTrackedReleaseStamps;
 }
 
 inline std::uint64_t agent_id(std::int32_t pid, std::int32_t tid) noexcept {

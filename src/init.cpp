@@ -57,9 +57,10 @@ void init(int, char**) {
     detail::worker_main_from_fds(fds[0], fds[1], fds[2], fds[3]);
   }
   if (int fds[2]; spawned_as(detail::kProcessVariable, fds)) detail::run_process_from_fds(fds[0], fds[1]);
-  // Before the fork server starts, so that it and its children begin inside the same session.
-  enable_diagnostics_from_environment();
   detail::ensure_fork_server();
+  // After the fork server, which starts while the program has one thread (the diagnostics start
+  // a watchdog thread); its children join the session when they start.
+  enable_diagnostics_from_environment();
   init_ran.store(true, std::memory_order_release);
 }
 

@@ -54,8 +54,19 @@ void reclaim(AgentSlot& slot) {
   slot.state.store(kFree, std::memory_order_release);
 }
 
+std::string thread_name(const AgentSlot& slot) {
+  char name[17] = {};
+  for (std::size_t word = 0; word < 2; ++word) {
+    const std::uint64_t bits = slot.name_words[word].load(std::memory_order_relaxed);
+    std::memcpy(name + word * 8, &bits, 8);
+  }
+  return name;
+}
+
 // Agent ids that have released waiters of (kind, key) before.
 using Releasers = std::map<std::pair<std::uint32_t, std::uint64_t>, std::vector<std::uint64_t>>;
+// When waiters of (kind, key) were last released.
+using ReleaseTimes = std::map<std::pair<std::uint32_t, std::uint64_t>, std::int64_t>;
 
 }  // namespace
 
@@ -78,7 +89,8 @@ struct Watchdog::Observer {
     std::map<std::int32_t, bool> process_alive;
     for (AgentSlot& slot : table.agents) {
       if (slot.state.load(std::memory_order_acquire) != kReady) continue;
-      Sighting s{&slot, slot.occupant.load(std::memory_order_relaxed), std::string(slot.name, ::strnlen(slot.name, sizeof slot.name)), {}, {}, 0, false, 0, 0};
+      const std::uint32_t version = slot.version.load(std::memory_order_acquire);
+      Sighting s{&slot, slot.occupant.load(std::memory_order_relaxed), thread_name(slot), {}, {}, 0, false, 0, 0, 0};
       const std::int32_t pid = agent_pid(s.id);
       auto [at, fresh] = process_alive.try_emplace(pid, true);
       if (fresh && pid != ::getpid()) {
@@ -99,9 +111,20 @@ struct Watchdog::Observer {
         s.since_ns = slot.wait_since_ns.load(std::memory_order_relaxed);
         s.serial = slot.wait_serial.load(std::memory_order_relaxed);
       }
+      // A slot that changed hands while it was read mixes two agents: left for the next look.
+      if (slot.version.load(std::memory_order_acquire) != version) continue;
       seen.push_back(std::move(s));
     }
     return seen;
+  }
+
+  ReleaseTimes look_at_release_times() const {
+    ReleaseTimes times;
+    for (const ReleaseStamp& stamp : table.release_stamps) {
+      if (stamp.state.load(std::memory_order_acquire) != kReady) continue;
+      times[{stamp.kind, stamp.key}] = stamp.last_ns.load(std::memory_order_acquire);
+    }
+    return times;
   }
 
   Releasers look_at_releasers() const {
@@ -141,19 +164,35 @@ struct Watchdog::Observer {
     return who;
   }
 
-  // The agents that can never go on: every one waits, untimed, for agents of the same set. An
-  // agent that runs, waits with a timeout, or waits for someone the tables do not know (or for
-  // nobody known at all) is taken to be able to go on, so correct programs are never reported.
-  std::vector<bool> stuck_agents(const std::vector<Sighting>& agents, const Releasers& releasers) const {
+  // The agents that can never go on: every one waits, untimed, for agents of the same set.
+  // Sound edges are a lock's holders and a future's task runner. A queue or condition waiter
+  // waits for whoever will put or notify, which nobody can know: it counts as stuck only when
+  // every agent that has released such waits before is stuck, none released it since its wait
+  // began, and no tracked agent anywhere is running. Any agent that runs, waits with a
+  // timeout, has waited less than two looks, or waits for someone the tables do not know is
+  // taken to be able to go on.
+  std::vector<bool> stuck_agents(const std::vector<Sighting>& agents, const Releasers& releasers,
+                                 const ReleaseTimes& release_times, Clock::time_point now) const {
+    const std::int64_t settled_before = (now - 2 * options.watchdog_period).time_since_epoch().count();
     std::vector<bool> can_go_on(agents.size());
-    for (std::size_t i = 0; i < agents.size(); ++i) can_go_on[i] = agents[i].waits == WaitKind::none || agents[i].timed;
+    bool anyone_running = false;
+    for (std::size_t i = 0; i < agents.size(); ++i) {
+      const Sighting& s = agents[i];
+      can_go_on[i] = s.waits == WaitKind::none || s.timed || s.since_ns > settled_before;
+      anyone_running = anyone_running || s.waits == WaitKind::none || s.timed;
+      if (const auto at = release_times.find({static_cast<std::uint32_t>(s.waits), s.key});
+          at != release_times.end() && at->second >= s.since_ns) {
+        can_go_on[i] = true;
+      }
+    }
     const bool releasers_complete = table.releasers_overflowed.load(std::memory_order_relaxed) == 0;
     for (bool changed = true; changed;) {
       changed = false;
       for (std::size_t i = 0; i < agents.size(); ++i) {
         if (can_go_on[i]) continue;
+        const bool sound = agents[i].waits == WaitKind::lock || agents[i].waits == WaitKind::future;
         const auto who = releasers_of(agents, i, releasers);
-        bool freed = who.empty() || (!releasers_complete && agents[i].waits != WaitKind::lock);
+        bool freed = who.empty() || (!sound && (anyone_running || !releasers_complete));
         for (const std::uint64_t id : who) {
           const auto at = std::find_if(agents.begin(), agents.end(), [&](const Sighting& s) { return s.id == id; });
           if (at == agents.end() || can_go_on[static_cast<std::size_t>(at - agents.begin())]) freed = true;
@@ -202,8 +241,9 @@ struct Watchdog::Observer {
     return text + "\n";
   }
 
-  void look_for_deadlock(const std::vector<Sighting>& agents, const Releasers& releasers, Clock::time_point now) {
-    const std::vector<bool> stuck = stuck_agents(agents, releasers);
+  void look_for_deadlock(const std::vector<Sighting>& agents, const Releasers& releasers,
+                         const ReleaseTimes& release_times, Clock::time_point now) {
+    const std::vector<bool> stuck = stuck_agents(agents, releasers, release_times, now);
     std::set<WaitId> blocked;
     bool settled = true;
     bool news = false;
@@ -284,7 +324,7 @@ struct Watchdog::Observer {
     const Clock::time_point now = Clock::now();
     const std::vector<Sighting> agents = look_at_agents();
     const Releasers releasers = look_at_releasers();
-    look_for_deadlock(agents, releasers, now);
+    look_for_deadlock(agents, releasers, look_at_release_times(), now);
     look_for_starvation(agents, releasers, now);
     look_at_pools(now);
   }

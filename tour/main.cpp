@@ -29,6 +29,9 @@ constexpr SectionEntry kSections[] = {
     {"I/O-bound", io_bound},
     {"Isolation", isolation},
     {"Race condition", race},
+    {"Deadlock", deadlock},
+    {"Starvation", starvation},
+    {"Livelock", livelock},
 };
 
 int usage(const char* program, int code) {

@@ -22,6 +22,14 @@ struct Timing {
   int runs;        // how many runs the median is over
 };
 
+// Work that keeps the CPU for `duration`, e.g. what an agent does while it holds a lock: unlike
+// a sleep it neither lets the scheduler move the agent off its core nor wakes up late.
+inline void busy_for(std::chrono::nanoseconds duration) {
+  const auto end = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
 inline double median(std::vector<double> samples) {
   if (samples.empty()) throw std::logic_error("median of no samples");
   std::sort(samples.begin(), samples.end());

@@ -86,6 +86,12 @@ void Report::print(std::ostream& out) const {
       for (const auto& row : table.rows) print_row(out, row, widths);
       out << '\n';
     }
+    for (const auto& excerpt : section.excerpts) {
+      out << "  " << excerpt.caption << ":\n";
+      std::istringstream lines(excerpt.text);
+      for (std::string line; std::getline(lines, line);) out << "    | " << line << '\n';
+      out << '\n';
+    }
     for (const auto& takeaway : section.takeaways) print_wrapped(out, takeaway, "  * ", "    ");
   }
 }
@@ -111,6 +117,10 @@ void Report::write_markdown(const std::filesystem::path& file, const std::string
         for (const auto& cell : row) out << ' ' << cell << " |";
       }
       out << '\n';
+    }
+    for (const auto& excerpt : section.excerpts) {
+      out << '\n' << excerpt.caption << ":\n\n```\n" << excerpt.text << (excerpt.text.ends_with('\n') ? "" : "\n")
+          << "```\n";
     }
     if (!section.takeaways.empty()) out << '\n';
     for (const auto& takeaway : section.takeaways) out << "- " << takeaway << '\n';

@@ -48,10 +48,18 @@ class Chart {
   std::vector<std::vector<double>> values_;
 };
 
+// Text quoted as it was produced, e.g. what a diagnostic reported: its line breaks and
+// indentation carry meaning, so it is neither wrapped nor put in a table.
+struct Excerpt {
+  std::string caption;
+  std::string text;
+};
+
 struct Section {
   std::string title;
   std::string setup;  // what was run, how often, on what sizes
   std::vector<Table> tables;
+  std::vector<Excerpt> excerpts;
   std::vector<std::string> takeaways;  // computed from the numbers above, never canned
   Chart chart;                         // left empty by sections with nothing to chart
 };

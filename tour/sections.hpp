@@ -34,6 +34,12 @@ Section cpu_bound(const Options& options, Progress& progress);
 Section io_bound(const Options& options, Progress& progress);
 // The race condition: a shared counter without and with tandem's guards, threads and processes.
 Section race(const Options& options, Progress& progress);
+// Deadlock: a lock-order inversion and a lock-and-queue deadlock, as the diagnostics report them.
+Section deadlock(const Options& options, Progress& progress);
+// Starvation: agents contending for one lock, under tandem::Lock and under tandem::FairLock.
+Section starvation(const Options& options, Progress& progress);
+// Livelock: polite retries at a fixed pause vs tandem::Backoff, threads and processes.
+Section livelock(const Options& options, Progress& progress);
 // Isolation: crashing and hanging tasks on a ProcessPool, beside Python's ProcessPoolExecutor.
 Section isolation(const Options& options, Progress& progress);
 

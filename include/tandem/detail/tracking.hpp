@@ -3,11 +3,9 @@
 // and what it waits for. Off, every hook is behind one relaxed load of `tracking_on`.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 
 
@@ -22,9 +20,8 @@ inline bool tracking_on() noexcept { return tracking_on_flag.load(std::memory_or
 struct ObjectName {
   static constexpr std::size_t kCapacity = 47;
   explicit ObjectName(std::string_view name) {
-    const std::size_t length = std::min(name.size(), kCapacity);
-    std::memcpy(text, name.data(), length);
-    text[length] = '\0';
+    // copy(), not memcpy: an empty view's data() may be null.
+    text[name.copy(text, kCapacity)] = '\0';
   }
   std::string_view view() const noexcept { return text; }
   char text[kCapacity + 1];
@@ -50,8 +47,18 @@ void check_lock_order(LockLabel lock);
 void lock_acquired(LockLabel lock);
 void lock_released(std::uint64_t key);
 
-// Marks the calling agent as blocked on `key` for its lifetime. `timed` waits end by themselves,
-// so they never count as deadlocked; a timed lock wait still counts for starvation.
+// What an agent's slot says it waits for; kept aside while a nested wait or a helped task
+// replaces it.
+struct WaitRecord {
+  std::uint32_t kind = 0;  // WaitKind
+  std::uint32_t timed = 0;
+  std::uint64_t key = 0;
+  std::int64_t since_ns = 0;
+};
+
+// Marks the calling agent as blocked on `key` for its lifetime (then restores what it waited for
+// before, for a wait nested in a task that a waiting pool worker runs). `timed` waits end by
+// themselves, so they never count as deadlocked; a timed lock wait still counts for starvation.
 class TrackedWait {
  public:
   TrackedWait(WaitKind kind, std::uint64_t key, std::string_view name, bool timed);
@@ -60,11 +67,34 @@ class TrackedWait {
   ~TrackedWait();
 
  private:
+  WaitRecord outer_;
   bool active_ = false;
 };
 
-// The calling agent has done what releases waiters of `kind` on `key` (see WaitKind). Cheap once
-// recorded: a per-thread cache answers repeats.
+// Marks the calling agent as running for its lifetime, whatever it waited for: a pool worker
+// that runs a queued task while it waits is not blocked.
+class WaitSuspension {
+ public:
+  WaitSuspension() {
+    if (tracking_on()) [[unlikely]]
+      suspend();
+  }
+  WaitSuspension(const WaitSuspension&) = delete;
+  WaitSuspension& operator=(const WaitSuspension&) = delete;
+  ~WaitSuspension() {
+    if (suspended_.kind != 0) [[unlikely]]
+      resume();
+  }
+
+ private:
+  void suspend();
+  void resume();
+  WaitRecord suspended_;
+};
+
+// The calling agent is releasing waiters of `kind` on `key` (see WaitKind): call it before the
+// release becomes visible, so that a wait that began after it cannot have missed the release.
+// Cheap once recorded: a per-thread cache answers repeats.
 void note_releaser(WaitKind kind, std::uint64_t key);
 
 // The key of a future whose state lives at `state` in this process.

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "tandem/detail/futex.hpp"
+#include "tandem/detail/tracking.hpp"
 
 namespace tandem::detail {
 
@@ -30,7 +31,12 @@ bool block_until(Ready&& ready, Sleep&& sleep, Clock::time_point deadline) {
   if (Helper* helper = this_thread_helper) {
     auto nap = std::chrono::microseconds(20);
     while (!ready()) {
-      if (helper->help_one()) {
+      bool helped;
+      {
+        const WaitSuspension running;  // running a task is not waiting, for the diagnostics
+        helped = helper->help_one();
+      }
+      if (helped) {
         nap = std::chrono::microseconds(20);
         continue;
       }
