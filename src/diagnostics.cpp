@@ -295,7 +295,7 @@ std::string lock_order_report(const DiagnosticsTable& table, LockLabel held, Loc
 void record_new_order(AgentRecord& record, LockLabel held, LockLabel taken) {
   DiagnosticsTable& table = *record.table;
   // Captured outside the graph's lock: symbolizing takes milliseconds the first time.
-  const std::string site = "by " + this_agent_description() + ", at:\n" + stack_trace(3, 8, "      ");
+  const std::string site = "by " + this_agent_description() + ", at:\n" + stack_trace(0, 8, "      ");
   std::string report;
   {
     BookkeepingGuard guard(table.graph_mutex);

@@ -31,6 +31,7 @@ struct Collector {
   const char* indent;
   int left;
   int shown = 0;
+  bool past_tandem = false;  // the first frame outside tandem's own code has been seen
   std::string text;
 };
 
@@ -73,6 +74,14 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
     backtrace_syminfo(symbolizer(), pc, on_symbol, ignore_error, &name);
   }
   if (name.empty() || is_plumbing(name, file)) return 0;
+  // The innermost frames are tandem's (the diagnostics, the lock); the report starts with the
+  // caller's. Later tandem frames (a Thread's or a Process's start) say how the code was reached.
+  if (!collector.past_tandem) {
+    const bool in_tandem_sources =
+        file != nullptr && std::string_view(file).starts_with(TANDEM_SOURCE_DIR "/src/");
+    if (in_tandem_sources || name.starts_with("tandem::")) return 0;
+    collector.past_tandem = true;
+  }
   shorten_type_names(name);
   // Function names of templates run long: the site is what a reader needs.
   if (name.size() > 200) name = name.substr(0, 197) + "...";
@@ -97,7 +106,7 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
 std::string stack_trace(int skip, int max_frames, const char* indent) {
   backtrace_state* state = symbolizer();
   if (state == nullptr) return std::string(indent) + "(no stack: the binary could not be read)\n";
-  Collector collector{indent, max_frames, 0, {}};
+  Collector collector{indent, max_frames, 0, false, {}};
   backtrace_full(state, skip + 1, on_frame, ignore_error, &collector);
   if (collector.text.empty()) collector.text = std::string(indent) + "(no stack)\n";
   return collector.text;

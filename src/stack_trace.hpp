@@ -6,8 +6,9 @@
 
 namespace tandem::detail {
 
-// Up to `max_frames` frames, the caller of the caller of this function first after `skip` more;
-// one frame per line, each line starting with `indent`.
+// Up to `max_frames` frames of the calling thread's stack, innermost first after `skip` more,
+// from the first frame outside tandem's own code on (so the first is the code that called into
+// tandem), one per line, each line starting with `indent`.
 std::string stack_trace(int skip, int max_frames, const char* indent);
 
 }  // namespace tandem::detail

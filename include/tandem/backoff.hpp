@@ -10,6 +10,9 @@
 // the agents over the whole window, not around its edge). reset() after a success starts over
 // from the short pauses. Every Backoff draws from its own random sequence, seeded from
 // std::random_device, so two agents do not pick the same sleeps.
+//
+// It is not fair: an agent that just succeeded (and reset) starts again with short pauses while
+// one that keeps failing waits longer and longer, so the first can win most of the rounds.
 #pragma once
 
 #include <chrono>
