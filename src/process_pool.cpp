@@ -44,6 +44,7 @@
 #include "fork_server.hpp"
 #include "shared_mapping.hpp"
 #include "diagnostics_session.hpp"
+#include "pool_watch.hpp"
 #include "spawn_program.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "worker.hpp"
@@ -95,6 +96,21 @@ class ProcessPoolCore {
   std::size_t size() const noexcept { return options_.workers; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
+  // For the diagnostics' stall report: a worker is busy from the moment it begins a request
+  // until it has served it.
+  PoolActivity activity() {
+    PoolActivity now{"ProcessPool", options_.workers, 0, backlog_size_.load(std::memory_order_relaxed), 0};
+    std::lock_guard lock(mutex_);
+    for (const auto& worker : workers_) {
+      if (worker->shared == nullptr) continue;
+      const std::uint64_t finished = worker->shared->finished.load(std::memory_order_acquire);
+      const bool busy = worker->shared->started.load(std::memory_order_acquire) > finished;
+      now.busy += busy ? 1 : 0;
+      now.completed += finished;
+      now.queued += worker->in_flight.size() - (busy && !worker->in_flight.empty() ? 1 : 0);
+    }
+    return now;
+  }
 
  private:
   struct InFlight {
@@ -187,6 +203,8 @@ class ProcessPoolCore {
   std::mutex join_mutex_;
   std::thread supervisor_;
   std::atomic<std::uint32_t> finished_{0};
+  // Last, so that it is destroyed first, while what its probe reads still exists.
+  WatchedPool watched_{[this] { return activity(); }};
 };
 
 ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options) : options_(std::move(options)) {

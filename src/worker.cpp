@@ -270,6 +270,7 @@ void worker_main(const WorkerContext& context) {
     if (peek == ByteRing::Peek::corrupt) ::_exit(2);
     shared.started.fetch_add(1, std::memory_order_seq_cst);
     serve_frame(shared, channel, message, out);
+    shared.finished.store(shared.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
     if (!push_response(channel, response_file, responses, out, give_up)) ::_exit(0);

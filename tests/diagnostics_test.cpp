@@ -26,6 +26,7 @@
 #include "tandem/event.hpp"
 #include "tandem/fair_lock.hpp"
 #include "tandem/lock.hpp"
+#include "tandem/process_pool.hpp"
 #include "tandem/queue.hpp"
 #include "tandem/thread_pool.hpp"
 #include "tandem/value.hpp"
@@ -483,6 +484,35 @@ TEST_F(Diagnostics, APoolWhoseTasksMakeNoProgressIsReportedAsStalled) {
   EXPECT_NE(report->text.find("stall: a ThreadPool of 2 workers has finished no task for"), std::string::npos)
       << report->text;
   EXPECT_NE(report->text.find("all of them are busy"), std::string::npos) << report->text;
+}
+
+void spin_for_milliseconds(int milliseconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(milliseconds);
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+TEST_F(Diagnostics, AProcessPoolWhoseTasksMakeNoProgressIsReportedAsStalled) {
+  tandem::ProcessPool pool(2);
+  auto a = pool.submit(spin_for_milliseconds, 1500);
+  auto b = pool.submit(spin_for_milliseconds, 1500);
+  auto c = pool.submit(spin_for_milliseconds, 1);
+  const auto report = await_finding(Finding::stall, 5s);
+  a.get();
+  b.get();
+  c.get();
+  ASSERT_TRUE(report.has_value()) << "no stall report";
+  EXPECT_NE(report->text.find("stall: a ProcessPool of 2 workers has finished no task for"), std::string::npos)
+      << report->text;
+  EXPECT_NE(report->text.find("(1 tasks queued"), std::string::npos) << report->text;
+}
+
+TEST_F(Diagnostics, AProcessPoolThatFinishesTasksIsNotStalled) {
+  tandem::ProcessPool pool(2);
+  std::vector<tandem::Future<void>> done;
+  for (int i = 0; i < 40; ++i) done.push_back(pool.submit(spin_for_milliseconds, 20));
+  for (auto& future : done) future.get();
+  EXPECT_TRUE(findings(Finding::stall).empty()) << findings(Finding::stall).front().text;
 }
 
 TEST_F(Diagnostics, APoolThatFinishesTasksIsNotStalled) {
