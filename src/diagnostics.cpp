@@ -372,6 +372,11 @@ std::uint64_t future_key(const void* state) noexcept {
 
 // Re-taking an RLock one holds adds no order: it cannot block. Once the graph is full, new
 // orders are not recorded (nor their stacks captured, at every acquisition).
+std::uint64_t pool_request_key(std::int32_t worker_pid, std::uint64_t index) noexcept {
+  return mix_bits((static_cast<std::uint64_t>(static_cast<std::uint32_t>(worker_pid)) << 40) ^ mix_bits(index) ^
+                  0x706f6f6cull);  // "pool": apart from future_key's
+}
+
 void check_lock_order(LockLabel lock) {
   if (!tracking_on()) return;
   AgentRecord& record = agent();

@@ -96,6 +96,15 @@ class ProcessPoolCore {
   std::size_t size() const noexcept { return options_.workers; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
+  std::uint64_t runner_key(const RemoteResult& task) {
+    std::lock_guard lock(mutex_);
+    for (const auto& worker : workers_) {
+      for (const InFlight& entry : worker->in_flight) {
+        if (entry.task == &task) return pool_request_key(worker->pid, entry.index);
+      }
+    }
+    return future_key(&task);
+  }
   // For the diagnostics' stall report: a worker is busy from the moment it begins a request
   // until it has served it.
   PoolActivity activity() {
@@ -872,6 +881,7 @@ void help_collect(ProcessPoolCore& core, bool (*ready)(const void*), const void*
 void begin_collecting(ProcessPoolCore& core) noexcept { core.begin_collecting(); }
 void end_collecting(ProcessPoolCore& core) { core.end_collecting(); }
 void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept { core.cancel(task); }
+std::uint64_t runner_key(ProcessPoolCore& core, const RemoteResult& task) { return core.runner_key(task); }
 void check_owner(const ProcessPoolCore& core) { core.check_owner(); }
 ByteWriter& request_buffer() {
   thread_local ByteWriter buffer;

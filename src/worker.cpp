@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <deque>
 #include <cstring>
+#include <optional>
 #include <fstream>
 #include <functional>
 #include <new>
@@ -21,6 +22,7 @@
 #include "descriptor_passing.hpp"
 #include "diagnostics_session.hpp"
 #include "shared_mapping.hpp"
+#include "tandem/detail/tracking.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem::detail {
@@ -268,8 +270,14 @@ void worker_main(const WorkerContext& context) {
     const ByteRing::Peek peek = requests.peek(message);
     if (peek == ByteRing::Peek::empty) continue;
     if (peek == ByteRing::Peek::corrupt) ::_exit(2);
-    shared.started.fetch_add(1, std::memory_order_seq_cst);
-    serve_frame(shared, channel, message, out);
+    const std::uint64_t index = shared.started.fetch_add(1, std::memory_order_seq_cst);
+    {
+      // A waiter on this request's future waits for this process, while the diagnostics are on.
+      std::optional<TrackedTask> running;
+      if (tracking_on()) [[unlikely]]
+        running.emplace(pool_request_key(static_cast<std::int32_t>(::getpid()), index));
+      serve_frame(shared, channel, message, out);
+    }
     shared.finished.store(shared.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();

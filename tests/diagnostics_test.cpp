@@ -354,6 +354,36 @@ TEST_F(Diagnostics, FutureAndLockDeadlockIsReported) {
   EXPECT_NE(text.find("waits for lock 'ledger', held by " + agent_text(child)), std::string::npos) << text;
 }
 
+// The same across processes: the task runs in a ProcessPool worker, which waits for the lock that
+// the thread waiting for the task's future holds.
+[[gnu::noinline]] void wait_for_pool_task_while_holding(tandem::Lock ledger) {
+  tandem::ProcessPoolOptions options;
+  options.workers = 1;
+  options.start_method = tandem::StartMethod::fork;
+  tandem::ProcessPool pool(options);
+  tandem::LockGuard guard(ledger);
+  pool.submit([](tandem::Lock lock) { tandem::LockGuard inner(lock); }, ledger).get();
+}
+
+TEST_F(Diagnostics, ProcessPoolFutureAndLockDeadlockIsReported) {
+  tandem::Lock ledger("ledger");
+  TestAgent child(AgentKind::fork, wait_for_pool_task_while_holding, ledger);
+  const auto report = await_finding(Finding::deadlock, 5s);
+  child.kill();
+  try {
+    child.join();
+  } catch (const std::exception&) {
+  }
+  ASSERT_TRUE(report.has_value()) << "no deadlock report";
+  const std::string& text = report->text;
+  EXPECT_NE(text.find("waits for the future of a task that runs on thread"), std::string::npos) << text;
+  EXPECT_NE(text.find("waits for lock 'ledger', held by " + agent_text(child)), std::string::npos) << text;
+  EXPECT_EQ(text.find(agent_text(child) + "\"diagnostics_tes\" of process " + std::to_string(child.pid()) +
+                      " waits for the future of a task that runs on " + agent_text(child)),
+            std::string::npos)
+      << "the task runs in the worker process, not in the waiter's: " << text;
+}
+
 // Producers and consumers that block on each other all the time, and locks handed over under
 // contention: busy, never stuck, never reported.
 // (Putting while holding `shared` would deadlock once `out` is full and the next stage waits for

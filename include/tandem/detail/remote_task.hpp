@@ -12,8 +12,10 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stop_token>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -189,6 +191,9 @@ class RemoteResult;
 // `task` was cancelled: a worker that has it queued skips it; one that is running it is killed
 // (and replaced) unless the cancel is quiet.
 void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept;
+// The diagnostics' key of the worker request that runs `task` (pool_request_key), or of the task
+// itself while no worker has it.
+std::uint64_t runner_key(ProcessPoolCore& core, const RemoteResult& task);
 
 // What the pool keeps for each task in flight. The pool's collector stores the outcome while it
 // reads the response in place (store_*), and completes the state after leaving its lock.
@@ -244,6 +249,11 @@ class RemoteStateOf : public State<R>, public RemoteResult {
   StateBase& state() noexcept override { return *this; }
   bool wait_until(Clock::time_point deadline) const override {
     if (this->ready()) return true;
+    std::optional<TrackedWait> tracked;
+    if (tracking_on()) [[unlikely]] {
+      tracked.emplace(WaitKind::future, runner_key(core(), *this), std::string_view(),
+                      deadline != Clock::time_point::max());
+    }
     help_collect(core(), &state_ready, static_cast<const StateBase*>(this), deadline);
     return this->sleep_until_ready(deadline);
   }

@@ -100,6 +100,10 @@ void note_releaser(WaitKind kind, std::uint64_t key);
 // The key of a future whose state lives at `state` in this process.
 std::uint64_t future_key(const void* state) noexcept;
 
+// The key under which a ProcessPool worker runs its `index`-th request: the pool computes it for
+// a waiter on that request's future, the worker for itself.
+std::uint64_t pool_request_key(std::int32_t worker_pid, std::uint64_t index) noexcept;
+
 // Marks the calling agent, for its lifetime, as running the pool task of the future `key`: the
 // agent a waiter on that future waits for.
 class TrackedTask {
