@@ -2,10 +2,13 @@
 
 #include <backtrace.h>
 #include <cxxabi.h>
+#include <pthread.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <new>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -14,9 +17,13 @@ namespace {
 
 void ignore_error(void*, const char*, int) {}
 
-// libbacktrace keeps what it read of the binary's debug information in its state, for good.
+// libbacktrace keeps what it read of the binary's debug information in its state, for good. It
+// is used under symbolizer_mutex (it runs only when an order is first seen): its own threaded
+// mode synchronizes with atomics that ThreadSanitizer, which did not compile it, cannot see.
+std::mutex symbolizer_mutex;
+
 backtrace_state* symbolizer() {
-  static backtrace_state* const state = backtrace_create_state(nullptr, 1, ignore_error, nullptr);
+  static backtrace_state* const state = backtrace_create_state(nullptr, 0, ignore_error, nullptr);
   return state;
 }
 
@@ -101,9 +108,15 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
   return --collector.left > 0 ? 0 : 1;
 }
 
+// A child forked while another thread symbolized would find the mutex locked for good.
+void reset_in_forked_child() { new (&symbolizer_mutex) std::mutex(); }
+
 }  // namespace
 
 std::string stack_trace(int skip, int max_frames, const char* indent) {
+  static const bool resets_in_children = ::pthread_atfork(nullptr, nullptr, reset_in_forked_child) == 0;
+  static_cast<void>(resets_in_children);
+  const std::lock_guard serialized(symbolizer_mutex);
   backtrace_state* state = symbolizer();
   if (state == nullptr) return std::string(indent) + "(no stack: the binary could not be read)\n";
   Collector collector{indent, max_frames, 0, false, {}};
