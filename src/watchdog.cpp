@@ -38,9 +38,14 @@ struct Sighting {
 
 using WaitId = std::pair<std::uint64_t, std::uint32_t>;  // (agent, wait serial)
 
+// "350 ms" under a second, "2.4 s" from there.
 std::string seconds_text(std::int64_t nanoseconds) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(nanoseconds) / 1e9);
+  if (nanoseconds < 1'000'000'000) {
+    std::snprintf(text, sizeof text, "%.0f ms", static_cast<double>(nanoseconds) / 1e6);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(nanoseconds) / 1e9);
+  }
   return text;
 }
 

@@ -25,14 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using diagnostics::Finding;
 
-// The diagnostics watch only this section: the other sections measure locks without them.
-class DiagnosticsOn {
- public:
-  explicit DiagnosticsOn(const diagnostics::Options& options) { diagnostics::enable(options); }
-  ~DiagnosticsOn() { diagnostics::disable(); }
-  DiagnosticsOn(const DiagnosticsOn&) = delete;
-  DiagnosticsOn& operator=(const DiagnosticsOn&) = delete;
-};
 
 std::optional<diagnostics::Report> first_finding(Finding kind) {
   for (auto& report : diagnostics::reports()) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "measure.hpp"
+#include "tandem/diagnostics.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 
@@ -25,6 +26,16 @@ struct Options {
 };
 
 using SectionFunction = Section (*)(const Options&, Progress&);
+
+// The pitfall diagnostics, on for a scope: the sections that show them turn them on for
+// themselves only, since the others measure locks without them.
+class DiagnosticsOn {
+ public:
+  explicit DiagnosticsOn(const diagnostics::Options& options) { diagnostics::enable(options); }
+  ~DiagnosticsOn() { diagnostics::disable(); }
+  DiagnosticsOn(const DiagnosticsOn&) = delete;
+  DiagnosticsOn& operator=(const DiagnosticsOn&) = delete;
+};
 
 // Threads and processes themselves: start-up cost, and whose memory a write lands in.
 Section agents(const Options& options, Progress& progress);

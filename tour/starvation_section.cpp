@@ -198,10 +198,48 @@ std::string spread_text(const Served& s) {
          " the acquisitions of the least served";
 }
 
+// Greedy agents take the lock over and over for up to 600 ms, while a waiter asks for it once.
+// With the diagnostics on (a 10 ms starvation threshold, looked at every 2 ms), returns how long the waiter waited
+// and the starvation report, if the watchdog made one.
+struct Detection {
+  double waited_seconds = 0;
+  std::string report;
+};
+
+template <class AnyLock>
+Detection watch_a_greedy_agent(AnyLock lock) {
+  const DiagnosticsOn on({.mode = diagnostics::Mode::report,
+                          .watchdog_period = std::chrono::milliseconds(2),
+                          .starvation_threshold = std::chrono::milliseconds(10),
+                          .print = false});
+  std::atomic<bool> holding{false};
+  const auto end = Clock::now() + std::chrono::milliseconds(600);
+  auto greedy = [&] {
+    while (Clock::now() < end) {
+      LockGuard guard(lock);
+      holding.store(true);
+      busy_for(std::chrono::microseconds(20));
+    }
+  };
+  // Two of them, one per core: the lock passes between running threads while the waiter sleeps.
+  std::thread first(greedy), second(greedy);
+  while (!holding.load()) std::this_thread::yield();
+  const auto asked = Clock::now();
+  { LockGuard guard(lock); }
+  Detection detection;
+  detection.waited_seconds = std::chrono::duration<double>(Clock::now() - asked).count();
+  first.join();
+  second.join();
+  for (const auto& report : diagnostics::reports()) {
+    if (report.finding == diagnostics::Finding::starvation) detection.report = report.text;
+  }
+  return detection;
+}
+
 }  // namespace
 
 Section starvation(const Options& options, Progress& progress) {
-  progress.plan(2);
+  progress.plan(3);
   const nanoseconds run = options.quick ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1500);
   const nanoseconds hold = std::chrono::microseconds(2);
   Section section;
@@ -256,6 +294,25 @@ Section starvation(const Options& options, Progress& progress) {
             "lets the agent that is running take it again";
   }
   section.takeaways.push_back(cost + ". Mutual exclusion held under both: no agent ever found another inside.");
+
+  progress.step("the starvation report: two greedy threads and a waiter, Lock and FairLock");
+  const Detection unfair_watch = watch_a_greedy_agent(Lock("journal"));
+  const Detection fair_watch = watch_a_greedy_agent(FairLock("journal"));
+  section.tables.push_back(Table{{"lock", "the waiter waited", "starvation reported"},
+                                 {{"tandem::Lock", wait_text(static_cast<std::uint32_t>(unfair_watch.waited_seconds * 1e9)),
+                                   unfair_watch.report.empty() ? "no" : "yes"},
+                                  {"tandem::FairLock", wait_text(static_cast<std::uint32_t>(fair_watch.waited_seconds * 1e9)),
+                                   fair_watch.report.empty() ? "no" : "yes"}}});
+  if (!unfair_watch.report.empty()) section.excerpts.push_back({"The starvation report under tandem::Lock", unfair_watch.report});
+  section.takeaways.push_back(
+      "Detected: with the diagnostics on (starvation threshold 10 ms), two threads that release a lock and take "
+      "it again at once for 600 ms kept a waiter out for " + wait_text(static_cast<std::uint32_t>(unfair_watch.waited_seconds * 1e9)) +
+      " under tandem::Lock" +
+      (unfair_watch.report.empty() ? ", and no agent waited past the threshold"
+                                   : "; the watchdog reported an agent that waited past the threshold") +
+      "; under tandem::FairLock the waiter got the lock after " +
+      wait_text(static_cast<std::uint32_t>(fair_watch.waited_seconds * 1e9)) +
+      (fair_watch.report.empty() ? ", and nobody was reported." : ", and the watchdog reported a wait there too."));
   return section;
 }
 
