@@ -339,19 +339,33 @@ TEST_P(DiagnosticsOnAgents, LockAndConditionDeadlockIsReported) {
   pool.submit([ledger]() mutable { tandem::LockGuard inner(ledger); }).get();
 }
 
-TEST_F(Diagnostics, FutureAndLockDeadlockIsReported) {
+// A forked child holds lock 'ledger' in `holder` and waits for a task that needs it: the deadlock
+// report on it, checked for the two waits, and how the child appears in reports.
+struct FutureDeadlock {
+  std::string text;
+  std::string child_thread;  // "thread <tid> "
+  std::string child;         // "thread <tid> "<name>" of process <pid>"
+};
+
+FutureDeadlock future_deadlock_report(void (*holder)(tandem::Lock)) {
   tandem::Lock ledger("ledger");
-  TestAgent child(AgentKind::fork, wait_for_own_task_while_holding, ledger);
+  TestAgent child(AgentKind::fork, holder, ledger);
   const auto report = await_finding(Finding::deadlock, 5s);
   child.kill();
   try {
     child.join();
   } catch (const std::exception&) {
   }
-  ASSERT_TRUE(report.has_value()) << "no deadlock report";
-  const std::string& text = report->text;
-  EXPECT_NE(text.find("waits for the future of a task that runs on thread"), std::string::npos) << text;
-  EXPECT_NE(text.find("waits for lock 'ledger', held by " + agent_text(child)), std::string::npos) << text;
+  if (!report.has_value()) return {};
+  EXPECT_NE(report->text.find("waits for the future of a task that runs on thread"), std::string::npos)
+      << report->text;
+  EXPECT_NE(report->text.find("waits for lock 'ledger', held by " + agent_text(child)), std::string::npos)
+      << report->text;
+  return {report->text, agent_text(child), agent_text(child) + "\"diagnostics_tes\" " + process_text(child)};
+}
+
+TEST_F(Diagnostics, FutureAndLockDeadlockIsReported) {
+  EXPECT_NE(future_deadlock_report(wait_for_own_task_while_holding).text, "") << "no deadlock report";
 }
 
 // The same across processes: the task runs in a ProcessPool worker, which waits for the lock that
@@ -366,22 +380,11 @@ TEST_F(Diagnostics, FutureAndLockDeadlockIsReported) {
 }
 
 TEST_F(Diagnostics, ProcessPoolFutureAndLockDeadlockIsReported) {
-  tandem::Lock ledger("ledger");
-  TestAgent child(AgentKind::fork, wait_for_pool_task_while_holding, ledger);
-  const auto report = await_finding(Finding::deadlock, 5s);
-  child.kill();
-  try {
-    child.join();
-  } catch (const std::exception&) {
-  }
-  ASSERT_TRUE(report.has_value()) << "no deadlock report";
-  const std::string& text = report->text;
-  EXPECT_NE(text.find("waits for the future of a task that runs on thread"), std::string::npos) << text;
-  EXPECT_NE(text.find("waits for lock 'ledger', held by " + agent_text(child)), std::string::npos) << text;
-  EXPECT_EQ(text.find(agent_text(child) + "\"diagnostics_tes\" of process " + std::to_string(child.pid()) +
-                      " waits for the future of a task that runs on " + agent_text(child)),
+  const FutureDeadlock report = future_deadlock_report(wait_for_pool_task_while_holding);
+  ASSERT_NE(report.text, "") << "no deadlock report";
+  EXPECT_EQ(report.text.find(report.child + " waits for the future of a task that runs on " + report.child_thread),
             std::string::npos)
-      << "the task runs in the worker process, not in the waiter's: " << text;
+      << "the task runs in the worker process, not in the waiter's: " << report.text;
 }
 
 // Producers and consumers that block on each other all the time, and locks handed over under
