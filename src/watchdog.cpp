@@ -38,6 +38,8 @@ struct Sighting {
 
 using WaitId = std::pair<std::uint64_t, std::uint32_t>;  // (agent, wait serial)
 
+std::string tasks_text(std::size_t count) { return std::to_string(count) + (count == 1 ? " task" : " tasks"); }
+
 // "350 ms" under a second, "2.4 s" from there.
 std::string seconds_text(std::int64_t nanoseconds) {
   char text[32];
@@ -316,7 +318,7 @@ struct Watchdog::Observer {
         emit_finding(table, diagnostics::Finding::stall,
                      "stall: a " + activity.pool + " of " + std::to_string(activity.workers) + " workers has finished "
                      "no task for " + seconds_text(idle_ns) + " while all of them are busy (" +
-                     std::to_string(activity.queued) + " tasks queued, " + std::to_string(activity.completed) +
+                     tasks_text(activity.queued) + " queued, " + std::to_string(activity.completed) +
                      " finished so far)\n  Tasks that retry without progress (a livelock: use tandem::Backoff), "
                      "that wait for each other, or that run longer than the threshold.\n");
       }

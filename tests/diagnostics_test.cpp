@@ -537,7 +537,7 @@ TEST_F(Diagnostics, AProcessPoolWhoseTasksMakeNoProgressIsReportedAsStalled) {
   ASSERT_TRUE(report.has_value()) << "no stall report";
   EXPECT_NE(report->text.find("stall: a ProcessPool of 2 workers has finished no task for"), std::string::npos)
       << report->text;
-  EXPECT_NE(report->text.find("(1 tasks queued"), std::string::npos) << report->text;
+  EXPECT_NE(report->text.find("(1 task queued, 0 finished so far)"), std::string::npos) << report->text;
 }
 
 TEST_F(Diagnostics, AProcessPoolThatFinishesTasksIsNotStalled) {

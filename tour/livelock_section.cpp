@@ -3,22 +3,32 @@
 // release the first and retry. Retrying after the same fixed pause keeps the two in step, so
 // they collide again and again while both keep busy; tandem::Backoff (a growing, randomized
 // pause) pulls them apart. Completed transactions and failed attempts are counted.
+//
+// Then a total livelock, which the diagnostics catch: courteous agents on a pool announce their
+// claim to the locks and defer to any other claimant. Insisting (keeping the claim while
+// deferring), two of them defer to each other forever with all workers busy, and the pool's stall
+// watch reports it; stepping aside (withdrawing the claim for a tandem::Backoff pause) cures it.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "sections.hpp"
 #include "tandem/backoff.hpp"
+#include "tandem/diagnostics.hpp"
 #include "tandem/lock.hpp"
+#include "tandem/process_pool.hpp"
 #include "tandem/process.hpp"
 #include "tandem/shared_memory.hpp"
 #include "tandem/thread.hpp"
+#include "tandem/thread_pool.hpp"
 
 namespace tandem::tour {
 namespace {
@@ -115,15 +125,211 @@ double success_ratio(const Outcome& o) {
   return attempts == 0 ? 0 : static_cast<double>(o.completed) / static_cast<double>(attempts);
 }
 
+// ---- courteous agents on a pool ----------------------------------------------------------------
+
+enum class Courtesy : int { insist, step_aside_fixed, step_aside };
+
+struct Claims {
+  std::atomic<int> claimants{0};
+  std::atomic<int> stop{0};
+  std::atomic<std::int64_t> deferrals{0};
+};
+
+constexpr std::int64_t kCourteousWorkNs = 2'000;
+constexpr std::int64_t kCourteousPauseNs = 500;
+
+// One pool task: `batch` transactions over two locks. A courteous agent claims the locks, takes
+// the first and goes on only if nobody else claims them and the second is free; otherwise it
+// releases the first and defers: "after you". Insisting, it keeps its claim while it defers, and
+// two such agents each wait for the other to go first, forever. Stepping aside, it withdraws its
+// claim for a Backoff pause and then claims again.
+std::int64_t courteous_batch(SharedMemory memory, Lock first, Lock second, Courtesy courtesy, int batch) {
+  auto& claims = *std::launder(reinterpret_cast<Claims*>(memory.data()));
+  Backoff backoff;
+  std::int64_t completed = 0;
+  bool claiming = false;
+  while (completed < batch && claims.stop.load() == 0) {
+    if (!claiming) {
+      claims.claimants.fetch_add(1);
+      claiming = true;
+    }
+    first.lock();
+    if (claims.claimants.load() == 1 && second.try_lock()) {
+      busy_for(nanoseconds(kCourteousWorkNs));
+      second.unlock();
+      first.unlock();
+      claims.claimants.fetch_sub(1);
+      claiming = false;
+      ++completed;
+      backoff.reset();
+      continue;
+    }
+    first.unlock();
+    claims.deferrals.fetch_add(1);
+    if (courtesy == Courtesy::insist) {
+      std::this_thread::yield();
+      continue;
+    }
+    claims.claimants.fetch_sub(1);
+    claiming = false;
+    if (courtesy == Courtesy::step_aside_fixed) {
+      busy_for(nanoseconds(kCourteousPauseNs));
+    } else {
+      backoff.pause();
+    }
+  }
+  if (claiming) claims.claimants.fetch_sub(1);
+  return completed;
+}
+
+std::string courtesy_text(Courtesy courtesy) {
+  switch (courtesy) {
+    case Courtesy::insist: return "insisting";
+    case Courtesy::step_aside_fixed: return "stepping aside, fixed " + fixed(kCourteousPauseNs / 1e3, 1) + " us";
+    case Courtesy::step_aside: return "stepping aside, tandem::Backoff";
+  }
+  return "";
+}
+
+struct PoolRun {
+  std::int64_t transactions = 0;
+  std::int64_t deferrals = 0;
+  std::int64_t tasks_done = 0;  // tasks that completed their whole batch
+  double seconds = 0;           // from the first submit to the last result
+  std::optional<diagnostics::Report> stall;
+  double stall_after_seconds = 0;
+};
+
+std::optional<diagnostics::Report> stall_report() {
+  for (auto& report : diagnostics::reports()) {
+    if (report.finding == diagnostics::Finding::stall) return std::move(report);
+  }
+  return std::nullopt;
+}
+
+// Submits `tasks` batches to `pool`, alternating the lock order, and collects them. Insisting
+// agents never finish: once the stall is reported (or after `give_up`), the tour stops them.
+template <class Pool>
+PoolRun run_courteous(Pool& pool, Courtesy courtesy, int tasks, int batch, std::chrono::milliseconds give_up) {
+  SharedMemory memory(sizeof(Claims));
+  auto& claims = *new (memory.data()) Claims;
+  Lock left("left"), right("right");
+  const auto started = Clock::now();
+  std::vector<decltype(pool.submit(&courteous_batch, memory, left, right, courtesy, batch))> results;
+  for (int task = 0; task < tasks; ++task) {
+    results.push_back(task % 2 == 0 ? pool.submit(&courteous_batch, memory, left, right, courtesy, batch)
+                                    : pool.submit(&courteous_batch, memory, right, left, courtesy, batch));
+  }
+  PoolRun run;
+  if (courtesy == Courtesy::insist) {
+    while (!(run.stall = stall_report()) && Clock::now() - started < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    run.stall_after_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    claims.stop.store(1);
+  }
+  for (auto& result : results) {
+    const std::int64_t completed = result.get();
+    run.transactions += completed;
+    run.tasks_done += completed == batch ? 1 : 0;
+  }
+  run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  run.deferrals = claims.deferrals.load();
+  if (courtesy != Courtesy::insist) {
+    // Two more looks of the watchdog, so that a stall in the last tasks would be in.
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    run.stall = stall_report();
+  }
+  return run;
+}
+
+// The second half of the section: courteous agents on a ThreadPool and on a ProcessPool,
+// insisting (a total livelock, reported as a stall) and stepping aside with Backoff (cured).
+void add_pool_livelock(Section& section, const Options& options, Progress& progress) {
+  const diagnostics::Options watch{
+      .mode = diagnostics::Mode::report, .stall_threshold = std::chrono::milliseconds(300), .print = false};
+  const int tasks = options.quick ? 10 : 40;
+  const int batch = 25;
+  const std::chrono::milliseconds give_up(5000);
+  section.setup +=
+      " Then courteous agents on pools of 2 workers, under tandem::diagnostics with a " +
+      std::to_string(watch.stall_threshold.count()) + " ms stall threshold: " + std::to_string(tasks) +
+      " tasks of " + std::to_string(batch) + " transactions over two Locks (alternate tasks in opposite orders), " +
+      fixed(kCourteousWorkNs / 1e3, 0) +
+      " us each. A courteous agent claims the locks and defers to any other claimant: it goes on only if it is "
+      "the only one and try_lock of the second succeeds, else it releases the first. Insisting: it keeps its "
+      "claim and yields. Stepping aside: it withdraws its claim for a pause, a fixed " +
+      fixed(kCourteousPauseNs / 1e3, 1) + " us (busy) or tandem::Backoff::pause(). Insisting agents "
+      "are stopped once the stall is reported (or after " +
+      fixed(give_up.count() / 1e3, 0) + " s).";
+  Table table{{"pool", "courtesy", "transactions", "tasks finished", "deferrals", "time", "stall reported"}, {}};
+  std::optional<diagnostics::Report> shown_report;
+  std::string takeaway;
+  for (const bool processes : {false, true}) {
+    const char* pool_name = processes ? "ProcessPool" : "ThreadPool";
+    PoolRun runs[3];
+    for (const Courtesy courtesy : {Courtesy::insist, Courtesy::step_aside_fixed, Courtesy::step_aside}) {
+      const bool insist = courtesy == Courtesy::insist;
+      progress.step(std::string(pool_name) + ", " + courtesy_text(courtesy));
+      const DiagnosticsOn on(watch);
+      PoolRun run;
+      if (processes) {
+        ProcessPool pool(ProcessPoolOptions{.workers = 2, .start_method = StartMethod::forkserver});
+        run = run_courteous(pool, courtesy, tasks, batch, give_up);
+      } else {
+        ThreadPool pool(2);
+        run = run_courteous(pool, courtesy, tasks, batch, give_up);
+      }
+      if (insist && run.stall && !shown_report) shown_report = run.stall;
+      table.rows.push_back(
+          {pool_name, courtesy_text(courtesy), std::to_string(run.transactions),
+           std::to_string(run.tasks_done) + " of " + std::to_string(tasks), std::to_string(run.deferrals),
+           fixed(run.seconds * 1e3, 0) + " ms",
+           run.stall ? "yes" + (insist ? ", " + fixed(run.stall_after_seconds * 1e3, 0) + " ms after the start"
+                                       : std::string(" (unexpected)"))
+                     : "no"});
+      runs[static_cast<int>(courtesy)] = std::move(run);
+    }
+    const PoolRun& insisting = runs[static_cast<int>(Courtesy::insist)];
+    const PoolRun& fixed_pause = runs[static_cast<int>(Courtesy::step_aside_fixed)];
+    const PoolRun& backoff = runs[static_cast<int>(Courtesy::step_aside)];
+    std::string text = std::string("On a ") + pool_name + ", insisting agents completed " +
+                       counted(static_cast<std::size_t>(insisting.transactions), "transaction") + " (" +
+                       std::to_string(insisting.tasks_done) + " of " + std::to_string(tasks) +
+                       " tasks), then deferred to each other " + std::to_string(insisting.deferrals) +
+                       " times with both workers busy: ";
+    text += insisting.stall ? "a total livelock, reported as a stall " +
+                                  fixed(insisting.stall_after_seconds * 1e3, 0) + " ms after the first submit"
+                            : "a livelock, yet no stall was reported within " + fixed(give_up.count() / 1e3, 0) + " s";
+    text += ". Stepping aside ends it: all " + std::to_string(tasks) + " tasks finished with a fixed pause (" +
+            std::to_string(fixed_pause.deferrals) + " deferrals, " + fixed(fixed_pause.seconds * 1e3, 0) +
+            " ms) and with tandem::Backoff (" + std::to_string(backoff.deferrals) + " deferrals, " +
+            fixed(backoff.seconds * 1e3, 0) +
+            " ms): withdrawing the claim is the cure, and Backoff's growing random pause makes the collisions rarer";
+    const bool unexpected_stall = fixed_pause.stall || backoff.stall;
+    text += unexpected_stall ? "; a stall was reported on agents that stepped aside: see the table."
+                             : "; no stall was reported on them.";
+    for (const PoolRun* cured : {&fixed_pause, &backoff}) {
+      if (cured->tasks_done != tasks) {
+        throw std::runtime_error(std::string("agents stepping aside on a ") + pool_name + " finished only " +
+                                 std::to_string(cured->tasks_done) + " of " + std::to_string(tasks) + " tasks");
+      }
+    }
+    section.takeaways.push_back(text);
+  }
+  section.tables.push_back(std::move(table));
+  if (shown_report) section.excerpts.push_back({"The stall report on insisting agents", shown_report->text});
+}
+
 }  // namespace
 
 Section livelock(const Options& options, Progress& progress) {
-  progress.plan(4);
+  progress.plan(10);
   const nanoseconds run = options.quick ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000);
   const Pace pace{.prepare_ns = 10'000, .work_ns = 2'000, .pause_ns = 500};
   const double seconds = std::chrono::duration<double>(run).count();
   Section section;
-  section.title = "Livelock: polite retries vs randomized backoff";
+  section.title = "Livelock: polite retries vs randomized backoff, and a livelocked pool reported";
   section.setup =
       "Two agents each run transactions that need two tandem::Locks, taken in opposite orders, for " +
       fixed(seconds, 1) + " s: take the first, prepare for " + fixed(pace.prepare_ns / 1e3, 0) +
@@ -176,6 +382,7 @@ Section livelock(const Options& options, Progress& progress) {
     }
     section.takeaways.push_back(text + ".");
   }
+  add_pool_livelock(section, options, progress);
   return section;
 }
 

@@ -72,7 +72,7 @@ struct ProcessPoolOptions {
   // copyable (it is sent to the worker as bytes). If it throws in the first workers, the pool's
   // constructor throws that exception; in a replacement worker, the worker counts as failing to
   // start, and after 3 such failures in a row the pool closes with an error.
-  detail::RemoteCall initializer;
+  detail::RemoteCall initializer = {};
   // A task running longer is stopped (its worker killed and replaced); its future throws
   // TaskTimeout. Zero: no limit.
   std::chrono::milliseconds task_timeout{0};
