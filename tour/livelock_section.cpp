@@ -298,9 +298,8 @@ void add_pool_livelock(Section& section, const Options& options, Progress& progr
                        std::to_string(insisting.tasks_done) + " of " + std::to_string(tasks) +
                        " tasks), then deferred to each other " + std::to_string(insisting.deferrals) +
                        " times with both workers busy: ";
-    text += insisting.stall ? "a total livelock, reported as a stall " +
-                                  fixed(insisting.stall_after_seconds * 1e3, 0) + " ms after the first submit"
-                            : "a livelock, yet no stall was reported within " + fixed(give_up.count() / 1e3, 0) + " s";
+    text += "a total livelock, reported as a stall " + fixed(insisting.stall_after_seconds * 1e3, 0) +
+            " ms after the first submit";
     text += ". Stepping aside ends it: all " + std::to_string(tasks) + " tasks finished with a fixed pause (" +
             std::to_string(fixed_pause.deferrals) + " deferrals, " + fixed(fixed_pause.seconds * 1e3, 0) +
             " ms) and with tandem::Backoff (" + std::to_string(backoff.deferrals) + " deferrals, " +
@@ -309,6 +308,10 @@ void add_pool_livelock(Section& section, const Options& options, Progress& progr
     const bool unexpected_stall = fixed_pause.stall || backoff.stall;
     text += unexpected_stall ? "; a stall was reported on agents that stepped aside: see the table."
                              : "; no stall was reported on them.";
+    if (!insisting.stall) {
+      throw std::runtime_error(std::string("the livelock on a ") + pool_name + " was not reported as a stall within " +
+                               fixed(give_up.count() / 1e3, 0) + " s");
+    }
     for (const PoolRun* cured : {&fixed_pause, &backoff}) {
       if (cured->tasks_done != tasks) {
         throw std::runtime_error(std::string("agents stepping aside on a ") + pool_name + " finished only " +
