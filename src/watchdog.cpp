@@ -38,7 +38,10 @@ struct Sighting {
 
 using WaitId = std::pair<std::uint64_t, std::uint32_t>;  // (agent, wait serial)
 
-std::string tasks_text(std::size_t count) { return std::to_string(count) + (count == 1 ? " task" : " tasks"); }
+// "1 task", "3 tasks".
+std::string count_of(std::size_t count, const std::string& noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
 
 // "350 ms" under a second, "2.4 s" from there.
 std::string seconds_text(std::int64_t nanoseconds) {
@@ -316,9 +319,9 @@ struct Watchdog::Observer {
         progress.reported = true;
         const auto idle_ns = std::chrono::nanoseconds(now - progress.since).count();
         emit_finding(table, diagnostics::Finding::stall,
-                     "stall: a " + activity.pool + " of " + std::to_string(activity.workers) + " workers has finished "
+                     "stall: a " + activity.pool + " of " + count_of(activity.workers, "worker") + " has finished "
                      "no task for " + seconds_text(idle_ns) + " while all of them are busy (" +
-                     tasks_text(activity.queued) + " queued, " + std::to_string(activity.completed) +
+                     count_of(activity.queued, "task") + " queued, " + std::to_string(activity.completed) +
                      " finished so far)\n  Tasks that retry without progress (a livelock: use tandem::Backoff), "
                      "that wait for each other, or that run longer than the threshold.\n");
       }

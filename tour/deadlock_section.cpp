@@ -85,7 +85,8 @@ std::string with_short_stacks(const std::string& text, int frames) {
 }
 
 // The cure of both: one lock order ('accounts' before 'audit'), and the ledger taken only once the
-// job is in hand. The putter and the getter run `rounds` of this at the same time.
+// job is in hand. The putter and the getter do this at the same time until the putter's deadline
+// (steady-clock nanoseconds, the same clock in every process), then the putter sends -1.
 void transfer_in_one_order(Lock accounts, Lock audit, Value<long> transfers) {
   LockGuard first(accounts);
   LockGuard second(audit);
@@ -93,20 +94,26 @@ void transfer_in_one_order(Lock accounts, Lock audit, Value<long> transfers) {
 }
 
 [[gnu::noinline]] void put_jobs_in_one_order(Lock accounts, Lock audit, Lock ledger, Queue<int> jobs,
-                                             Value<long> transfers, int rounds) {
-  for (int round = 0; round < rounds; ++round) {
+                                             Value<long> transfers, Value<long> jobs_put, std::int64_t until_ns) {
+  int round = 0;
+  for (; std::chrono::steady_clock::now().time_since_epoch().count() < until_ns; ++round) {
     transfer_in_one_order(accounts, audit, transfers);
     jobs.put(round);
     LockGuard guard(ledger);
   }
+  jobs_put.store(round);
+  jobs.put(-1);
 }
 
 [[gnu::noinline]] void get_jobs_in_one_order(Lock accounts, Lock audit, Lock ledger, Queue<int> jobs,
-                                             Value<long> transfers, int rounds) {
-  for (int round = 0; round < rounds; ++round) {
-    transfer_in_one_order(accounts, audit, transfers);
-    jobs.get();
-    LockGuard guard(ledger);
+                                             Value<long> transfers) {
+  try {
+    for (;;) {
+      transfer_in_one_order(accounts, audit, transfers);
+      if (jobs.get() < 0) return;
+      LockGuard guard(ledger);
+    }
+  } catch (const QueueClosed&) {
   }
 }
 
@@ -128,8 +135,8 @@ Section deadlock(const Options& options, Progress& progress) {
       "(forkserver) has put into, while that process waits for 'ledger'. The tour polls the reports every 2 ms, "
       "then breaks the deadlock by closing the queue. (c) The cure, under a fresh watch: a thread and a process in "
       "the same roles, at the same time, each taking 'accounts' then 'audit' (one order) and the getter taking 'ledger' "
-      "only once get() has returned (no lock held while waiting), " +
-      std::to_string(options.quick ? 500 : 2000) + " rounds each.";
+      "only once get() has returned (no lock held while waiting), over a Queue of at most 2 jobs, for " + std::string(options.quick ? "0.5" : "1") +
+      " s.";
   Table table{{"pitfall planted", "agents", "reported", "reported by", "when"}, {}};
   std::optional<DiagnosticsOn> diagnostics_on(std::in_place, watch);
 
@@ -185,31 +192,37 @@ Section deadlock(const Options& options, Progress& progress) {
   progress.step("the cure: one lock order, no lock held while waiting");
   diagnostics_on.reset();
   diagnostics_on.emplace(watch);
-  const int rounds = options.quick ? 500 : 2000;
+  // Several looks of the watchdog while both agents run: a false report would have time to come.
+  const auto cure_run = options.quick ? 500ms : 1000ms;
   Lock one_accounts("accounts"), one_audit("audit"), one_ledger("ledger");
-  Queue<int> one_jobs(QueueOptions{.name = "jobs"});
-  Value<long> transfers(0);
+  Queue<int> one_jobs(QueueOptions{.maxsize = 2, .name = "jobs"});
+  Value<long> transfers(0), jobs_put(0);
   const auto cure_started = std::chrono::steady_clock::now();
-  Thread cured_getter(&get_jobs_in_one_order, one_accounts, one_audit, one_ledger, one_jobs, transfers, rounds);
+  Thread cured_getter(&get_jobs_in_one_order, one_accounts, one_audit, one_ledger, one_jobs, transfers);
   Process cured_putter(forkserver, &put_jobs_in_one_order, one_accounts, one_audit, one_ledger, one_jobs, transfers,
-                       rounds);
+                       jobs_put, (cure_started + cure_run).time_since_epoch().count());
   cured_getter.start();
   cured_putter.start();
-  cured_getter.join();
   cured_putter.join();
+  one_jobs.close();  // frees the getter should the putter have died before its -1
+  cured_getter.join();
   const auto cure_time = std::chrono::steady_clock::now() - cure_started;
   // Two more looks of the watchdog, so that a report on the last rounds would be in.
   std::this_thread::sleep_for(2 * watch.watchdog_period);
   const auto cured_reports = diagnostics::reports();
   diagnostics_on.reset();
-  if (transfers.load() != 2L * rounds) {
+  // The putter's rounds, the getter's as many plus the one that received -1.
+  const long expected_transfers = 2 * jobs_put.load() + 1;
+  const int putter_exit = cured_putter.exitcode().value_or(-1);
+  if (putter_exit != 0 || transfers.load() != expected_transfers) {
     throw std::runtime_error("the cured agents made " + std::to_string(transfers.load()) + " transfers, not " +
-                             std::to_string(2 * rounds));
+                             std::to_string(expected_transfers) + " (putter exit code " +
+                             std::to_string(putter_exit) + ")");
   }
   table.rows.push_back({"cure: one lock order, 'ledger' taken after get()", "a thread and a process, concurrently",
                         cured_reports.empty() ? "no" : "YES: " + std::string(to_string(cured_reports.front().finding)),
                         "-",
-                        std::to_string(2 * rounds) + " transfers in " +
+                        std::to_string(transfers.load()) + " transfers in " +
                             fixed(std::chrono::duration<double, std::milli>(cure_time).count(), 0) + " ms"});
   if (!cured_reports.empty()) {
     section.excerpts.push_back({"An unexpected report on the cured agents", cured_reports.front().text});
@@ -227,9 +240,10 @@ Section deadlock(const Options& options, Progress& progress) {
                               " ms apart), naming who waits for what; closing the queue let both agents finish.");
   section.takeaways.push_back(
       cured_reports.empty()
-          ? "Cured, a thread and a process in the same roles made " + std::to_string(2 * rounds) +
-                " transfers under the same watch and nothing was reported: one lock order leaves no cycle to "
-                "predict, and a wait with no lock held leaves none to find."
+          ? "Cured, a thread and a process in the same roles made " + std::to_string(transfers.load()) +
+                " transfers in " + fixed(std::chrono::duration<double>(cure_time).count(), 1) +
+                " s under the same watch, over several of the watchdog's looks, and nothing was reported: one lock "
+                "order leaves no cycle to predict, and a wait with no lock held leaves none to find."
           : "Cured, the agents still drew a report, which the diagnostics should not have made: see the excerpt.");
   return section;
 }

@@ -130,10 +130,13 @@ double success_ratio(const Outcome& o) {
 enum class Courtesy : int { insist, step_aside_fixed, step_aside };
 
 struct Claims {
+  std::atomic<int> started{0};
   std::atomic<int> claimants{0};
   std::atomic<int> stop{0};
   std::atomic<std::int64_t> deferrals{0};
 };
+// Claims is shared by processes through its memory: its atomics must not hide a lock.
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<std::int64_t>::is_always_lock_free);
 
 constexpr std::int64_t kCourteousWorkNs = 2'000;
 constexpr std::int64_t kCourteousPauseNs = 500;
@@ -143,11 +146,20 @@ constexpr std::int64_t kCourteousPauseNs = 500;
 // releases the first and defers: "after you". Insisting, it keeps its claim while it defers, and
 // two such agents each wait for the other to go first, forever. Stepping aside, it withdraws its
 // claim for a Backoff pause and then claims again.
+// The first two tasks to start (one per worker) claim at once and wait, up to two seconds, for
+// each other's claim: the agents meet from their first attempt, where otherwise one could run all
+// its tasks alone while the other's worker is not scheduled.
 std::int64_t courteous_batch(SharedMemory memory, Lock first, Lock second, Courtesy courtesy, int batch) {
   auto& claims = *std::launder(reinterpret_cast<Claims*>(memory.data()));
+  bool claiming = false;
+  if (claims.started.fetch_add(1) < 2) {
+    claims.claimants.fetch_add(1);
+    claiming = true;
+    const auto meet_by = Clock::now() + std::chrono::seconds(2);
+    while (claims.claimants.load() < 2 && Clock::now() < meet_by) std::this_thread::yield();
+  }
   Backoff backoff;
   std::int64_t completed = 0;
-  bool claiming = false;
   while (completed < batch && claims.stop.load() == 0) {
     if (!claiming) {
       claims.claimants.fetch_add(1);
@@ -194,7 +206,8 @@ std::string courtesy_text(Courtesy courtesy) {
 struct PoolRun {
   std::int64_t transactions = 0;
   std::int64_t deferrals = 0;
-  std::int64_t tasks_done = 0;  // tasks that completed their whole batch
+  std::int64_t tasks = 0;       // submitted
+  std::int64_t tasks_done = 0;  // that completed their whole batch
   double seconds = 0;           // from the first submit to the last result
   std::optional<diagnostics::Report> stall;
   double stall_after_seconds = 0;
@@ -207,39 +220,47 @@ std::optional<diagnostics::Report> stall_report() {
   return std::nullopt;
 }
 
-// Submits `tasks` batches to `pool`, alternating the lock order, and collects them. Insisting
-// agents never finish: once the stall is reported (or after `give_up`), the tour stops them.
+// Courteous agents on `pool`: waves of `wave` tasks (alternating the lock order) until `duration`
+// has passed, so that a cured run lasts long enough for a stall to show if it had one. Insisting
+// agents never finish their first wave: once the stall is reported (or after `give_up`) the tour
+// stops them.
 template <class Pool>
-PoolRun run_courteous(Pool& pool, Courtesy courtesy, int tasks, int batch, std::chrono::milliseconds give_up) {
+PoolRun run_courteous(Pool& pool, Courtesy courtesy, int wave, int batch, std::chrono::milliseconds duration,
+                      std::chrono::milliseconds give_up) {
   SharedMemory memory(sizeof(Claims));
   auto& claims = *new (memory.data()) Claims;
   Lock left("left"), right("right");
   const auto started = Clock::now();
-  std::vector<decltype(pool.submit(&courteous_batch, memory, left, right, courtesy, batch))> results;
-  for (int task = 0; task < tasks; ++task) {
-    results.push_back(task % 2 == 0 ? pool.submit(&courteous_batch, memory, left, right, courtesy, batch)
-                                    : pool.submit(&courteous_batch, memory, right, left, courtesy, batch));
-  }
   PoolRun run;
-  if (courtesy == Courtesy::insist) {
-    while (!(run.stall = stall_report()) && Clock::now() - started < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  do {
+    std::vector<decltype(pool.submit(&courteous_batch, memory, left, right, courtesy, batch))> results;
+    for (int task = 0; task < wave; ++task) {
+      results.push_back(task % 2 == 0 ? pool.submit(&courteous_batch, memory, left, right, courtesy, batch)
+                                      : pool.submit(&courteous_batch, memory, right, left, courtesy, batch));
     }
-    run.stall_after_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    claims.stop.store(1);
-  }
-  for (auto& result : results) {
-    const std::int64_t completed = result.get();
-    run.transactions += completed;
-    run.tasks_done += completed == batch ? 1 : 0;
-  }
+    if (courtesy == Courtesy::insist) {
+      const auto all_done = [&results] {
+        for (const auto& result : results) {
+          if (!result.done()) return false;
+        }
+        return true;
+      };
+      while (!(run.stall = stall_report()) && !all_done() && Clock::now() - started < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      run.stall_after_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      claims.stop.store(1);
+    }
+    for (auto& result : results) {
+      const std::int64_t completed = result.get();
+      run.transactions += completed;
+      run.tasks_done += completed == batch ? 1 : 0;
+    }
+    run.tasks += wave;
+  } while (courtesy != Courtesy::insist && Clock::now() - started < duration);
   run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   run.deferrals = claims.deferrals.load();
-  if (courtesy != Courtesy::insist) {
-    // Two more looks of the watchdog, so that a stall in the last tasks would be in.
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    run.stall = stall_report();
-  }
+  if (courtesy != Courtesy::insist) run.stall = stall_report();
   return run;
 }
 
@@ -248,23 +269,24 @@ PoolRun run_courteous(Pool& pool, Courtesy courtesy, int tasks, int batch, std::
 void add_pool_livelock(Section& section, const Options& options, Progress& progress) {
   const diagnostics::Options watch{
       .mode = diagnostics::Mode::report, .stall_threshold = std::chrono::milliseconds(300), .print = false};
-  const int tasks = options.quick ? 10 : 40;
+  const int wave = options.quick ? 10 : 40;
   const int batch = 25;
+  // Longer than the stall threshold plus two looks: a cured run that stalled would be reported.
+  const std::chrono::milliseconds duration(options.quick ? 700 : 1000);
   const std::chrono::milliseconds give_up(5000);
   section.setup +=
       " Then courteous agents on pools of 2 workers, under tandem::diagnostics with a " +
-      std::to_string(watch.stall_threshold.count()) + " ms stall threshold: " + std::to_string(tasks) +
+      std::to_string(watch.stall_threshold.count()) + " ms stall threshold: waves of " + std::to_string(wave) +
       " tasks of " + std::to_string(batch) + " transactions over two Locks (alternate tasks in opposite orders), " +
       fixed(kCourteousWorkNs / 1e3, 0) +
       " us each. A courteous agent claims the locks and defers to any other claimant: it goes on only if it is "
       "the only one and try_lock of the second succeeds, else it releases the first. Insisting: it keeps its "
-      "claim and yields. Stepping aside: it withdraws its claim for a pause, a fixed " +
-      fixed(kCourteousPauseNs / 1e3, 1) + " us (busy) or tandem::Backoff::pause(). Insisting agents "
-      "are stopped once the stall is reported (or after " +
-      fixed(give_up.count() / 1e3, 0) + " s).";
+      "claim and yields; one wave, stopped once the stall is reported (or after " +
+      fixed(give_up.count() / 1e3, 0) + " s). Stepping aside: it withdraws its claim for a pause, a fixed " +
+      fixed(kCourteousPauseNs / 1e3, 1) + " us (busy) or tandem::Backoff::pause(); waves for " +
+      fixed(duration.count() / 1e3, 1) + " s.";
   Table table{{"pool", "courtesy", "transactions", "tasks finished", "deferrals", "time", "stall reported"}, {}};
   std::optional<diagnostics::Report> shown_report;
-  std::string takeaway;
   for (const bool processes : {false, true}) {
     const char* pool_name = processes ? "ProcessPool" : "ThreadPool";
     PoolRun runs[3];
@@ -275,15 +297,15 @@ void add_pool_livelock(Section& section, const Options& options, Progress& progr
       PoolRun run;
       if (processes) {
         ProcessPool pool(ProcessPoolOptions{.workers = 2, .start_method = StartMethod::forkserver});
-        run = run_courteous(pool, courtesy, tasks, batch, give_up);
+        run = run_courteous(pool, courtesy, wave, batch, duration, give_up);
       } else {
         ThreadPool pool(2);
-        run = run_courteous(pool, courtesy, tasks, batch, give_up);
+        run = run_courteous(pool, courtesy, wave, batch, duration, give_up);
       }
       if (insist && run.stall && !shown_report) shown_report = run.stall;
       table.rows.push_back(
           {pool_name, courtesy_text(courtesy), std::to_string(run.transactions),
-           std::to_string(run.tasks_done) + " of " + std::to_string(tasks), std::to_string(run.deferrals),
+           std::to_string(run.tasks_done) + " of " + std::to_string(run.tasks), std::to_string(run.deferrals),
            fixed(run.seconds * 1e3, 0) + " ms",
            run.stall ? "yes" + (insist ? ", " + fixed(run.stall_after_seconds * 1e3, 0) + " ms after the start"
                                        : std::string(" (unexpected)"))
@@ -293,31 +315,43 @@ void add_pool_livelock(Section& section, const Options& options, Progress& progr
     const PoolRun& insisting = runs[static_cast<int>(Courtesy::insist)];
     const PoolRun& fixed_pause = runs[static_cast<int>(Courtesy::step_aside_fixed)];
     const PoolRun& backoff = runs[static_cast<int>(Courtesy::step_aside)];
-    std::string text = std::string("On a ") + pool_name + ", insisting agents completed " +
-                       counted(static_cast<std::size_t>(insisting.transactions), "transaction") + " (" +
-                       std::to_string(insisting.tasks_done) + " of " + std::to_string(tasks) +
-                       " tasks), then deferred to each other " + std::to_string(insisting.deferrals) +
-                       " times with both workers busy: ";
-    text += "a total livelock, reported as a stall " + fixed(insisting.stall_after_seconds * 1e3, 0) +
-            " ms after the first submit";
-    text += ". Stepping aside ends it: all " + std::to_string(tasks) + " tasks finished with a fixed pause (" +
-            std::to_string(fixed_pause.deferrals) + " deferrals, " + fixed(fixed_pause.seconds * 1e3, 0) +
-            " ms) and with tandem::Backoff (" + std::to_string(backoff.deferrals) + " deferrals, " +
-            fixed(backoff.seconds * 1e3, 0) +
-            " ms): withdrawing the claim is the cure, and Backoff's growing random pause makes the collisions rarer";
-    const bool unexpected_stall = fixed_pause.stall || backoff.stall;
-    text += unexpected_stall ? "; a stall was reported on agents that stepped aside: see the table."
-                             : "; no stall was reported on them.";
     if (!insisting.stall) {
-      throw std::runtime_error(std::string("the livelock on a ") + pool_name + " was not reported as a stall within " +
-                               fixed(give_up.count() / 1e3, 0) + " s");
+      throw std::runtime_error(std::string("the insisting agents on a ") + pool_name +
+                               (insisting.tasks_done == insisting.tasks
+                                    ? " finished every task: they never ran at the same time"
+                                    : " livelocked but no stall was reported within " +
+                                          fixed(give_up.count() / 1e3, 0) + " s"));
     }
     for (const PoolRun* cured : {&fixed_pause, &backoff}) {
-      if (cured->tasks_done != tasks) {
+      if (cured->tasks_done != cured->tasks) {
         throw std::runtime_error(std::string("agents stepping aside on a ") + pool_name + " finished only " +
-                                 std::to_string(cured->tasks_done) + " of " + std::to_string(tasks) + " tasks");
+                                 std::to_string(cured->tasks_done) + " of " + std::to_string(cured->tasks) +
+                                 " tasks");
       }
     }
+    std::string text = std::string("On a ") + pool_name + ", insisting agents completed " +
+                       counted(static_cast<std::size_t>(insisting.transactions), "transaction") + " (" +
+                       std::to_string(insisting.tasks_done) + " of " + std::to_string(insisting.tasks) +
+                       " tasks), then deferred to each other " + std::to_string(insisting.deferrals) +
+                       " times with both workers busy: a total livelock, reported as a stall " +
+                       fixed(insisting.stall_after_seconds * 1e3, 0) + " ms after the first submit. ";
+    text += "Stepping aside ends it: in " + fixed(duration.count() / 1e3, 1) + " s, " +
+            std::to_string(fixed_pause.transactions) + " transactions with a fixed pause (" +
+            fixed(static_cast<double>(fixed_pause.deferrals) / static_cast<double>(fixed_pause.transactions), 2) +
+            " deferrals each) and " + std::to_string(backoff.transactions) + " with tandem::Backoff (" +
+            fixed(static_cast<double>(backoff.deferrals) / static_cast<double>(backoff.transactions), 2) +
+            " deferrals each)";
+    if (backoff.transactions > fixed_pause.transactions && fixed_pause.transactions > 0) {
+      text += ". Withdrawing the claim ends the total livelock; with a fixed pause the agents still step back in "
+              "together and collide (a partial livelock), and Backoff's growing random pause gave " +
+              times(static_cast<double>(backoff.transactions) / static_cast<double>(fixed_pause.transactions)) +
+              " the transactions";
+    } else {
+      text += ". Withdrawing the claim ends the livelock; here Backoff's longer pauses did not pay for themselves";
+    }
+    text += fixed_pause.stall || backoff.stall
+                ? ". A stall was reported on agents that stepped aside: see the table."
+                : ". No stall was reported on them, in runs longer than the threshold.";
     section.takeaways.push_back(text);
   }
   section.tables.push_back(std::move(table));
