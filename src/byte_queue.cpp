@@ -49,6 +49,9 @@ constexpr std::size_t data_offset(std::uint64_t slots) {
 // Bumped in every forked child: a queue handle inherited by fork registers the child afresh.
 std::atomic<std::uint64_t> fork_generation{0};
 void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+[[maybe_unused]] const bool counting_forks = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
 
 std::uint8_t load_owner(std::uint8_t& owner) {
   return std::atomic_ref<std::uint8_t>(owner).load(std::memory_order_acquire);
@@ -294,8 +297,6 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
 }
 
 std::uint8_t ByteQueue::my_index() {
-  static const bool counting = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
-  (void)counting;
   const std::uint64_t generation = fork_generation.load(std::memory_order_relaxed) + 1;
   std::atomic_ref<std::uint64_t> cache(index_cache_);
   const std::uint64_t cached = cache.load(std::memory_order_relaxed);

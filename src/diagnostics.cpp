@@ -108,9 +108,12 @@ void start_afresh_in_forked_child() {
   s.watchdog_owner = 0;
 }
 
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+const bool fork_handler_registered = ::pthread_atfork(nullptr, nullptr, start_afresh_in_forked_child) == 0;
+
 void register_fork_handler() {
-  static const bool registered = ::pthread_atfork(nullptr, nullptr, start_afresh_in_forked_child) == 0;
-  if (!registered) throw Error("diagnostics: pthread_atfork failed");
+  if (!fork_handler_registered) throw Error("diagnostics: pthread_atfork failed");
 }
 
 // At exit the watchdog stops before the statics it reads are destroyed; hooks that run later

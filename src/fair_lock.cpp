@@ -36,10 +36,12 @@ constexpr std::uint32_t kEntered = 4;
 // Bumped in every forked child, whose threads must not go on as their parent's.
 std::atomic<std::uint64_t> forks_seen{0};
 void count_fork() { forks_seen.fetch_add(1, std::memory_order_relaxed); }
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+const bool counting_forks = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
 
 // The calling thread, cached: asking the kernel costs two system calls.
 Agent calling_agent() {
-  static const bool counting_forks = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
   thread_local Agent cached;
   thread_local std::uint64_t cached_at_fork = 0;  // forks_seen + 1 when cached
   const std::uint64_t fork_count = forks_seen.load(std::memory_order_relaxed) + 1;

@@ -52,6 +52,9 @@ void close_in_forked_child() {
   janitor.write_end = -1;
   new (&janitor.mutex) std::mutex;
 }
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+const bool closes_in_forked_children = ::pthread_atfork(nullptr, nullptr, close_in_forked_child) == 0;
 
 bool read_record(int fd, Record& record) {
   auto* at = reinterpret_cast<char*>(&record);
@@ -148,8 +151,7 @@ void send(char operation, const std::string& name) {
   std::lock_guard lock(janitor.mutex);
   if (janitor.write_end < 0) {
     if (operation == kForget) return;
-    static const bool registered = ::pthread_atfork(nullptr, nullptr, close_in_forked_child) == 0;
-    if (!registered) throw Error("shared memory janitor: pthread_atfork failed");
+    if (!closes_in_forked_children) throw Error("shared memory janitor: pthread_atfork failed");
     start_janitor(janitor);
   }
   const auto* at = reinterpret_cast<const char*>(&record);

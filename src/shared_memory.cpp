@@ -103,8 +103,6 @@ class Registry {
  public:
   static Registry& instance() {
     static Registry registry;
-    static const bool reset_in_children = ::pthread_atfork(nullptr, nullptr, reset_lock_in_forked_child) == 0;
-    (void)reset_in_children;
     return registry;
   }
   // A forked child's copy of the mutex may have been held by a thread that does not exist in it.
@@ -128,6 +126,11 @@ class Registry {
   std::mutex mutex_;
   std::unordered_map<std::uint64_t, std::weak_ptr<Segment>> segments_;
 };
+
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+[[maybe_unused]] const bool registry_resets_in_children =
+    ::pthread_atfork(nullptr, nullptr, &Registry::reset_lock_in_forked_child) == 0;
 
 // Sizes the file, reserves its pages and maps it with a fresh header.
 std::shared_ptr<Segment> initialize(std::shared_ptr<Segment> segment, std::size_t bytes, const std::string& what) {

@@ -110,12 +110,13 @@ int on_frame(void* data, std::uintptr_t pc, const char* file, int line, const ch
 
 // A child forked while another thread symbolized would find the mutex locked for good.
 void reset_in_forked_child() { new (&symbolizer_mutex) std::mutex(); }
+// Registered at start-up, not at first use: a first use that raced a fork in another thread would
+// leave the child a half-done static initialization, and the child would hang in it.
+[[maybe_unused]] const bool resets_in_children = ::pthread_atfork(nullptr, nullptr, reset_in_forked_child) == 0;
 
 }  // namespace
 
 std::string stack_trace(int skip, int max_frames, const char* indent) {
-  static const bool resets_in_children = ::pthread_atfork(nullptr, nullptr, reset_in_forked_child) == 0;
-  static_cast<void>(resets_in_children);
   const std::lock_guard serialized(symbolizer_mutex);
   backtrace_state* state = symbolizer();
   if (state == nullptr) return std::string(indent) + "(no stack: the binary could not be read)\n";

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -20,7 +21,9 @@
 
 #include "shared_block.hpp"
 #include "tandem/error.hpp"
+#include "tandem/fair_lock.hpp"
 #include "tandem/process.hpp"
+#include "tandem/queue.hpp"
 #include "tandem/thread.hpp"
 
 using namespace std::chrono_literals;
@@ -511,5 +514,86 @@ INSTANTIATE_TEST_SUITE_P(EachStartMethod, ProcessStartMethod,
                          ::testing::Values(tandem::StartMethod::fork, tandem::StartMethod::forkserver,
                                            tandem::StartMethod::spawn),
                          [](const auto& info) { return std::string(tandem::to_string(info.param)); });
+
+// ---- tandem's own fork safety ------------------------------------------------------------------
+
+// Set by the test below to hold its next fork open: the fork's prepare handler then announces it.
+std::atomic<bool> hold_next_fork{false};
+std::atomic<bool> fork_in_progress{false};
+
+// Run in a fresh copy of this program, so that the first use of a Queue and of a FairLock happens
+// here: a thread makes it while the main thread forks a child that uses them too. When tandem
+// registered its fork handlers at first use, that thread could sit inside a static initialization
+// (waiting in pthread_atfork for glibc's fork-handler lock, which a fork holds from the end of its
+// prepare handlers to the end of its parent handlers) as the child was made, and the child hung
+// on it for good. The test holds the fork in that state: after its prepare handlers, glibc's fork
+// takes the lock of the list of streams, which a flush of all streams holds while it waits for a
+// stream that another thread has locked.
+TEST(ForkSafety, FirstUseOfQueueAndFairLockDuringAFork) {
+  if (std::getenv("TANDEM_FORK_RACE") == nullptr) GTEST_SKIP() << "run by AFirstUseRacingAForkDoesNotHangTheChild";
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer holds its own locks across a fork: the threads kept running here block in it";
+#endif
+  ASSERT_EQ(::pthread_atfork(
+                [] {
+                  if (!hold_next_fork.exchange(false)) return;
+                  fork_in_progress = true;
+                  std::this_thread::sleep_for(50ms);  // for the flusher to take the stream list
+                },
+                nullptr, nullptr),
+            0);
+  tandem::Queue<int> queue;
+  tandem::FairLock fair;
+  FILE* stream = std::tmpfile();
+  ASSERT_NE(stream, nullptr);
+  ::flockfile(stream);
+  auto once_forking = [] {
+    while (!fork_in_progress) std::this_thread::yield();
+  };
+  std::thread flusher([&] {
+    once_forking();
+    std::fflush(nullptr);  // holds the stream list while it waits for `stream`
+  });
+  std::thread first_user([&] {
+    once_forking();
+    std::this_thread::sleep_for(100ms);  // the fork now waits for the stream list
+    queue.put(1);
+    fair.lock();
+    fair.unlock();
+  });
+  std::thread stream_holder([&] {
+    once_forking();
+    std::this_thread::sleep_for(300ms);
+    ::funlockfile(stream);
+  });
+  tandem::Process child(
+      tandem::ProcessOptions{.start_method = tandem::StartMethod::fork},
+      [](tandem::Queue<int> q, tandem::FairLock f) {
+        q.put(2);
+        f.lock();
+        f.unlock();
+      },
+      queue, fair);
+  hold_next_fork = true;
+  child.start();
+  stream_holder.join();
+  flusher.join();
+  first_user.join();
+  std::fclose(stream);
+  const bool ended = child.join_for(10s);
+  if (!ended) {
+    child.kill();
+    child.join();
+  }
+  ASSERT_TRUE(ended) << "the child hung on its first use of the queue or the lock";
+  EXPECT_EQ(child.exitcode(), 0);
+}
+
+TEST(ForkSafety, AFirstUseRacingAForkDoesNotHangTheChild) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  const std::string command = "TANDEM_FORK_RACE=1 " + self +
+                              " --gtest_filter=ForkSafety.FirstUseOfQueueAndFairLockDuringAFork >/dev/null 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
 
 }  // namespace
