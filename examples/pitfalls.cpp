@@ -4,9 +4,9 @@
 // and a queue): the watchdog reports who waits for whom within a second, and the example breaks
 // the deadlock by closing the queue. With Mode::abort (or TANDEM_DEADLOCK=abort) either finding
 // would stop the program instead. Then the cures of starvation and livelock: two threads that
-// retake a Lock at once rarely let each other in, and alternate on a FairLock; two pool tasks
-// that each defer to the other ("after you") livelock, which the pool's stall report catches,
-// and stepping aside for a Backoff pause cures it.
+// retake a Lock at once let each other in less often than on a FairLock, which serves its waiters
+// in arrival order; two pool tasks that each defer to the other ("after you") livelock, which
+// the pool's stall report catches, and stepping aside for a Backoff pause cures it.
 //
 //   ./pitfalls
 #include <tandem/backoff.hpp>
