@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent_kinds.hpp"
+#include "shared_board.hpp"
 #include "tandem/error.hpp"
 #include "tandem/lock.hpp"
 #include "tandem/shared_memory.hpp"
@@ -46,13 +47,8 @@ struct Board {
   std::atomic<int> told_unrecoverable;
 };
 
-Board& board(const tandem::SharedMemory& memory) { return *reinterpret_cast<Board*>(memory.data()); }
-
-tandem::SharedMemory make_board() {
-  tandem::SharedMemory memory(sizeof(Board));
-  new (memory.data()) Board{};
-  return memory;
-}
+Board& board(const tandem::SharedMemory& memory) { return test_support::board<Board>(memory); }
+tandem::SharedMemory make_board() { return test_support::make_board<Board>(); }
 
 // Polls `condition` for up to 10 s.
 template <class Condition>
@@ -67,19 +63,6 @@ bool eventually(Condition condition) {
 
 void wait_until_holding(const tandem::SharedMemory& memory) {
   ASSERT_TRUE(eventually([&] { return board(memory).holding.load() != 0; }));
-}
-
-// A read-modify-write wide enough to lose updates without the lock.
-void increment_under_lock(tandem::FairLock lock, tandem::SharedMemory memory, int times) {
-  long& counter = board(memory).counter;
-  board(memory).arrived.fetch_add(1);
-  while (board(memory).arrived.load() < 3) std::this_thread::yield();
-  for (int i = 0; i < times; ++i) {
-    std::lock_guard guard(lock);
-    const long seen = counter;
-    for (int spin = 0; spin < 20; ++spin) asm volatile("" ::: "memory");  // widen the window
-    counter = seen + 1;
-  }
 }
 
 // Takes the lock, records that it did (and whether it was told the holder died), lets it go.
@@ -141,9 +124,10 @@ class FairLockTest : public ::testing::TestWithParam<AgentKind> {
 TEST_P(FairLockTest, MutualExclusion) {
   tandem::FairLock lock;
   auto memory = make_board();
-  TestAgent first(GetParam(), increment_under_lock, lock, memory, kIncrements);
-  TestAgent second(GetParam(), increment_under_lock, lock, memory, kIncrements);
-  increment_under_lock(lock, memory, kIncrements);
+  const auto increment = test_support::increment_under_lock<Board, tandem::FairLock>;
+  TestAgent first(GetParam(), increment, lock, memory, kIncrements);
+  TestAgent second(GetParam(), increment, lock, memory, kIncrements);
+  increment(lock, memory, kIncrements);
   first.join();
   second.join();
   EXPECT_EQ(board(memory).counter, 3L * kIncrements);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent_kinds.hpp"
+#include "shared_board.hpp"
 #include "tandem/error.hpp"
 #include "tandem/shared_memory.hpp"
 
@@ -32,27 +33,8 @@ struct Board {
   std::atomic<int> arrived;  // agents wait for each other, so that they contend
 };
 
-Board& board(const tandem::SharedMemory& memory) { return *reinterpret_cast<Board*>(memory.data()); }
-
-tandem::SharedMemory make_board() {
-  tandem::SharedMemory memory(sizeof(Board));
-  new (memory.data()) Board{};
-  return memory;
-}
-
-// A read-modify-write wide enough to lose updates without the lock.
-template <class L>
-void increment_under_lock(L lock, tandem::SharedMemory memory, int times) {
-  long& counter = board(memory).counter;
-  board(memory).arrived.fetch_add(1);
-  while (board(memory).arrived.load() < 3) std::this_thread::yield();
-  for (int i = 0; i < times; ++i) {
-    std::lock_guard guard(lock);
-    const long seen = counter;
-    for (int spin = 0; spin < 20; ++spin) asm volatile("" ::: "memory");  // widen the window
-    counter = seen + 1;
-  }
-}
+Board& board(const tandem::SharedMemory& memory) { return test_support::board<Board>(memory); }
+tandem::SharedMemory make_board() { return test_support::make_board<Board>(); }
 
 // Takes the lock, says so, and dies holding it: a process by SIGKILL, a thread by returning.
 template <class L>
@@ -81,9 +63,9 @@ class LockAcrossAgents : public ::testing::TestWithParam<AgentKind> {
   void mutual_exclusion() {
     L lock;
     auto memory = make_board();
-    TestAgent first(GetParam(), increment_under_lock<L>, lock, memory, kIncrements);
-    TestAgent second(GetParam(), increment_under_lock<L>, lock, memory, kIncrements);
-    increment_under_lock(lock, memory, kIncrements);
+    TestAgent first(GetParam(), test_support::increment_under_lock<Board, L>, lock, memory, kIncrements);
+    TestAgent second(GetParam(), test_support::increment_under_lock<Board, L>, lock, memory, kIncrements);
+    test_support::increment_under_lock<Board>(lock, memory, kIncrements);
     first.join();
     second.join();
     EXPECT_EQ(board(memory).counter, 3L * kIncrements);
