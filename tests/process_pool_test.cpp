@@ -302,9 +302,11 @@ TEST(ProcessPoolLifecycle, WorkersThatKeepFailingToStartCloseThePoolWithAnError)
   SharedBlock<std::atomic<int>> starts;
   tandem::ProcessPoolOptions options;
   options.workers = 1;
-  options.initializer = [starts = starts.get()] {
-    if ((*starts)++ > 0) throw std::runtime_error("the licence server is gone");
-  };
+  options.initializer = tandem::partial(
+      [](SharedHandle<std::atomic<int>> starts) {
+        if ((*starts)++ > 0) throw std::runtime_error("the licence server is gone");
+      },
+      starts.get());
   tandem::ProcessPool pool(options);
   auto crash = pool.submit(&run_or_crash, 0, Crash::segfault);
   EXPECT_THROW(crash.get(), tandem::WorkerLost);
@@ -330,11 +332,13 @@ TEST(ProcessPoolLifecycle, ALostForkServerBreaksThePoolWithAnErrorNotAHang) {
   std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &server);
   ASSERT_GT(server, 1);
   SharedBlock<std::atomic<int>> started;
-  auto running = pool.submit([started = started.get()] {
-    started->store(1);
-    ::pause();
-    return 0;
-  });
+  auto running = pool.submit(
+      [](SharedHandle<std::atomic<int>> started) {
+        started->store(1);
+        ::pause();
+        return 0;
+      },
+      started.get());
   while (started->load() == 0) std::this_thread::sleep_for(1ms);
   ::kill(static_cast<pid_t>(server), SIGKILL);  // its workers die with it
   EXPECT_THROW(running.get_for(10s), tandem::WorkerLost);
@@ -519,12 +523,12 @@ TEST_P(LargeMessages, QueuedLargeRequestsSurviveACrashAndACancel) {
   // cancelled. The others run on the replacement, with their own bytes.
   SharedBlock<Gate> gate;
   auto crash = pool.submit(
-      [gate = gate.get()](std::vector<std::uint8_t> bytes) {
+      [](SharedHandle<Gate> gate, std::vector<std::uint8_t> bytes) {
         gate->wait();
         if (!bytes.empty()) std::abort();
         return std::uint64_t{0};
       },
-      pattern(1 << 20, 0));
+      gate.get(), pattern(1 << 20, 0));
   std::vector<tandem::Future<std::uint64_t>> queued;
   for (int i = 1; i <= 4; ++i) {
     queued.push_back(pool.submit([](const std::vector<std::uint8_t>& bytes) { return checksum(bytes); },
@@ -541,7 +545,7 @@ TEST_P(LargeMessages, QueuedLargeRequestsSurviveACrashAndACancel) {
 
   // A cancelled large request that its worker skips: the files of those behind it still match.
   SharedBlock<Gate> second_gate;
-  auto blocker = pool.submit([gate = second_gate.get()] { gate->wait(); });
+  auto blocker = pool.submit([](SharedHandle<Gate> gate) { gate->wait(); }, second_gate.get());
   std::vector<tandem::Future<std::uint64_t>> behind;
   for (int i = 1; i <= 3; ++i) {
     behind.push_back(pool.submit([](const std::vector<std::uint8_t>& bytes) { return checksum(bytes); },

@@ -41,8 +41,8 @@ struct ArrayState {
 
 template <class T>
 class Array {
-  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
-                "tandem::Array<T> holds Ts in shared memory: T must be trivially copyable and not a pointer");
+  static_assert(std::is_trivially_copyable_v<T> && !detail::kHoldsAddress<T>,
+                "tandem::Array<T> holds Ts in shared memory: T must be trivially copyable and hold no pointer, reference or view");
   static constexpr std::size_t kElementsAt =
       (sizeof(detail::Tagged<detail::ArrayState>) + alignof(T) - 1) / alignof(T) * alignof(T);
 

@@ -11,14 +11,15 @@
 // task that runs too long throws tandem::TaskTimeout and its worker is killed and replaced.
 // cancel() of a task a worker is running kills and replaces that worker too.
 //
-// What travels: the callable is copied as bytes, so it must be trivially copyable: a function
-// pointer, a captureless lambda, or a lambda capturing only trivially copyable values (no
-// pointers or references into this process: the worker has its own memory). Arguments and
-// results: trivially copyable types and std::vector / std::string of them go as raw bytes, other
-// types through cereal. Anything else fails to compile with a message saying what to do. An
-// exception thrown by a task reaches get() as its own type when registered (the <stdexcept>
-// ones are; see register_remote_exception), else as tandem::RemoteError with its type name and
-// message.
+// What travels: a function pointer or a stateless callable (a captureless lambda); state goes as
+// arguments, or bound with tandem::partial (partial.hpp). C++ cannot see a lambda's captures, so a
+// capturing lambda does not compile: a captured reference or pointer would read the worker's own
+// memory. Arguments, bound values and results: trivially copyable types holding no address
+// (pointer, reference, view, also as a struct's field) and std::vector / std::string of them go as
+// raw bytes, other types through cereal. Anything else fails to compile with a message saying what
+// to do. An exception thrown by a task reaches get() as its own type when registered (the
+// <stdexcept> ones are; see register_remote_exception), else as tandem::RemoteError with its type
+// name and message.
 //
 // Transport: each worker has two rings in shared memory (requests, responses); a waiting caller
 // reads responses itself while it spins, so a round trip on an idle pool costs microseconds, and
@@ -58,6 +59,7 @@
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
+#include "tandem/partial.hpp"
 #include "tandem/start_method.hpp"
 
 namespace tandem {
@@ -68,8 +70,8 @@ struct ProcessPoolOptions {
   // How workers start (see start_method.hpp). The default, forkserver, is safe in a program
   // that runs threads; call tandem::init(argc, argv) at the top of main to use it from anywhere.
   StartMethod start_method = StartMethod::forkserver;
-  // Runs once in each worker process as it starts; like a task's callable, it must be trivially
-  // copyable (it is sent to the worker as bytes). If it throws in the first workers, the pool's
+  // Runs once in each worker process as it starts; like a task's callable, a function pointer or
+  // a captureless lambda, with values bound by tandem::partial (up to 512 bytes). If it throws in the first workers, the pool's
   // constructor throws that exception; in a replacement worker, the worker counts as failing to
   // start, and after 3 such failures in a row the pool closes with an error.
   detail::RemoteCall initializer = {};
@@ -118,18 +120,19 @@ ByteWriter& request_buffer();
 template <class F>
 void check_callable() {
   static_assert(kCallableCanTravel<F>,
-                "ProcessPool: this callable cannot be sent to a worker process. It must be trivially copyable: "
-                "a function pointer, a captureless lambda, or a lambda that captures only trivially copyable "
-                "values by copy (no references, std::string, std::vector or std::function captures). Pass the "
-                "data as arguments instead: pool.submit(f, args...).");
+                "ProcessPool: this callable cannot be sent to a worker process. C++ cannot see what a lambda "
+                "captured, and a captured reference, pointer or this would read the worker's own memory, so only "
+                "state the compiler can check travels: use a function pointer or a captureless lambda, and pass "
+                "the data as arguments, pool.submit(f, args...), or bind it with tandem::partial(f, values...).");
 }
 
 template <class T>
 void check_value() {
   static_assert(kCanTravel<T>,
                 "ProcessPool: an argument or result type cannot travel between processes. Use a trivially "
-                "copyable type without pointers, a std::vector or std::string of such, or a type with a cereal "
-                "serialize() function (and include the cereal/types/ header for the std containers it uses).");
+                "copyable type that holds no pointer, reference or view (std::string_view, std::span), not even "
+                "in a field; a std::vector or std::string of such; or a type with a cereal serialize() function "
+                "(and include the cereal/types/ header for the std containers it uses).");
 }
 
 }  // namespace detail
@@ -184,11 +187,11 @@ class ProcessPool {
   // map over tuples, each unpacked into f's arguments (Python's starmap).
   template <class F, std::ranges::input_range Range>
   auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map(Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), chunksize);
+    return map(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), chunksize);
   }
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_for(Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), timeout, chunksize);
+    return map_for(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), timeout, chunksize);
   }
 
   // Lazy, ordered map (see ThreadPool::imap): reads the input a bounded window ahead.
@@ -212,15 +215,6 @@ class ProcessPool {
  private:
   template <class Pool, class R, class View, class F, bool Ordered>
   friend class ImapStream;
-
-  template <class F>
-  struct Unpacking {
-    F f;
-    template <class Tuple>
-    auto operator()(Tuple&& args) const {
-      return std::apply(f, std::forward<Tuple>(args));
-    }
-  };
 
   static ProcessPoolOptions options_with(std::size_t workers) {
     ProcessPoolOptions options;
@@ -335,7 +329,7 @@ class ProcessPool {
     try {
       for (std::size_t begin = 0; begin < n; begin += chunksize) {
         const std::size_t count = std::min(chunksize, n - begin);
-        if constexpr (detail::kIsRaw<T> && !std::is_pointer_v<Fn>) {
+        if constexpr (detail::kIsRaw<T> && detail::CallableTraveller<Fn>::kFixedBytes) {
           if (detail::in_worker_process()) detail::check_owner(*core_);
           const RawChunk<Fn, T> chunk{&f, items.subspan(begin, count)};
           chunks.push_back(send_from<detail::RemoteMapChunk<R>, void>({chunk.size(), &RawChunk<Fn, T>::write, &chunk},

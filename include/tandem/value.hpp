@@ -23,8 +23,8 @@ namespace tandem {
 
 template <class T>
 class Value {
-  static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,
-                "tandem::Value<T> holds T in shared memory: T must be trivially copyable and not a pointer");
+  static_assert(std::is_trivially_copyable_v<T> && !detail::kHoldsAddress<T>,
+                "tandem::Value<T> holds T in shared memory: T must be trivially copyable and hold no pointer, reference or view");
   using State = detail::GuardedState<T, detail::RobustMutex::Kind::recursive>;
 
  public:

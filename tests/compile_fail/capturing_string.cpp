@@ -1,5 +1,5 @@
-// Must not compile: a lambda capturing a std::string cannot be copied into a worker process as
-// bytes. ctest checks that the compiler says so in tandem's words.
+// Must not compile: a lambda capturing a std::string. Its state is invisible to the compiler, so
+// it cannot be sent to a worker process; ctest checks that the compiler says so in tandem's words.
 #include <string>
 
 #include "tandem/process_pool.hpp"

@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tandem/detail/holds_address.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem::detail {
@@ -142,14 +143,14 @@ template <class T>
 struct IsContiguousOfRaw : std::false_type {};
 template <class T, class A>
 struct IsContiguousOfRaw<std::vector<T, A>>
-    : std::bool_constant<std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && !std::is_same_v<T, bool>> {};
+    : std::bool_constant<std::is_trivially_copyable_v<T> && !kHoldsAddress<T> && !std::is_same_v<T, bool>> {};
 template <class C, class Tr, class A>
 struct IsContiguousOfRaw<std::basic_string<C, Tr, A>> : std::true_type {};
 
-// Raw: copied as its bytes. Pointers are trivially copyable but mean nothing in another process.
+// Raw: copied as its bytes. A pointer, a view or a struct holding one is trivially copyable too,
+// but its address means nothing in another process (holds_address.hpp).
 template <class T>
-inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
-                               !std::is_member_pointer_v<T> && !std::is_reference_v<T>;
+inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T>;
 
 // std::conjunction stops at the first false: asking cereal about a raw pointer would trip a
 // static_assert inside cereal before tandem's own message could explain.
@@ -212,8 +213,9 @@ class ReaderStreambuf final : public std::streambuf {
 template <class T>
 void encode(ByteWriter& out, const T& value) {
   static_assert(kCanTravel<T>,
-                "This type cannot travel to another process: use a trivially copyable type (no pointers), "
-                "a std::vector or std::string of such, or give the type a cereal serialize() function "
+                "This type cannot travel to another process: use a trivially copyable type holding no pointer, "
+                "reference or view (also in a field), a std::vector or std::string of such, or give the type a "
+                "cereal serialize() function "
                 "(https://uscilab.github.io/cereal/) and include the cereal/types/ header it needs.");
   if constexpr (TravelsByHandle<T>) {
     Traveller<T>::encode(out, value);

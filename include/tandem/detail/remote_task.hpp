@@ -23,49 +23,14 @@
 
 #include "tandem/detail/codec.hpp"
 #include "tandem/detail/future_state.hpp"
+#include "tandem/detail/travelling_callable.hpp"
 
 namespace tandem::detail {
 
-// Code addresses travel as offsets from this function, so they stay valid in a process whose
-// program is mapped elsewhere (a spawned worker, under address-space randomization). Inline, so
-// that it lives in the same module as the task code that instantiates the entries below.
-inline void code_anchor() noexcept {}
-
 using Entry = void (*)(ByteReader& in, ByteWriter& out);
-
-inline std::int64_t code_offset(const void* code) noexcept {
-  return reinterpret_cast<std::intptr_t>(code) - reinterpret_cast<std::intptr_t>(&code_anchor);
-}
-inline const void* code_at(std::int64_t offset) noexcept {
-  return reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(&code_anchor) + offset);
-}
 
 // `large`: the response is in a memory file of its own (a pool-internal detail, see worker.hpp).
 enum class ResponseStatus : std::uint64_t { value = 1, exception = 2, skipped = 3, large = 4 };
-
-// Whether a callable can be sent to a worker process: its bytes are all there is to it.
-template <class F>
-inline constexpr bool kCallableCanTravel =
-    std::is_trivially_copyable_v<F> && !std::is_member_pointer_v<F> &&
-    (!std::is_pointer_v<F> || std::is_function_v<std::remove_pointer_t<F>>);
-
-template <class F>
-void encode_callable(ByteWriter& out, const F& f) {
-  if constexpr (std::is_pointer_v<F>) {
-    out.write_raw(code_offset(reinterpret_cast<const void*>(f)));
-  } else {
-    out.write_raw(f);
-  }
-}
-
-template <class F>
-F decode_callable(ByteReader& in) {
-  if constexpr (std::is_pointer_v<F>) {
-    return reinterpret_cast<F>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
-  } else {
-    return in.read_raw<F>();
-  }
-}
 
 template <class F, class... Args>
 inline constexpr bool kTakesToken = std::is_invocable_v<F, std::stop_token, Args...>;
@@ -145,13 +110,16 @@ class RemoteCall {
     requires(!std::is_same_v<std::decay_t<F>, RemoteCall>)
   RemoteCall(F f) {  // NOLINT: implicit, as std::function's, so that `options.initializer = [] {...}` reads naturally
     static_assert(kCallableCanTravel<F>,
-                  "ProcessPoolOptions::initializer runs in the worker processes, so it must be trivially copyable: "
-                  "a function pointer, a captureless lambda, or a lambda capturing trivially copyable values.");
+                  "ProcessPoolOptions::initializer runs in the worker processes, so it must travel there: a "
+                  "function pointer or a captureless lambda, with any values bound by tandem::partial(f, values...)");
     static_assert(std::is_invocable_v<F&>, "ProcessPoolOptions::initializer takes no arguments");
-    static_assert(sizeof(F) + sizeof(std::int64_t) <= kMaxBytes, "the initializer captures too much (512 bytes at most)");
     ByteWriter out;
     out.write_raw(code_offset(reinterpret_cast<const void*>(&call_entry<F>)));
     encode_callable(out, f);
+    if (out.size() > kMaxBytes) {
+      throw Error("ProcessPoolOptions::initializer: its bound values take " + std::to_string(out.size()) +
+                  " bytes encoded, more than the " + std::to_string(kMaxBytes) + " an initializer may carry");
+    }
     size_ = out.size();
     std::memcpy(bytes_, out.data(), size_);
   }
