@@ -70,6 +70,16 @@ std::vector<int> iota_vector(int n) {
 }
 
 int triple(int x) { return 3 * x; }
+int multiply(int a, int b) { return a * b; }
+int multiply_add(int add, int a, int b) { return add + a * b; }
+
+// A trivially copyable aggregate with nested fields and an array: it travels as its bytes.
+struct Shape {
+  struct {
+    int width, height;
+  } size;
+  double scale[2];
+};
 
 struct Counters {
   std::atomic<int> started{0};
@@ -117,12 +127,12 @@ TYPED_TEST(PoolTest, SubmitRunsTheCallableWithItsArguments) {
   auto text = pool.submit([](const std::string& s) { return s + "!"; }, std::string("hi"));
   auto by_pointer = pool.submit(&triple, 14);
   const int offset = 100;
-  auto captured = pool.submit([offset](int x) { return x + offset; }, 1);
+  auto bound = pool.submit(tandem::partial([](int add, int x) { return x + add; }, offset), 1);
   auto nothing = pool.submit([] {});
   EXPECT_EQ(sum.get(), 42);
   EXPECT_EQ(text.get(), "hi!");
   EXPECT_EQ(by_pointer.get(), 42);
-  EXPECT_EQ(captured.get(), 101);
+  EXPECT_EQ(bound.get(), 101);
   EXPECT_NO_THROW(nothing.get());
 }
 
@@ -188,7 +198,7 @@ TYPED_TEST(PoolTest, DefaultSizeIsTheUsableCpuCount) {
 TYPED_TEST(PoolTest, InitializerRunsOnceOnEveryWorker) {
   SharedBlock<Counters> counters;
   auto options = TestFixture::options(3);
-  options.initializer = [c = counters.get()] { c->started++; };
+  options.initializer = tandem::partial([](SharedHandle<Counters> c) { c->started++; }, counters.get());
   TypeParam pool(options);
   EXPECT_EQ(counters->started.load(), 3);
 }
@@ -224,21 +234,23 @@ TYPED_TEST(PoolTest, MapAcceptsNonRandomAccessRangesAndAnyResultType) {
 TYPED_TEST(PoolTest, MapOfVoidFunctionsVisitsEveryElementOnce) {
   SharedBlock<Counters> counters;
   TypeParam pool(2);
-  pool.map([c = counters.get()](int i) { c->visits[static_cast<std::size_t>(i)]++; }, iota_vector(10'000));
+  pool.map(tandem::partial([](SharedHandle<Counters> c, int i) { c->visits[static_cast<std::size_t>(i)]++; }, counters.get()),
+           iota_vector(10'000));
   for (auto& v : counters->visits) ASSERT_EQ(v.load(), 1);
 }
 
 TYPED_TEST(PoolTest, MapRethrowsTheFirstExceptionAndStopsTheRest) {
   SharedBlock<Counters> counters;
   TypeParam pool(2);
-  EXPECT_THROW(pool.map(
-                   [c = counters.get()](int x) {
-                     c->started++;
-                     if (x == 3) throw std::invalid_argument("three");
-                     std::this_thread::sleep_for(1ms);
-                     return x;
-                   },
-                   iota_vector(1000), 1),
+  EXPECT_THROW(pool.map(tandem::partial(
+                                [](SharedHandle<Counters> c, int x) {
+                                  c->started++;
+                                  if (x == 3) throw std::invalid_argument("three");
+                                  std::this_thread::sleep_for(1ms);
+                                  return x;
+                                },
+                                counters.get()),
+                            iota_vector(1000), 1),
                std::invalid_argument);
   std::this_thread::sleep_for(50ms);
   EXPECT_LT(counters->started.load(), 200) << "chunks kept starting after the failure";
@@ -249,6 +261,30 @@ TYPED_TEST(PoolTest, StarmapUnpacksTuples) {
   std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
   EXPECT_EQ(pool.starmap([](int a, int b) { return a * b; }, pairs), (std::vector<int>{2, 12, 30}));
   EXPECT_EQ(pool.starmap_for([](int a, int b) { return a + b; }, pairs, 5s), (std::vector<int>{3, 7, 11}));
+  // A function pointer travels by its offset in the program on every path (a spawned worker maps
+  // the program elsewhere: its raw address would crash it).
+  EXPECT_EQ(pool.starmap(&multiply, pairs), (std::vector<int>{2, 12, 30}));
+  EXPECT_EQ(pool.starmap(tandem::partial(&multiply_add, 100), pairs), (std::vector<int>{102, 112, 130}));
+}
+
+// What a task can carry besides its arguments: values bound with tandem::partial, checked and
+// encoded as arguments are (strings, vectors, nested structs, shared handles), on every pool.
+TYPED_TEST(PoolTest, APartialCarriesItsBoundValues) {
+  TypeParam pool(2);
+  const auto greet = tandem::partial([](const std::string& greeting, const std::string& name) { return greeting + name; },
+                                     std::string("hello, "));
+  EXPECT_EQ(pool.submit(greet, std::string("pool")).get(), "hello, pool");
+  const Shape shape{{3, 4}, {1.5, 2.5}};
+  const auto scaled = pool.map(tandem::partial([](Shape s, std::vector<int> weights, int x) {
+                                 return x * s.size.width * s.size.height + weights[static_cast<std::size_t>(x)];
+                               },
+                                               shape, std::vector<int>{10, 20, 30}),
+                               iota_vector(3));
+  EXPECT_EQ(scaled, (std::vector<int>{10, 32, 54}));
+  SharedBlock<Counters> counters;
+  pool.map(tandem::partial([](SharedHandle<Counters> c, int add, int) { c->finished += add; }, counters.get(), 2),
+           iota_vector(50));
+  EXPECT_EQ(counters->finished.load(), 100);
 }
 
 TYPED_TEST(PoolTest, MapForReturnsInTimeOrThrowsAndCancelsTheRest) {
@@ -256,13 +292,14 @@ TYPED_TEST(PoolTest, MapForReturnsInTimeOrThrowsAndCancelsTheRest) {
   TypeParam pool(2);
   EXPECT_EQ(pool.map_for([](int x) { return x + 1; }, iota_vector(3), 5s), (std::vector<int>{1, 2, 3}));
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(pool.map_for(
-                   [c = counters.get()](int x) {
-                     c->started++;
-                     std::this_thread::sleep_for(10ms);
-                     return x;
-                   },
-                   iota_vector(200), 30ms, 1),
+  EXPECT_THROW(pool.map_for(tandem::partial(
+                                    [](SharedHandle<Counters> c, int x) {
+                                      c->started++;
+                                      std::this_thread::sleep_for(10ms);
+                                      return x;
+                                    },
+                                    counters.get()),
+                                iota_vector(200), 30ms, 1),
                tandem::TimeoutError);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
   std::this_thread::sleep_for(30ms);
@@ -323,15 +360,39 @@ TYPED_TEST(PoolTest, ImapExceptionSurfacesAtItsElementAndIterationGoesOn) {
   EXPECT_EQ(stream.next(), std::nullopt);
 }
 
+// Python's test_imap_handle_iterable_exception: an input that fails at element k yields the
+// results of 0..k-1 first, then raises, then ends.
+TYPED_TEST(PoolTest, ImapDeliversWhatPrecedesAFailingInputThenRaises) {
+  TypeParam pool(2);
+  auto failing_at_3 = std::views::iota(0, 10) | std::views::transform([](int x) {
+                        if (x == 3) throw std::out_of_range("the input broke at 3");
+                        return x;
+                      });
+  for (std::size_t chunksize : {1u, 2u}) {
+    auto stream = pool.imap([](int x) { return x * x; }, failing_at_3, chunksize);
+    EXPECT_EQ(stream.next(), 0);
+    EXPECT_EQ(stream.next(), 1);
+    EXPECT_EQ(stream.next(), 4);
+    EXPECT_THROW(stream.next(), std::out_of_range);
+    EXPECT_EQ(stream.next(), std::nullopt);
+  }
+  std::multiset<int> unordered;
+  auto stream = pool.imap_unordered([](int x) { return x * x; }, failing_at_3);
+  for (int i = 0; i < 3; ++i) unordered.insert(*stream.next());
+  EXPECT_EQ(unordered, (std::multiset<int>{0, 1, 4}));
+  EXPECT_THROW(stream.next(), std::out_of_range);
+}
+
 TYPED_TEST(PoolTest, ImapNextForTimesOut) {
   SharedBlock<Gate> gate;
   TypeParam pool(1);
-  auto stream = pool.imap(
-      [g = gate.get()](int x) {
-        g->wait();
-        return x;
-      },
-      iota_vector(2));
+  auto stream = pool.imap(tandem::partial(
+                              [](SharedHandle<Gate> g, int x) {
+                                g->wait();
+                                return x;
+                              },
+                              gate.get()),
+                          iota_vector(2));
   EXPECT_THROW(stream.next_for(20ms), tandem::TimeoutError);
   gate->open();
   EXPECT_EQ(stream.next_for(5s), 0);
@@ -341,8 +402,8 @@ TYPED_TEST(PoolTest, ACancelledPendingTaskNeverRuns) {
   SharedBlock<Gate> gate;
   SharedBlock<Counters> counters;
   TypeParam pool(1);
-  auto blocker = pool.submit([g = gate.get()] { g->wait(); });
-  auto victim = pool.submit([c = counters.get()] { c->started++; });
+  auto blocker = pool.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
+  auto victim = pool.submit([](SharedHandle<Counters> c) { c->started++; }, counters.get());
   EXPECT_TRUE(victim.cancel());
   gate->open();
   blocker.get();
@@ -365,10 +426,12 @@ TYPED_TEST(PoolTest, ShutdownWaitRunsEverythingAlreadySubmitted) {
   TypeParam pool(2);
   std::vector<tandem::Future<void>> futures;
   for (int i = 0; i < 200; ++i) {
-    futures.push_back(pool.submit([c = counters.get()] {
-      std::this_thread::sleep_for(50us);
-      c->finished++;
-    }));
+    futures.push_back(pool.submit(
+        [](SharedHandle<Counters> c) {
+          std::this_thread::sleep_for(50us);
+          c->finished++;
+        },
+        counters.get()));
   }
   pool.shutdown(true);
   EXPECT_EQ(counters->finished.load(), 200);
@@ -378,11 +441,13 @@ TYPED_TEST(PoolTest, ShutdownWaitRunsEverythingAlreadySubmitted) {
 TYPED_TEST(PoolTest, ShutdownCancelPendingCancelsQueuedTasksWhileBusy) {
   SharedBlock<Gate> started, release;
   TypeParam pool(1);
-  auto running = pool.submit([s = started.get(), r = release.get()] {
-    s->open();
-    r->wait();
-    return 1;
-  });
+  auto running = pool.submit(
+      [](SharedHandle<Gate> s, SharedHandle<Gate> r) {
+        s->open();
+        r->wait();
+        return 1;
+      },
+      started.get(), release.get());
   started->wait();
   std::vector<tandem::Future<int>> queued;
   for (int i = 0; i < 50; ++i) queued.push_back(pool.submit([] { return 2; }));
@@ -395,7 +460,7 @@ TYPED_TEST(PoolTest, ShutdownCancelPendingCancelsQueuedTasksWhileBusy) {
 TYPED_TEST(PoolTest, ShutdownForGivesUpOnBusyWorkersAndSucceedsLater) {
   SharedBlock<Gate> gate;
   TypeParam pool(1);
-  auto busy = pool.submit([g = gate.get()] { g->wait(); });
+  auto busy = pool.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
   EXPECT_FALSE(pool.shutdown_for(20ms));
   EXPECT_TRUE(pool.closed());
   EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);
@@ -408,7 +473,7 @@ TYPED_TEST(PoolTest, DestructorRunsPendingTasks) {
   SharedBlock<Counters> counters;
   {
     TypeParam pool(1);
-    for (int i = 0; i < 100; ++i) pool.submit([c = counters.get()] { c->finished++; });
+    for (int i = 0; i < 100; ++i) pool.submit([](SharedHandle<Counters> c) { c->finished++; }, counters.get());
   }
   EXPECT_EQ(counters->finished.load(), 100);
 }
