@@ -462,17 +462,6 @@ TrackedWait::~TrackedWait() {
   }
 }
 
-void WaitSuspension::suspend() {
-  AgentSlot* slot = own_slot();
-  if (slot == nullptr) return;
-  suspended_ = read_wait(*slot);
-  slot->wait_kind.store(0, std::memory_order_release);
-}
-
-void WaitSuspension::resume() {
-  if (AgentSlot* slot = own_slot()) write_wait(*slot, suspended_);
-}
-
 TrackedTask::TrackedTask(std::uint64_t key) {
   if (!tracking_on()) return;
   AgentRecord& record = agent();

@@ -34,7 +34,7 @@ struct WorkerSlot {
 // CPU; the spin yields the core every few dozen probes, so a submitter sharing it is not slowed.
 constexpr std::chrono::microseconds kWorkerSpin{300};
 
-class Scheduler final : public Helper {
+class Scheduler final {
  public:
   Scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer)
       : slots_(workers), running_workers_(static_cast<std::uint32_t>(workers)), has_initializer_(static_cast<bool>(initializer)) {
@@ -58,7 +58,10 @@ class Scheduler final : public Helper {
           }
           started.count_down();
           if (ok) worker_loop(i);
-          if (running_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake_all(running_workers_);
+          if (running_workers_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+            futex_wake_all(running_workers_);
+            if (detached_.load(std::memory_order_seq_cst)) delete_detached();
+          }
         });
       }
     } catch (...) {
@@ -74,6 +77,14 @@ class Scheduler final : public Helper {
 
   ~Scheduler() { stop(true, false); }
 
+  // The pool's owner went away on one of its workers (a task destroyed its own pool), which
+  // cannot join itself: the pool closes, drains what was queued, and the last worker to leave
+  // deletes it.
+  void detach() {
+    detached_.store(true, std::memory_order_seq_cst);  // before the stop every worker must see
+    stop(false, false);
+  }
+
   void post(Runnable* task) {
     if (current_ == this) {
       // A running task fanning out: keep it local (LIFO) for cache warmth; thieves take the rest.
@@ -83,13 +94,6 @@ class Scheduler final : public Helper {
       if (!injection_.push(task)) throw PoolClosed("ThreadPool: submit after shutdown");
     }
     if (sleepers_.load(std::memory_order_seq_cst) > 0) wake(1);
-  }
-
-  bool help_one() override {
-    Runnable* task = find_task(current_index_);
-    if (!task) return false;
-    run(task);
-    return true;
   }
 
   void stop(bool wait, bool cancel_pending) {
@@ -160,6 +164,11 @@ class Scheduler final : public Helper {
     return now;
   }
 
+  void delete_detached() noexcept {
+    for (auto& slot : slots_) slot.thread.detach();  // every worker has left its loop
+    delete this;
+  }
+
   static void discard_all(TaskQueue& queue) {
     for (Runnable* task : queue.take_all()) task->discard();
   }
@@ -167,7 +176,7 @@ class Scheduler final : public Helper {
   void worker_loop(std::size_t index) {
     current_ = this;
     current_index_ = index;
-    this_thread_helper = this;
+    this_thread_pool = this;
     std::minstd_rand random(static_cast<unsigned>(index + 1));
     for (;;) {
       if (Runnable* task = find_task(index, &random)) {
@@ -177,7 +186,7 @@ class Scheduler final : public Helper {
       if (spin_for_work(index)) continue;
       if (!sleep(index)) break;
     }
-    this_thread_helper = nullptr;
+    this_thread_pool = nullptr;
     current_ = nullptr;
   }
 
@@ -257,6 +266,7 @@ class Scheduler final : public Helper {
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> running_workers_;
+  std::atomic<bool> detached_{false};
   const bool has_initializer_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> cancelled_{false};
@@ -266,7 +276,13 @@ class Scheduler final : public Helper {
   std::mutex join_mutex_;
 };
 
-void SchedulerDeleter::operator()(Scheduler* scheduler) const noexcept { std::default_delete<Scheduler>()(scheduler); }
+void SchedulerDeleter::operator()(Scheduler* scheduler) const noexcept {
+  if (scheduler->is_current()) {
+    scheduler->detach();
+  } else {
+    std::default_delete<Scheduler>()(scheduler);
+  }
+}
 
 SchedulerPtr make_scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer) {
   return SchedulerPtr(std::make_unique<Scheduler>(workers, name, initializer).release());

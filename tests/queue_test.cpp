@@ -20,7 +20,6 @@
 #include "tandem/pipe.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/shared_memory.hpp"
-#include "tandem/thread_pool.hpp"
 #include "tandem/value.hpp"
 
 using namespace std::chrono_literals;
@@ -251,20 +250,6 @@ TEST(Queue, AnItemThatCanNeverFitIsAnErrorNotAHang) {
   queue.put(std::string(4000, 'y'));  // fits: the queue is usable
   EXPECT_EQ(queue.get().size(), 4000u);
   EXPECT_THROW(tandem::Queue<int>(tandem::QueueOptions{.capacity_bytes = 0}), tandem::Error);
-}
-
-TEST(Queue, APutWaitingOnAPoolWorkerKeepsItsItemWhileTheWorkerRunsOtherPuts) {
-  tandem::ThreadPool pool(1);  // one worker: the waiting put runs the next task meanwhile
-  tandem::Queue<std::string> full(tandem::QueueOptions{.maxsize = 1});
-  tandem::Queue<std::string> other;
-  full.put("first");
-  auto waiting = pool.submit([full]() mutable { full.put(std::string(3000, 'a')); });
-  auto meanwhile = pool.submit([other]() mutable { other.put(std::string(5000, 'b')); });
-  meanwhile.get();
-  EXPECT_EQ(other.get_for(5s), std::string(5000, 'b'));
-  EXPECT_EQ(full.get_for(5s), "first");
-  waiting.get();
-  EXPECT_EQ(full.get_for(5s), std::string(3000, 'a'));
 }
 
 TEST(Queue, FifoOrderForOneProducerAndOneConsumer) {

@@ -1,5 +1,7 @@
 #include "tandem/thread_pool.hpp"
 
+#include "tandem/event.hpp"
+
 #include <gtest/gtest.h>
 
 // What only a ThreadPool does (or checks only threads allow). The behaviour it shares with
@@ -208,6 +210,82 @@ TEST(ThreadPoolNesting, WaitAnyInsideATaskHelps) {
     return inner[tandem::wait_any(inner)].get();
   });
   EXPECT_GE(outer.get_for(10s), 1);
+}
+
+// A worker blocked in a wait other than on a future runs nothing else meanwhile: a task queued
+// behind a blocked one stays queued (here it would block on top of the first, which could then
+// never be released: Python's test_concurrent_futures has this case).
+TEST(ThreadPoolNesting, ATaskBlockedOnAnEventDoesNotRunTheTaskQueuedBehindIt) {
+  tandem::ThreadPool pool(1);
+  tandem::Event go, done;
+  auto first = pool.submit([go, done]() mutable {
+    go.wait();
+    done.set();
+  });
+  auto second = pool.submit([done]() mutable { return done.wait_for(10s); });
+  std::this_thread::sleep_for(20ms);  // the worker is blocked in go.wait()
+  EXPECT_FALSE(second.running()) << "the worker ran the second task on top of the blocked first";
+  go.set();
+  const bool in_time = first.wait_for(5s);
+  EXPECT_TRUE(in_time) << "the first task could not finish";
+  if (!in_time) done.set();  // unwind, so that the failure does not hang the test
+  EXPECT_TRUE(second.get_for(15s));
+}
+
+// A worker waiting on a future of its own pool runs that future's task if nobody has started it:
+// the very work it waits for, so nested submission cannot deadlock even with one worker.
+TEST(ThreadPoolNesting, AWaiterRunsOnlyTheTaskItWaitsFor) {
+  tandem::ThreadPool pool(1);
+  tandem::Event never;
+  auto outer = pool.submit([&pool, never] {
+    auto awaited = pool.submit([] { return 7; });
+    auto unrelated = pool.submit([never]() mutable { return never.wait_for(2s); });
+    const int value = awaited.get();
+    return std::make_pair(value, unrelated.running() || unrelated.done());
+  });
+  const auto [value, ran_unrelated] = outer.get_for(10s);
+  EXPECT_EQ(value, 7);
+  EXPECT_FALSE(ran_unrelated) << "the waiter ran a task it does not wait for";
+  never.set();
+}
+
+// Destroying a pool from one of its own tasks: the pool stops taking work, the task and those
+// already queued finish, and its threads end on their own (a defined detach, not std::terminate).
+TEST(ThreadPoolShutdown, APoolDestroyedFromItsOwnTaskDetachesAndDrains) {
+  std::atomic<int> ran{0};
+  auto pool = std::make_unique<tandem::ThreadPool>(2);
+  tandem::Event release;
+  std::vector<tandem::Future<void>> queued;
+  for (int i = 0; i < 20; ++i) queued.push_back(pool->submit([&ran, release]() mutable {
+    release.wait();
+    ran++;
+  }));
+  auto killer = pool->submit([&pool] { pool.reset(); });
+  release.set();
+  EXPECT_NO_THROW(killer.get_for(10s));
+  for (auto& f : queued) EXPECT_NO_THROW(f.get_for(10s));
+  EXPECT_EQ(ran.load(), 20);
+  EXPECT_EQ(pool, nullptr);
+}
+
+// map_for's deadline holds even when the calling thread would take part: it returns at the
+// deadline (TimeoutError) while slow chunks still run, and they touch nothing of the caller's.
+TEST(ThreadPoolMap, MapForHoldsItsDeadlineWhileChunksAreStillRunning) {
+  tandem::ThreadPool pool(2);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(pool.map_for(
+                   [](int x) {
+                     std::this_thread::sleep_for(400ms);
+                     return x;
+                   },
+                   iota_vector(4), 100ms, 1),
+               tandem::TimeoutError);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 300ms) << "map_for returned after "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  // The pool still works, and the chunks that were running end without touching freed memory
+  // (ASan would report it).
+  EXPECT_EQ(pool.map([](int x) { return x + 1; }, iota_vector(3)), (std::vector<int>{1, 2, 3}));
 }
 
 TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {

@@ -46,8 +46,8 @@ struct QueueOptions {
 
 namespace detail {
 // A buffer to encode one item into before it is copied into a queue, taken from this thread's
-// spares and given back after the put. Not one buffer per thread: a put that waits on a pool
-// worker may run another task meanwhile, whose own put takes another buffer.
+// spares and given back after the put. Not one buffer per thread: encoding an item runs the
+// user's code (a cereal serialize function), which may put into another queue.
 class ScratchLease {
  public:
   ScratchLease();

@@ -9,13 +9,16 @@
 // outside go through an injection queue. Idle workers spin ~300 us, then sleep on a futex, so an
 // idle pool uses no CPU and a busy one hands a task over and back in about a microsecond.
 //
-// A task that waits on a future (get, wait, wait_any, a nested map) from inside this pool runs
-// other queued tasks meanwhile: recursive and nested submission never deadlocks, even with one
-// worker. Sizing: for CPU-bound work keep the default (one worker per usable CPU); for blocking
+// A task that waits on a future of this pool (get, wait, wait_any, as_completed, a nested map
+// or imap) runs that future's task itself if no worker has started it, so recursive and nested
+// submission never deadlocks, even with one worker. It runs nothing else while it waits: a task
+// blocked in any other wait (an Event, a Queue, a lock) holds its worker, as in Python. Sizing: for CPU-bound work keep the default (one worker per usable CPU); for blocking
 // I/O use as many workers as requests you want in flight (64 workers cost ~64 x 8 MiB of
 // *virtual* stack and nothing while idle).
 //
 // Destruction is shutdown(wait = true): every task already submitted runs, then workers exit.
+// A pool destroyed by one of its own tasks cannot wait for itself: it closes, its workers drain
+// what was queued and then end on their own (the pool is freed by the last one).
 #pragma once
 
 #include <cstddef>
@@ -92,7 +95,7 @@ class ThreadPool {
         return std::invoke(std::move(f), std::move(args)...);
       }
     };
-    auto task = std::make_unique<detail::TaskState<R, decltype(call), takes_token>>(std::move(call));
+    auto task = std::make_unique<detail::TaskState<R, decltype(call), takes_token>>(std::move(call), scheduler_.get());
     detail::post(*scheduler_, task.get());
     return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
   }
@@ -106,9 +109,9 @@ class ThreadPool {
   }
 
   // map with a deadline: throws TimeoutError when the results are not all there within
-  // `timeout`. The chunks not yet started are then cancelled, and the call returns once the
-  // chunks already running have finished (they use your range and function): it takes at most
-  // `timeout` plus one chunk's run time.
+  // `timeout`, at the deadline. The chunks not yet started are then cancelled; those running
+  // finish in the background and their results are dropped (a thread cannot be stopped). So that
+  // they touch nothing of yours, map_for works on its own copies of the input and of `f`.
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
     return map_until(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
@@ -121,7 +124,9 @@ class ThreadPool {
   }
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_for(unpacking(f), std::forward<Range>(range), timeout, chunksize);
+    // A copy of f: chunks still running after a timeout outlive the caller's f.
+    return map_for([f = std::decay_t<F>(f)](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
+                   std::forward<Range>(range), timeout, chunksize);
   }
 
   // Lazy, ordered map: an input range whose elements are f(x) in input order. The input is read
@@ -182,16 +187,35 @@ class ThreadPool {
 
   template <class F, class Range>
   auto map_until(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+    if (deadline != detail::Clock::time_point::max()) return map_timed(f, std::forward<Range>(range), deadline, chunksize);
     if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
-      return map_indexed(f, range, deadline, chunksize);
+      return map_indexed(f, range, chunksize);
     } else {
       std::vector<std::ranges::range_value_t<Range>> items(std::ranges::begin(range), std::ranges::end(range));
-      return map_indexed(f, items, deadline, chunksize);
+      return map_indexed(f, items, chunksize);
+    }
+  }
+
+  // Where map stores results: straight into the output vector when R has a default value, else
+  // (and for bool, whose vector packs bits that neighbouring chunks would race on) in optionals.
+  template <class R>
+  static constexpr bool kStoresInPlace = std::is_default_constructible_v<R> && !std::is_same_v<R, bool>;
+  template <class R>
+  using Slot = std::conditional_t<kStoresInPlace<R>, R, std::optional<R>>;
+  template <class R>
+  static std::vector<R> unpack(std::vector<Slot<R>>& slots) {
+    if constexpr (kStoresInPlace<R>) {
+      return std::move(slots);
+    } else {
+      std::vector<R> out;
+      out.reserve(slots.size());
+      for (auto& slot : slots) out.push_back(std::move(*slot));
+      return out;
     }
   }
 
   template <class F, class Range>
-  auto map_indexed(F& f, Range& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+  auto map_indexed(F& f, Range& range, std::size_t chunksize) {
     using R = detail::MapResult<F, Range>;
     const std::size_t n = std::ranges::size(range);
     if (chunksize == 0) chunksize = detail::auto_chunksize(n, size());
@@ -200,29 +224,62 @@ class ThreadPool {
     auto for_each_chunk = [&](auto&& store) {
       if (n == 0) return;
       // Everything the loop touches is a local copy, so the compiler can vectorize it.
-      const bool in_time = detail::run_chunks(*scheduler_, chunks, deadline, [=, &store](std::size_t chunk) {
+      detail::run_chunks(*scheduler_, chunks, [=, &store](std::size_t chunk) {
         const std::size_t begin = chunk * chunksize, end = std::min(n, begin + chunksize);
         auto in = first + static_cast<std::ptrdiff_t>(begin);
         auto write = store;
         for (std::size_t i = begin; i < end; ++i, ++in) write(i, *in);
       });
-      if (!in_time) detail::throw_timeout("ThreadPool::map_for: not every result arrived in time");
     };
     if constexpr (std::is_void_v<R>) {
       for_each_chunk([&f](std::size_t, auto&& x) { f(std::forward<decltype(x)>(x)); });
-    } else if constexpr (std::is_default_constructible_v<R> && !std::is_same_v<R, bool>) {
-      std::vector<R> out(n);
-      for_each_chunk([&f, results = out.data()](std::size_t i, auto&& x) { results[i] = f(std::forward<decltype(x)>(x)); });
-      return out;
     } else {
-      // vector<bool> packs bits (neighbours would race) and other types lack a default value.
-      std::vector<std::optional<R>> slots(n);
-      for_each_chunk([&](std::size_t i, auto&& x) { slots[i].emplace(f(std::forward<decltype(x)>(x))); });
-      std::vector<R> out;
-      out.reserve(n);
-      for (auto& slot : slots) out.push_back(std::move(*slot));
-      return out;
+      std::vector<Slot<R>> slots(n);
+      for_each_chunk([&f, results = slots.data()](std::size_t i, auto&& x) {
+        if constexpr (kStoresInPlace<R>) {
+          results[i] = f(std::forward<decltype(x)>(x));
+        } else {
+          results[i].emplace(f(std::forward<decltype(x)>(x)));
+        }
+      });
+      return unpack<R>(slots);
     }
+  }
+
+  // map_for: the job owns copies of the input, of f and of the results, so that chunks still
+  // running after the deadline touch only what they share with nobody.
+  template <class F, class Range>
+  auto map_timed(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+    using Fn = std::decay_t<F>;
+    static_assert(std::is_copy_constructible_v<Fn>,
+                  "ThreadPool::map_for copies the function (chunks running at the deadline outlive the call)");
+    using T = std::ranges::range_value_t<Range>;
+    using R = std::invoke_result_t<Fn&, T&>;
+    struct Job {
+      std::vector<T> items;
+      Fn f;
+      std::vector<std::conditional_t<std::is_void_v<R>, char, Slot<R>>> slots;
+    };
+    auto job = std::make_shared<Job>(
+        Job{std::vector<T>(std::ranges::begin(range), std::ranges::end(range)), Fn(f), {}});
+    const std::size_t n = job->items.size();
+    if constexpr (!std::is_void_v<R>) job->slots.resize(n);
+    if (chunksize == 0) chunksize = detail::auto_chunksize(n, size());
+    const std::size_t chunks = (n + chunksize - 1) / chunksize;
+    const bool in_time = n == 0 || detail::run_chunks_until(*scheduler_, chunks, deadline, [job, chunksize, n](std::size_t chunk) {
+      const std::size_t end = std::min(n, chunk * chunksize + chunksize);
+      for (std::size_t i = chunk * chunksize; i < end; ++i) {
+        if constexpr (std::is_void_v<R>) {
+          job->f(job->items[i]);
+        } else if constexpr (kStoresInPlace<R>) {
+          job->slots[i] = job->f(job->items[i]);
+        } else {
+          job->slots[i].emplace(job->f(job->items[i]));
+        }
+      }
+    });
+    if (!in_time) detail::throw_timeout("ThreadPool::map_for: not every result arrived in time");
+    if constexpr (!std::is_void_v<R>) return unpack<R>(job->slots);
   }
 
   detail::SchedulerPtr scheduler_;

@@ -52,6 +52,10 @@ class CallbackFor final : public Callback {
 
 enum Phase : std::uint32_t { kPending = 0, kRunning = 1, kValue = 2, kError = 3, kCancelled = 4 };
 
+// The ThreadPool whose worker the calling thread is (nullptr elsewhere): a worker that waits on a
+// future of its own pool may run that future's task itself (StateBase::run_here).
+inline thread_local const void* this_thread_pool = nullptr;
+
 // Every state is a Runnable so that a queued task carries one vtable pointer, not two: a task
 // state is 40 bytes plus its callable, which keeps one submit to one 48-byte allocation. Only
 // TaskState is ever queued; for a promise's state, run and discard do nothing.
@@ -103,8 +107,14 @@ class StateBase : public Runnable {
   void store_error(std::exception_ptr error) noexcept { error_ = std::move(error); }
   const std::exception_ptr& error() const noexcept { return error_; }
 
+  // Runs the task behind this state on the calling thread if the caller is a worker of the
+  // task's own pool and nobody has started the task: the very work the caller waits for, so a
+  // task that waits for tasks it submitted cannot deadlock its pool. True if it ran.
+  virtual bool run_here() noexcept { return false; }
+
   // Virtual so that a state whose result must be fetched (a process pool's) can help fetch it.
   virtual bool wait_until(Clock::time_point deadline) const {
+    if (!ready() && const_cast<StateBase*>(this)->run_here()) return true;
     if (tracking_on() && !ready()) [[unlikely]] {
       const TrackedWait tracked(WaitKind::future, future_key(static_cast<const Runnable*>(this)), {},
                                 deadline != Clock::time_point::max());
@@ -219,11 +229,16 @@ class State : public StateBase {
     value_.emplace(std::forward<Args>(args)...);
   }
   const R& value() const noexcept { return *value_; }
-  // For a consumer that knows it holds the only handle (imap's window).
-  R take_value() noexcept(std::is_nothrow_move_constructible_v<R>) { return std::move(*value_); }
+  // Moves the value out (std::move(future).get(), imap's window); value_taken() from then on.
+  R take_value() noexcept(std::is_nothrow_move_constructible_v<R>) {
+    taken_ = true;
+    return std::move(*value_);
+  }
+  bool value_taken() const noexcept { return taken_; }
 
  private:
   std::optional<R> value_;
+  bool taken_ = false;
 };
 
 template <>
@@ -280,15 +295,26 @@ void fulfil(State<R>& state, F&& f) noexcept {
 // A queued task whose result lands in its own state: one allocation per submit. `Fn` takes a
 // std::stop_token: the task's own when `Stoppable` (the submitted callable asked for one), else an
 // empty one, and then the state carries no stop_source at all. It starts with two references:
-// the queue's and the Future's.
+// the queue's and the Future's. `pool` is the pool it is queued in (see this_thread_pool).
 template <class R, class Fn, bool Stoppable>
 class TaskState final : public State<R> {
  public:
-  explicit TaskState(Fn fn) : State<R>(2), fn_(std::move(fn)) {}
+  TaskState(Fn fn, const void* pool) : State<R>(2), fn_(std::move(fn)), pool_(pool) {}
 
   void run() noexcept override {
     if (this->try_claim()) fulfil(*this, [this]() -> R { return invoke(); });
     this->release();
+  }
+  // The queue keeps its reference: when a worker takes the task later, run() finds it claimed.
+  bool run_here() noexcept override {
+    if (pool_ != this_thread_pool || !this->try_claim()) return false;
+    if (tracking_on()) [[unlikely]] {
+      const TrackedTask tracked(future_key(static_cast<const Runnable*>(this)));
+      fulfil(*this, [this]() -> R { return invoke(); });
+    } else {
+      fulfil(*this, [this]() -> R { return invoke(); });
+    }
+    return true;
   }
   void discard() noexcept override {
     this->try_cancel();
@@ -310,6 +336,7 @@ class TaskState final : public State<R> {
   }
 
   Fn fn_;
+  const void* pool_;
   [[no_unique_address]] std::conditional_t<Stoppable, std::stop_source, NoStop> stop_;
 };
 

@@ -31,10 +31,9 @@ class MapJob {
   MapJob& operator=(const MapJob&) = delete;
   virtual ~MapJob() = default;
 
-  // Claims and runs chunks until none is left, or (for a caller with a deadline) time is up.
-  void work(Clock::time_point deadline = Clock::time_point::max()) noexcept {
+  // Claims and runs chunks until none is left.
+  void work() noexcept {
     for (;;) {
-      if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return;
       const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
       if (chunk >= chunks_) return;
       if (!failed_.load(std::memory_order_relaxed)) {
@@ -51,27 +50,34 @@ class MapJob {
     }
   }
 
-  // Blocks until every chunk is done or `deadline` passes, then rethrows the first failure.
-  // On timeout, the chunks not yet started are skipped (claimed here, so nobody waits for a
-  // runner still queued behind other work), the ones running are waited for, since they use the
-  // caller's data, and the result is false.
+  // Blocks until every chunk is done, then rethrows the first failure.
+  void wait() {
+    wait_for_chunks(Clock::time_point::max());
+    if (error_) std::rethrow_exception(error_);
+  }
+  // Blocks until every chunk is done (true, or the first failure rethrown) or `deadline` passes
+  // (false). Then the chunks not yet started are skipped: claimed here, so that nobody waits for a
+  // runner still queued behind other work. The ones running go on: their bodies must own what
+  // they use (a timed map copies its input, function and output into the job).
   bool wait_until(Clock::time_point deadline) {
-    const bool in_time = block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
-                                     [this](Clock::time_point d) { futex_wait(finished_, 0, d); }, deadline);
-    if (!in_time) {
+    if (!wait_for_chunks(deadline)) {
       failed_.store(true);
       work();
-      block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
-                  [this](Clock::time_point d) { futex_wait(finished_, 0, d); }, Clock::time_point::max());
+      return false;
     }
     if (error_) std::rethrow_exception(error_);
-    return in_time;
+    return true;
   }
 
  protected:
   virtual void run_chunk(std::size_t chunk) = 0;
 
  private:
+  bool wait_for_chunks(Clock::time_point deadline) {
+    return block_until([this] { return finished_.load(std::memory_order_acquire) != 0; },
+                       [this](Clock::time_point d) { futex_wait(finished_, 0, d); }, deadline);
+  }
+
   const std::size_t chunks_;
   std::atomic<std::size_t> next_{0};
   std::atomic<std::size_t> done_{0};
@@ -103,23 +109,37 @@ class MapRunner final : public Runnable {
   std::shared_ptr<MapJob> job_;
 };
 
-// Runs `body(chunk)` for chunk in [0, chunks) on the pool and waits (see MapJob::wait_until).
-// The caller takes part as one of the pool's `workers` threads, like parallel_for's caller: it
-// starts at once, while a sleeping worker takes tens of microseconds to wake, and the map still
-// keeps exactly `workers` threads busy. Not in pools with an initializer (tasks may rely on
-// per-worker state) nor in one-worker pools (often used to confine work to one thread).
-template <class Body>
-bool run_chunks(Scheduler& scheduler, std::size_t chunks, Clock::time_point deadline, Body body) {
-  auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
-  const std::size_t workers = worker_count(scheduler);
-  const bool caller_helps = on_worker_of(scheduler) || (!has_initializer(scheduler) && workers > 1);
-  const std::size_t runners = caller_helps ? std::min(workers, chunks) - 1 : std::min(workers, chunks);
+inline void post_runners(Scheduler& scheduler, const std::shared_ptr<MapJob>& job, std::size_t runners) {
   for (std::size_t i = 0; i < runners; ++i) {
     auto runner = std::make_unique<MapRunner>(job);
     post(scheduler, runner.get());
     runner.release();
   }
-  if (caller_helps) job->work(deadline);
+}
+
+// Runs `body(chunk)` for chunk in [0, chunks) on the pool and waits for them all (see
+// MapJob::wait). The caller takes part as one of the pool's `workers` threads, like
+// parallel_for's caller: it starts at once, while a sleeping worker takes tens of microseconds to
+// wake, and the map still keeps exactly `workers` threads busy. Not in pools with an initializer
+// (tasks may rely on per-worker state) nor in one-worker pools (often used to confine work to
+// one thread).
+template <class Body>
+void run_chunks(Scheduler& scheduler, std::size_t chunks, Body body) {
+  auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
+  const std::size_t workers = worker_count(scheduler);
+  const bool caller_helps = on_worker_of(scheduler) || (!has_initializer(scheduler) && workers > 1);
+  post_runners(scheduler, job, caller_helps ? std::min(workers, chunks) - 1 : std::min(workers, chunks));
+  if (caller_helps) job->work();
+  job->wait();
+}
+
+// Like run_chunks, but returns false at `deadline` if not every chunk is done, without waiting
+// for the chunks still running: `body` must own everything it touches. The caller runs no chunk
+// itself (it could not return at the deadline from inside one).
+template <class Body>
+bool run_chunks_until(Scheduler& scheduler, std::size_t chunks, Clock::time_point deadline, Body body) {
+  auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
+  post_runners(scheduler, job, std::min(worker_count(scheduler), chunks));
   return job->wait_until(deadline);
 }
 

@@ -47,8 +47,7 @@ void check_lock_order(LockLabel lock);
 void lock_acquired(LockLabel lock);
 void lock_released(std::uint64_t key);
 
-// What an agent's slot says it waits for; kept aside while a nested wait or a helped task
-// replaces it.
+// What an agent's slot says it waits for; kept aside while a nested wait replaces it.
 struct WaitRecord {
   std::uint32_t kind = 0;  // WaitKind
   std::uint32_t timed = 0;
@@ -57,7 +56,7 @@ struct WaitRecord {
 };
 
 // Marks the calling agent as blocked on `key` for its lifetime (then restores what it waited for
-// before, for a wait nested in a task that a waiting pool worker runs). `timed` waits end by
+// before, for a wait nested in another one's code). `timed` waits end by
 // themselves, so they never count as deadlocked; a timed lock wait still counts for starvation.
 class TrackedWait {
  public:
@@ -69,27 +68,6 @@ class TrackedWait {
  private:
   WaitRecord outer_;
   bool active_ = false;
-};
-
-// Marks the calling agent as running for its lifetime, whatever it waited for: a pool worker
-// that runs a queued task while it waits is not blocked.
-class WaitSuspension {
- public:
-  WaitSuspension() {
-    if (tracking_on()) [[unlikely]]
-      suspend();
-  }
-  WaitSuspension(const WaitSuspension&) = delete;
-  WaitSuspension& operator=(const WaitSuspension&) = delete;
-  ~WaitSuspension() {
-    if (suspended_.kind != 0) [[unlikely]]
-      resume();
-  }
-
- private:
-  void suspend();
-  void resume();
-  WaitRecord suspended_;
 };
 
 // The calling agent is releasing waiters of `kind` on `key` (see WaitKind): call it before the
