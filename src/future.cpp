@@ -2,7 +2,13 @@
 
 namespace tandem::detail {
 
-void throw_no_state() { throw Error("Future: this handle has no shared state (default-constructed or moved from)"); }
+void throw_no_state() {
+  throw Error("Future: this handle has no shared state (default-constructed, moved from, or its value was taken by "
+              "get() on an rvalue)");
+}
+void throw_value_taken() {
+  throw Error("Future: the value was moved out by get() on an rvalue copy of this future (std::move(f).get())");
+}
 
 void throw_timeout(const char* what) { throw TimeoutError(what); }
 

@@ -1,8 +1,49 @@
 #include "tandem/lock.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
 #include "tandem/error.hpp"
 
 namespace tandem::detail {
+
+void abandon_held_lock(LockState& state, const SharedMemory& memory) noexcept {
+  const pid_t holder = state.mutex.holder();
+  const std::string name = state.name.view().empty() ? std::string("(unnamed)") : std::string(state.name.view());
+  if (holder == ::gettid()) {
+    std::fprintf(stderr,
+                 "tandem: Lock '%s' was destroyed while this thread held it; it was released (unlock a lock "
+                 "before its last handle goes)\n",
+                 name.c_str());
+    for (unsigned held = std::max(1u, state.mutex.hold_count()); held > 0; --held) {
+      try {
+        state.mutex.unlock();
+      } catch (const Error&) {
+        break;
+      }
+    }
+    if (tracking_on()) lock_released(state.key);
+    return;
+  }
+  if (::access(("/proc/self/task/" + std::to_string(holder)).c_str(), F_OK) != 0) return;  // another process's
+  std::fprintf(stderr,
+               "tandem: Lock '%s' was destroyed while another thread of this process (%d) held it; its memory stays "
+               "mapped until the process ends\n",
+               name.c_str(), static_cast<int>(holder));
+  // Built in place and never destroyed: not even at exit may the memory go while threads run.
+  static std::mutex mutex;
+  alignas(std::vector<SharedMemory>) static unsigned char storage[sizeof(std::vector<SharedMemory>)];
+  static auto* const kept = ::new (storage) std::vector<SharedMemory>();
+  std::lock_guard lock(mutex);
+  kept->push_back(memory);
+}
+
 
 // A holder that died leaves the caller holding the lock (OwnerDied): it is recorded as held all
 // the same, so the unlock that follows the repair finds it.

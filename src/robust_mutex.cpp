@@ -8,10 +8,14 @@
 #include "tandem/error.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 namespace tandem::detail {
 namespace {
+
+// What glibc's __owner holds once a dead holder's lock is taken over but not yet repaired.
+constexpr int kInconsistentOwner = 0x7fffffff;
 
 [[noreturn]] void fail(const char* what, int result) {
   throw Error(std::string("lock: ") + what + ": " + std::strerror(result));
@@ -88,6 +92,16 @@ void RobustMutex::mark_consistent() {
     throw Error(std::string("mark_consistent: only the holder that was told OwnerDied can call it (") +
                 std::strerror(result) + ")");
   }
+}
+
+pid_t RobustMutex::holder() const noexcept {
+  // glibc keeps the holder's thread id in __owner (the robust-futex word holds it too).
+  const int owner = std::atomic_ref<int>(const_cast<int&>(mutex_.__data.__owner)).load(std::memory_order_relaxed);
+  return owner > 0 && owner != kInconsistentOwner ? owner : 0;
+}
+
+unsigned RobustMutex::hold_count() const noexcept {
+  return std::atomic_ref<unsigned>(const_cast<unsigned&>(mutex_.__data.__count)).load(std::memory_order_relaxed);
 }
 
 BookkeepingGuard::BookkeepingGuard(RobustMutex& mutex) : mutex_(mutex) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -255,6 +256,64 @@ TEST(AsCompleted, ThrowsTimeoutErrorWhenTheNextIsLate) {
   EXPECT_EQ(first->get(), 1);
   EXPECT_EQ(completed.remaining(), 1u);
   EXPECT_THROW(completed.next(), tandem::TimeoutError);
+}
+
+// Python's as_completed yields a future listed twice once.
+TEST(AsCompleted, YieldsAFutureListedTwiceOnce) {
+  tandem::Promise<int> first, second;
+  const auto a = first.get_future(), b = second.get_future();
+  first.set_value(1);
+  second.set_value(2);
+  auto completed = tandem::as_completed(std::vector<tandem::Future<int>>{a, a, b, a});
+  EXPECT_EQ(completed.remaining(), 2u);
+  std::vector<int> seen;
+  for (auto& f : completed) seen.push_back(f.get());
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+}
+
+// An as_completed given up on (it timed out, the caller moved on) holds nothing: the results it
+// watched are freed with the caller's last handle, not when the slowest future completes.
+TEST(AsCompleted, ADroppedIterationReleasesTheFuturesItWatched) {
+  tandem::Promise<std::shared_ptr<int>> slow;
+  auto slow_future = slow.get_future();
+  auto result = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = result;
+  tandem::Future<std::shared_ptr<int>> done_future;
+  {
+    tandem::Promise<std::shared_ptr<int>> done;  // gone once set, as a finished task's is
+    done_future = done.get_future();
+    done.set_value(std::move(result));
+  }
+  {
+    auto completed = tandem::as_completed(std::vector{done_future, slow_future}, 10ms);
+    EXPECT_EQ(*completed.next()->get(), 7);
+    EXPECT_THROW(completed.next(), tandem::TimeoutError);
+  }
+  done_future = {};
+  EXPECT_TRUE(watch.expired()) << "the dropped as_completed still holds the result";
+  slow.set_value(nullptr);
+}
+
+// get() on an rvalue future returns the value itself: a loop over a temporary's result, or a
+// move-only result, outlives the temporary.
+TEST(Future, GetOnATemporaryReturnsTheValue) {
+  auto make = [] {
+    tandem::Promise<std::vector<long>> promise;
+    auto future = promise.get_future();
+    promise.set_value(std::vector<long>{1, 2, 3, 4});
+    return future;
+  };
+  long sum = 0;
+  for (long x : make().get()) sum += x;
+  EXPECT_EQ(sum, 10);
+  static_assert(std::is_same_v<decltype(make().get()), std::vector<long>>);
+  tandem::Promise<std::unique_ptr<int>> owner;
+  auto owned = owner.get_future();
+  owner.set_value(std::make_unique<int>(5));
+  std::unique_ptr<int> taken = std::move(owned).get();
+  EXPECT_EQ(*taken, 5);
+  EXPECT_THROW(owned.get(), tandem::Error) << "a future whose value was taken is empty";
 }
 
 }  // namespace

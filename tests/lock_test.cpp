@@ -7,12 +7,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "agent_kinds.hpp"
 #include "shared_board.hpp"
 #include "tandem/error.hpp"
+#include "tandem/semaphore.hpp"
 #include "tandem/shared_memory.hpp"
 
 using namespace std::chrono_literals;
@@ -182,6 +185,56 @@ TEST(RLock, TheHolderMayTakeItAgain) {
 #ifndef TANDEM_UNDER_TSAN  // which reports the misuse itself before tandem can
   EXPECT_THROW(lock.unlock(), tandem::Error);
 #endif
+}
+
+// Destroying the last handle of a lock the thread holds is a misuse, and a defined one: tandem
+// releases it and says so on stderr. (Before, the thread's robust-mutex list kept pointing into
+// the unmapped lock, and a later, unrelated semaphore on this thread called std::terminate.)
+TEST(Lock, DestroyingAHeldLockReleasesItAndReportsTheMisuse) {
+  testing::internal::CaptureStderr();
+  {
+    tandem::Lock held("forgotten");
+    held.lock();
+    tandem::RLock twice;
+    twice.lock();
+    twice.lock();
+  }
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("'forgotten' was destroyed while this thread held it"), std::string::npos) << said;
+  for (int i = 0; i < 100; ++i) {
+    tandem::BoundedSemaphore semaphore(1);
+    semaphore.acquire();
+    semaphore.release();
+    tandem::Lock fresh;
+    fresh.lock();
+    fresh.unlock();
+  }
+}
+
+// Held by another thread of this process: the lock's memory stays mapped, since that thread's
+// robust-mutex list goes through it, and the thread goes on taking other locks safely.
+TEST(Lock, DestroyingALockAnotherThreadHoldsKeepsThatThreadSafe) {
+  testing::internal::CaptureStderr();
+  auto lock = std::make_unique<tandem::Lock>("shared");
+  std::atomic<int> stage{0};
+  std::thread holder([&, held = lock.get()] {
+    held->lock();
+    stage = 1;
+    while (stage != 2) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 100; ++i) {
+      tandem::BoundedSemaphore semaphore(1);
+      semaphore.acquire();
+      semaphore.release();
+    }
+    stage = 3;
+  });
+  while (stage != 1) std::this_thread::sleep_for(1ms);
+  lock.reset();
+  stage = 2;
+  holder.join();
+  EXPECT_EQ(stage.load(), 3);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("'shared' was destroyed while another thread"), std::string::npos) << said;
 }
 
 TEST(Lock, AHandleOfTheWrongKindIsRefused) {

@@ -2,16 +2,19 @@
 //
 // A Future is a cheap, copyable handle (like std::shared_future or Python's concurrent.futures
 // Future): copies see the same result, `get` may be called any number of times and returns a
-// reference into the shared state, valid while any copy of the handle lives.
+// reference into the shared state, valid while any copy of the handle lives. On an rvalue
+// (`pool.submit(f).get()`, `std::move(future).get()`) get returns the value itself, moved out.
 //
 //   tandem::Future<int> f = pool.submit([] { return 6 * 7; });
 //   int answer = f.get();                       // 42, or rethrows what the task threw
 //   auto text = f.then([](int v) { return std::to_string(v); });
 //
-// Waiting never burns a core: a waiter spins for ~50 us, then sleeps on a futex. A pool worker
-// that waits runs other queued tasks meanwhile (see thread_pool.hpp).
+// Waiting never burns a core: a waiter spins for ~50 us, then sleeps on a futex. A ThreadPool
+// worker that waits on a future of its own pool whose task nobody has started runs that task
+// itself (see thread_pool.hpp); no wait runs unrelated work.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -63,6 +66,7 @@ struct FutureAccess {
 };
 
 [[noreturn]] void throw_no_state();
+[[noreturn]] void throw_value_taken();
 [[noreturn]] void throw_timeout(const char* what);
 std::exception_ptr cancelled_error();
 void rethrow_outcome(const StateBase& state);
@@ -84,22 +88,39 @@ class Future {
 
   bool valid() const noexcept { return static_cast<bool>(state_); }
 
-  // Blocks until done, then returns the value (a const reference; void for Future<void>) or
-  // rethrows the task's exception; CancelledError when it was cancelled.
-  decltype(auto) get() const {
+  // Blocks until done, then returns the value (a const reference into the shared state; void for
+  // Future<void>) or rethrows the task's exception; CancelledError when it was cancelled.
+  decltype(auto) get() const& {
     wait();
     return outcome();
   }
+  // On an rvalue: the value itself, moved out of the shared state (a move-only or large result
+  // leaves without a copy, and `for (auto x : pool.submit(f).get())` loops over a live value).
+  // This future is empty afterwards; another copy's get() then throws tandem::Error.
+  R get() && {
+    wait();
+    return take();
+  }
   // Like get(), but throws TimeoutError when not done within `timeout`.
   template <class Rep, class Period>
-  decltype(auto) get_for(std::chrono::duration<Rep, Period> timeout) const {
+  decltype(auto) get_for(std::chrono::duration<Rep, Period> timeout) const& {
     if (!wait_for(timeout)) detail::throw_timeout("Future::get_for: the result did not arrive in time");
     return outcome();
   }
+  template <class Rep, class Period>
+  R get_for(std::chrono::duration<Rep, Period> timeout) && {
+    if (!wait_for(timeout)) detail::throw_timeout("Future::get_for: the result did not arrive in time");
+    return take();
+  }
   template <class Clock, class Duration>
-  decltype(auto) get_until(std::chrono::time_point<Clock, Duration> deadline) const {
+  decltype(auto) get_until(std::chrono::time_point<Clock, Duration> deadline) const& {
     if (!wait_until(deadline)) detail::throw_timeout("Future::get_until: the result did not arrive in time");
     return outcome();
+  }
+  template <class Clock, class Duration>
+  R get_until(std::chrono::time_point<Clock, Duration> deadline) && {
+    if (!wait_until(deadline)) detail::throw_timeout("Future::get_until: the result did not arrive in time");
+    return take();
   }
 
   void wait() const { checked().wait_until(detail::Clock::time_point::max()); }
@@ -196,7 +217,18 @@ class Future {
   decltype(auto) outcome() const {
     const auto& state = *state_;
     if (state.phase() != detail::kValue) detail::rethrow_outcome(state);
-    if constexpr (!std::is_void_v<R>) return static_cast<const R&>(state.value());
+    if constexpr (!std::is_void_v<R>) {
+      if (state.value_taken()) detail::throw_value_taken();
+      return static_cast<const R&>(state.value());
+    }
+  }
+  R take() {
+    const detail::StateRef<detail::State<R>> state = std::move(state_);
+    if (state->phase() != detail::kValue) detail::rethrow_outcome(*state);
+    if constexpr (!std::is_void_v<R>) {
+      if (state->value_taken()) detail::throw_value_taken();
+      return state->take_value();
+    }
   }
 
   detail::StateRef<detail::State<R>> state_;
@@ -299,10 +331,23 @@ std::optional<std::size_t> first_done(const Range& futures) {
   return std::nullopt;
 }
 
+// On a pool worker: runs the task of one of `futures` that nobody has started (the work the
+// caller waits for; see StateBase::run_here). The index of the one it ran, if any.
+template <class Range>
+std::optional<std::size_t> run_one_here(const Range& futures) {
+  std::size_t index = 0;
+  for (const auto& future : futures) {
+    if (!future.done() && FutureAccess::state(future).run_here()) return index;
+    ++index;
+  }
+  return std::nullopt;
+}
+
 template <class Range>
 std::optional<std::size_t> wait_any_until(const Range& futures, Clock::time_point deadline) {
   if (auto index = first_done(futures)) return index;
   if (std::ranges::empty(futures)) throw Error("wait_any: no futures to wait for");
+  if (auto index = run_one_here(futures)) return index;
   auto signal = std::make_shared<Signal>();
   for (const auto& future : futures) {
     future.then([signal](const auto&) { signal->raise(); });
@@ -343,26 +388,36 @@ std::optional<std::size_t> wait_any_for(const Range& futures, std::chrono::durat
 //
 //   for (tandem::Future<int>& f : tandem::as_completed(futures)) use(f.get());
 //
-// With a timeout, iteration throws TimeoutError when the next future is not done in time
-// (the timeout counts from the call, as in Python).
+// A future listed more than once is yielded once (as in Python). With a timeout, iteration
+// throws TimeoutError when the next future is not done in time (the timeout counts from the
+// call, as in Python). It holds its futures only while it lives: one dropped after a timeout
+// keeps no result alive.
 template <class R>
 class AsCompleted {
  public:
-  explicit AsCompleted(std::vector<Future<R>> futures,
+  explicit AsCompleted(const std::vector<Future<R>>& futures,
                        detail::Clock::time_point deadline = detail::Clock::time_point::max())
-      : inbox_(std::make_shared<detail::Inbox<Future<R>>>()), remaining_(futures.size()), deadline_(deadline) {
-    for (auto& future : futures) {
-      future.then([inbox = inbox_](const Future<R>& done) { inbox->push(done); });
+      : inbox_(std::make_shared<detail::Inbox<std::size_t>>()), deadline_(deadline) {
+    for (const auto& future : futures) {
+      const auto same = [&future](const Future<R>& kept) { return kept.id() == future.id(); };
+      if (std::none_of(futures_.begin(), futures_.end(), same)) futures_.push_back(future);
+    }
+    remaining_ = futures_.size();
+    for (std::size_t i = 0; i < futures_.size(); ++i) {
+      detail::FutureAccess::state(futures_[i]).on_ready([inbox = std::weak_ptr(inbox_), i] {
+        if (const auto alive = inbox.lock()) alive->push(i);
+      });
     }
   }
 
   // Blocks for the next completed future; nullopt when all were handed out.
   std::optional<Future<R>> next() {
     if (remaining_ == 0) return std::nullopt;
-    std::optional<Future<R>> done = inbox_->pop(deadline_);
+    if (inbox_->empty()) detail::run_one_here(futures_);
+    std::optional<std::size_t> done = inbox_->pop(deadline_);
     if (!done) detail::throw_timeout("as_completed: the next future was not done in time");
     --remaining_;
-    return done;
+    return futures_[*done];
   }
   std::size_t remaining() const noexcept { return remaining_; }
 
@@ -371,8 +426,9 @@ class AsCompleted {
   std::default_sentinel_t end() { return {}; }
 
  private:
-  std::shared_ptr<detail::Inbox<Future<R>>> inbox_;
-  std::size_t remaining_;
+  std::shared_ptr<detail::Inbox<std::size_t>> inbox_;
+  std::vector<Future<R>> futures_;
+  std::size_t remaining_ = 0;
   detail::Clock::time_point deadline_;
 };
 

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <ranges>
 #include <vector>
 
@@ -41,7 +43,9 @@ class ImapStream {
     for (auto& future : window_) future.cancel();
   }
 
-  // The next result; nullopt at the end. Rethrows the exception of the element's chunk.
+  // The next result; nullopt at the end. Rethrows the exception of the element's chunk (and
+  // goes on after it). An input range that throws while it is read: the results of what it
+  // yielded before come first, then its exception, then the end (as Python's imap).
   std::optional<R> next() { return next_until(detail::Clock::time_point::max()); }
   // Like next(), but throws TimeoutError when no result is ready within `timeout`.
   template <class Rep, class Period>
@@ -57,7 +61,11 @@ class ImapStream {
   std::optional<R> next_until(detail::Clock::time_point deadline) {
     while (position_ == current_.size()) {
       fill_window();
-      if (window_.empty()) return std::nullopt;
+      if (window_.empty()) {
+        // The input failed: what it yielded before has been delivered, now its error, then the end.
+        if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
+        return std::nullopt;
+      }
       Future<Chunk> done = take_done(deadline);
       current_.clear();
       position_ = 0;
@@ -75,6 +83,7 @@ class ImapStream {
       window_.pop_front();
       return done;
     } else {
+      if (inbox_->empty()) detail::run_one_here(window_);
       std::optional<const void*> id = inbox_->pop(deadline);
       if (!id) detail::throw_timeout("imap_unordered: no result arrived in time");
       auto it = std::ranges::find_if(window_, [&](const Future<Chunk>& f) { return f.id() == *id; });
@@ -89,13 +98,22 @@ class ImapStream {
       input_ = std::ranges::begin(view_);
       started_ = true;
     }
-    while (window_.size() < window_limit_ && *input_ != std::ranges::end(view_)) {
+    while (!input_failed_ && window_.size() < window_limit_ && *input_ != std::ranges::end(view_)) {
       std::vector<std::ranges::range_value_t<View>> items;
       items.reserve(chunksize_);
-      for (; items.size() < chunksize_ && *input_ != std::ranges::end(view_); ++*input_) items.push_back(**input_);
+      try {
+        for (; items.size() < chunksize_ && *input_ != std::ranges::end(view_); ++*input_) items.push_back(**input_);
+      } catch (...) {
+        // Raised once the elements read before it are delivered; the input is not read again.
+        input_error_ = std::current_exception();
+        input_failed_ = true;
+        if (items.empty()) return;
+      }
       Future<Chunk> future = pool_.submit_chunk(f_, std::move(items));
       if constexpr (!Ordered) {
-        future.then([inbox = inbox_](const Future<Chunk>& done) { inbox->push(done.id()); });
+        detail::FutureAccess::state(future).on_ready([inbox = std::weak_ptr(inbox_), id = future.id()] {
+          if (const auto alive = inbox.lock()) alive->push(id);
+        });
       }
       window_.push_back(std::move(future));
     }
@@ -108,6 +126,8 @@ class ImapStream {
   std::size_t window_limit_;
   bool started_ = false;
   std::optional<std::ranges::iterator_t<View>> input_;
+  bool input_failed_ = false;
+  std::exception_ptr input_error_;
   std::deque<Future<Chunk>> window_;
   std::shared_ptr<detail::Inbox<const void*>> inbox_ = std::make_shared<detail::Inbox<const void*>>();
   Chunk current_;

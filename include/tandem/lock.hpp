@@ -50,6 +50,12 @@ struct LockState {
   ObjectName name;
 };
 
+// The last handle of a lock in this process is going while a thread of this process holds it: a
+// misuse, reported on stderr. Held by the caller, it is released; held by another thread, its
+// memory stays mapped for the life of the process (that thread's robust-mutex list runs through
+// it, and its next lock of any kind would follow the list into unmapped memory).
+void abandon_held_lock(LockState& state, const SharedMemory& memory) noexcept;
+
 // The acquisitions of a lock while the diagnostics are on: recorded, order-checked, and marked
 // as a wait when they block.
 void tracked_lock(LockState& state);
@@ -66,6 +72,16 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   // A lock the diagnostics' reports call by `name` (up to 47 characters are kept).
   explicit BasicLock(std::string_view name)
       : state_(detail::SharedState<detail::LockState>::create(0, kKind, name)) {}
+  BasicLock(const BasicLock&) = default;
+  BasicLock(BasicLock&&) noexcept = default;
+  BasicLock& operator=(const BasicLock&) = default;
+  BasicLock& operator=(BasicLock&&) noexcept = default;
+  // Destroying the last handle of a held lock is a misuse: the lock is released (and it is said
+  // on stderr) rather than left to corrupt the holder's later locking.
+  ~BasicLock() {
+    if (detail::SegmentAccess::last_handle_here(state_.memory()) && state_->mutex.holder() != 0) [[unlikely]]
+      detail::abandon_held_lock(*state_, state_.memory());
+  }
 
   void lock() TANDEM_ACQUIRE() {
     if (detail::tracking_on()) [[unlikely]] {

@@ -33,6 +33,7 @@ namespace tandem {
 
 namespace detail {
 struct Segment;
+struct SegmentAccess;
 }
 
 class SharedMemory {
@@ -55,6 +56,7 @@ class SharedMemory {
 
  private:
   friend struct detail::Traveller<SharedMemory>;
+  friend struct detail::SegmentAccess;
   explicit SharedMemory(std::shared_ptr<detail::Segment> segment) noexcept;
 
   std::shared_ptr<detail::Segment> segment_;
@@ -63,6 +65,14 @@ class SharedMemory {
 };
 
 namespace detail {
+// What tandem's own objects need to know of a SharedMemory.
+struct SegmentAccess {
+  // Whether `memory` is the last handle of its bytes in this process: they are unmapped with it.
+  static bool last_handle_here(const SharedMemory& memory) noexcept {
+    return memory.segment_ && memory.segment_.use_count() == 1;
+  }
+};
+
 template <>
 struct Traveller<SharedMemory> {
   static void encode(ByteWriter& out, const SharedMemory& memory);

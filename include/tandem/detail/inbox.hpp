@@ -35,7 +35,7 @@ class NextIterator {
   mutable std::optional<T> current_;
 };
 
-// Completed futures handed from completing threads to one consumer.
+// Completed futures (or their indexes) handed from completing threads to one consumer.
 template <class T>
 class Inbox {
  public:
@@ -47,6 +47,7 @@ class Inbox {
     }
     futex_wake_all(count_);
   }
+  bool empty() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
   // Nullopt when nothing arrived before `deadline`.
   std::optional<T> pop(Clock::time_point deadline) {
     const bool arrived =

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <chrono>
 
@@ -36,6 +37,10 @@ class RobustMutex {
       on_unlock_result(result);
   }
   void mark_consistent();
+  // The thread id of the holder (0 when free; the kernel's view, racy by nature), and how many
+  // times it holds a recursive mutex.
+  pid_t holder() const noexcept;
+  unsigned hold_count() const noexcept;
 
  private:
   [[noreturn]] void on_lock_result(int result);
