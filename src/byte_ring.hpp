@@ -5,16 +5,22 @@
 // frame and starts again at offset 0, so a consumer always reads a message in place. A message
 // may therefore take up to half the ring (max_message()).
 //
+// The other side is not trusted: it may be a process whose task scribbles over the ring. So each
+// side keeps its own position privately (the shared word is only published for the peer), and
+// what it reads of the peer (its position, a frame header) is checked before it is used: a peer
+// position behind ours or more than a ring ahead, a frame that does not fit, a wrap where none
+// can be: each is `corrupt`, never a loop, a read out of bounds or a wait for ever.
+//
 // Waking: each side sleeps on a futex word in the shared control block and says so in a flag;
 // the other side pays for a futex_wake only when that flag is set.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <algorithm>
-#include <chrono>
 #include <span>
 #include <thread>
 
@@ -36,109 +42,136 @@ class ByteRing {
   static constexpr std::size_t kFrameHeader = 8;
 
   ByteRing() = default;
-  // `capacity` must be a power of two and a multiple of 8.
+  // `capacity` must be a power of two and a multiple of 8. Both positions start where the
+  // shared words say (a fresh ring: 0).
   ByteRing(RingControl* control, std::byte* data, std::size_t capacity) noexcept
-      : control_(control), data_(data), capacity_(capacity) {}
+      : control_(control),
+        data_(data),
+        capacity_(capacity),
+        head_(control->head.load(std::memory_order_acquire)),
+        tail_(control->tail.load(std::memory_order_acquire)) {}
 
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t max_message() const noexcept { return capacity_ / 2 - kFrameHeader; }
-  bool empty() const noexcept {
-    return control_->tail.load(std::memory_order_acquire) == control_->head.load(std::memory_order_acquire);
-  }
 
-  // Producer: room for a message of `n` bytes, to be filled and then published by commit();
-  // the payload is 8-byte aligned. nullptr when there is no room now (nothing is written).
-  std::byte* try_reserve(std::size_t n) noexcept {
+  // ---- producer ----
+
+  enum class Room { ok, full, corrupt };
+
+  // Room for a message of `n` bytes, to be filled at `at` and then published by commit(); the
+  // payload is 8-byte aligned. `full` when there is no room now, `corrupt` when the consumer's
+  // position makes no sense (nothing is written then).
+  Room reserve(std::size_t n, std::byte*& at) noexcept {
     const std::size_t frame = kFrameHeader + padded(n);
-    if (frame > capacity_ / 2) return nullptr;
-    const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
+    if (frame > capacity_ / 2) return Room::full;
     const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-    const std::size_t offset = head & (capacity_ - 1);
+    if (tail > head_ || head_ - tail > capacity_) return Room::corrupt;
+    const std::size_t offset = head_ & (capacity_ - 1);
     const std::size_t to_end = capacity_ - offset;
     const std::size_t skip = frame <= to_end ? 0 : to_end;
-    if (head + skip + frame - tail > capacity_) return nullptr;
+    if (head_ + skip + frame - tail > capacity_) return Room::full;
     if (skip != 0) write_header(offset, 0, kWrap);
-    const std::size_t at = (head + skip) & (capacity_ - 1);
-    write_header(at, static_cast<std::uint32_t>(n), kMessage);
-    reserved_head_ = head + skip + frame;
-    return data_ + at + kFrameHeader;
+    const std::size_t position = (head_ + skip) & (capacity_ - 1);
+    write_header(position, static_cast<std::uint32_t>(n), kMessage);
+    reserved_head_ = head_ + skip + frame;
+    at = data_ + position + kFrameHeader;
+    return Room::ok;
   }
 
-  // Producer: publishes the message try_reserve() made room for.
+  // Publishes the message reserve() made room for.
   void commit() noexcept {
-    control_->head.store(reserved_head_, std::memory_order_seq_cst);
+    head_ = reserved_head_;
+    control_->head.store(head_, std::memory_order_seq_cst);
     if (control_->consumer_sleeping.load(std::memory_order_seq_cst)) {
       control_->data_seq.fetch_add(1, std::memory_order_seq_cst);
       futex_wake_all(control_->data_seq);
     }
   }
 
-  // Producer: try_reserve, copy, commit. Returns where the payload lies, or nullptr.
-  std::byte* try_push(const void* payload, std::size_t n) noexcept {
-    std::byte* at = try_reserve(n);
-    if (!at) return nullptr;
+  // reserve, copy, commit.
+  Room push(const void* payload, std::size_t n) noexcept {
+    std::byte* at = nullptr;
+    const Room room = reserve(n, at);
+    if (room != Room::ok) return room;
     if (n != 0) std::memcpy(at, payload, n);
     commit();
-    return at;
+    return Room::ok;
   }
 
-  // Consumer: the oldest message, in place, until pop(); `empty` when there is none. A frame
-  // that does not make sense (a peer that scribbled on the ring) gives `corrupt`.
-  enum class Peek { message, empty, corrupt };
-  Peek peek(std::span<const std::byte>& message) noexcept {
-    std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    for (;;) {
-      const std::uint64_t head = control_->head.load(std::memory_order_seq_cst);
-      if (tail == head) return Peek::empty;
-      const std::size_t offset = tail & (capacity_ - 1);
-      std::uint32_t header[2];
-      std::memcpy(header, data_ + offset, sizeof header);
-      if (header[1] == kWrap) {
-        tail += capacity_ - offset;
-        control_->tail.store(tail, std::memory_order_release);
-        continue;
-      }
-      const std::size_t frame = kFrameHeader + padded(header[0]);
-      if (header[1] != kMessage || frame > capacity_ - offset || tail + frame > head) return Peek::corrupt;
-      message = {data_ + offset + kFrameHeader, header[0]};
-      return Peek::message;
-    }
+  // Whether a message of `n` bytes fits now; true also when the ring is corrupt, so that a
+  // waiter wakes and reserve() says so.
+  bool fits(std::size_t n) const noexcept {
+    const std::size_t frame = kFrameHeader + padded(n);
+    if (frame > capacity_ / 2) return false;
+    const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+    if (tail > head_ || head_ - tail > capacity_) return true;
+    const std::size_t to_end = capacity_ - (head_ & (capacity_ - 1));
+    return head_ + (frame <= to_end ? 0 : to_end) + frame - tail <= capacity_;
   }
 
-  // Consumer: releases the message peek() returned.
-  void pop() noexcept {
-    const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    std::uint32_t length = 0;
-    std::memcpy(&length, data_ + (tail & (capacity_ - 1)), sizeof length);
-    control_->tail.store(tail + kFrameHeader + padded(length), std::memory_order_seq_cst);
-    if (control_->producer_sleeping.load(std::memory_order_seq_cst)) {
-      control_->space_seq.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake_all(control_->space_seq);
-    }
-  }
-
-  // Consumer: blocks until a message is there or `deadline` passes; spins for `spin` first.
-  // `give_up()` is checked between naps: true ends the wait.
-  template <class GiveUp>
-  bool wait_for_message(std::chrono::microseconds spin, Clock::time_point deadline, GiveUp&& give_up) {
-    return wait(spin, deadline, give_up, [this] { return !empty(); }, control_->data_seq, control_->consumer_sleeping);
-  }
-
-  // Producer: blocks until `n` bytes would fit (see wait_for_message).
+  // Blocks until `n` bytes would fit (see wait_for_message).
   template <class GiveUp>
   bool wait_for_space(std::size_t n, std::chrono::microseconds spin, Clock::time_point deadline, GiveUp&& give_up) {
     return wait(spin, deadline, give_up, [this, n] { return fits(n); }, control_->space_seq,
                 control_->producer_sleeping);
   }
 
-  // Producer: whether a message of `n` bytes fits now.
-  bool fits(std::size_t n) const noexcept {
-    const std::size_t frame = kFrameHeader + padded(n);
-    if (frame > capacity_ / 2) return false;
-    const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-    const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-    const std::size_t to_end = capacity_ - (head & (capacity_ - 1));
-    return head + (frame <= to_end ? 0 : to_end) + frame - tail <= capacity_;
+  // ---- consumer ----
+
+  // The oldest message, in place, until pop(); `empty` when there is none. Anything that does
+  // not make sense gives `corrupt`.
+  enum class Peek { message, empty, corrupt };
+  Peek peek(std::span<const std::byte>& message) noexcept {
+    const std::uint64_t head = control_->head.load(std::memory_order_seq_cst);
+    if (head < tail_ || head - tail_ > capacity_) return Peek::corrupt;
+    if (head == tail_) return Peek::empty;
+    std::uint64_t at = tail_;
+    std::size_t offset = at & (capacity_ - 1);
+    std::uint32_t header[2];
+    std::memcpy(header, data_ + offset, sizeof header);
+    if (header[1] == kWrap) {
+      // Only where a frame of up to half the ring could not fit before the end: after one, the
+      // next frame starts at offset 0, where no wrap can be.
+      if (offset == 0 || capacity_ - offset >= capacity_ / 2 || head - at < capacity_ - offset) return Peek::corrupt;
+      at += capacity_ - offset;
+      if (head == at) return Peek::empty;  // the producer is between its wrap and its frame
+      offset = 0;
+      std::memcpy(header, data_, sizeof header);
+    }
+    const std::size_t frame = kFrameHeader + padded(header[0]);
+    if (header[1] != kMessage || frame > capacity_ / 2 || frame > capacity_ - offset || head - at < frame) {
+      return Peek::corrupt;
+    }
+    peeked_tail_ = at + frame;
+    message = {data_ + offset + kFrameHeader, header[0]};
+    return Peek::message;
+  }
+
+  // Releases the message peek() returned (as peek() measured it: the header may have changed).
+  void pop() noexcept {
+    tail_ = peeked_tail_;
+    control_->tail.store(tail_, std::memory_order_seq_cst);
+    if (control_->producer_sleeping.load(std::memory_order_seq_cst)) {
+      control_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake_all(control_->space_seq);
+    }
+  }
+
+  bool empty() const noexcept { return control_->head.load(std::memory_order_acquire) == tail_; }
+
+  // Blocks until a message is there or `deadline` passes; spins for `spin` first.
+  // `give_up()` is checked between naps: true ends the wait.
+  template <class GiveUp>
+  bool wait_for_message(std::chrono::microseconds spin, Clock::time_point deadline, GiveUp&& give_up) {
+    return wait(spin, deadline, give_up, [this] { return !empty(); }, control_->data_seq, control_->consumer_sleeping);
+  }
+
+  // A consumer's view of this ring, from where the consumer published it was: for the producer,
+  // to read back what a consumer that died had not taken. Its first peek() checks that position.
+  ByteRing as_consumer() const noexcept {
+    ByteRing view = *this;
+    view.tail_ = control_->tail.load(std::memory_order_acquire);
+    return view;
   }
 
  private:
@@ -186,7 +219,10 @@ class ByteRing {
   RingControl* control_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t capacity_ = 0;
+  std::uint64_t head_ = 0;           // producer: what it has published
   std::uint64_t reserved_head_ = 0;  // producer: where commit() moves the head
+  std::uint64_t tail_ = 0;           // consumer: what it has released
+  std::uint64_t peeked_tail_ = 0;    // consumer: where pop() moves the tail
 };
 
 }  // namespace tandem::detail

@@ -1,5 +1,7 @@
 #include "descriptor_passing.hpp"
 
+#include "private_descriptors.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -47,7 +49,7 @@ long receive_with_descriptors(int socket, void* data, std::size_t size, std::vec
     if (attached->cmsg_level != SOL_SOCKET || attached->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t count = (attached->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     const int* received_fds = reinterpret_cast<const int*>(CMSG_DATA(attached));
-    for (std::size_t i = 0; i < count; ++i) fds.emplace_back(received_fds[i]);
+    for (std::size_t i = 0; i < count; ++i) fds.emplace_back(out_of_the_way(received_fds[i]));
   }
   return static_cast<long>(received);
 }

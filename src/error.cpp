@@ -77,8 +77,11 @@ Registry& registry() {
 
 }  // namespace
 
-WorkerLost::WorkerLost(long pid, int signal, int exit_status)
-    : Error(describe_loss(pid, signal, exit_status)), pid_(pid), signal_(signal), exit_status_(exit_status) {}
+WorkerLost::WorkerLost(long pid, int signal, int exit_status, const std::string& cause)
+    : Error(describe_loss(pid, signal, exit_status) + (cause.empty() ? "" : ": " + cause)),
+      pid_(pid),
+      signal_(signal),
+      exit_status_(exit_status) {}
 
 std::exception_ptr remote_exception(const std::string& type_name, const std::string& message) {
   return registry().make(type_name, message);

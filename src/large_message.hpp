@@ -27,9 +27,16 @@ struct LargeRequestFrame {
   std::uint64_t flags = 0;
   std::uint64_t size = 0;
 };
-// A large response's frame in the ring; its file holds the response's `size` bytes.
+// Every response starts with the sequence number of the request it answers (the worker's count
+// of the requests it took), then its status: a pool delivers it only to that request.
+struct ResponseHeader {
+  std::uint64_t sequence = 0;
+  std::uint64_t status = 0;  // a ResponseStatus
+};
+// A large response's frame in the ring; its file holds the whole response, `size` bytes (header
+// included, the same sequence again).
 struct LargeResponseFrame {
-  std::uint64_t status = static_cast<std::uint64_t>(ResponseStatus::large);
+  ResponseHeader header;
   std::uint64_t size = 0;
 };
 

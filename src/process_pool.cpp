@@ -57,6 +57,7 @@ namespace {
 // a cancelled or resent task has not already been handed out far ahead.
 constexpr std::size_t kMaxQueuedPerWorker = 16;
 constexpr int kStartFailuresAllowed = 3;
+constexpr std::chrono::milliseconds kInFlightLook{50};
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -68,6 +69,29 @@ std::int64_t monotonic_ns() noexcept {
 
 int signal_of(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 int exit_status_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+// A 64-bit digest of a request as it was sent, but for its flags word (which the pool sets to
+// have it skipped): a request read back from a dead worker's ring is resent only if it is still
+// what was sent, not what a task's wild writes left there.
+std::uint64_t request_digest(std::span<const std::byte> request) noexcept {
+  std::uint64_t hash = 0x9e3779b97f4a7c15u ^ request.size();
+  auto mix = [&hash](std::uint64_t word) {
+    hash = (hash ^ word) * 0xbf58476d1ce4e5b9u;
+    hash ^= hash >> 31;
+  };
+  constexpr std::size_t kFlags = sizeof(std::int64_t);
+  std::size_t i = 0;
+  for (; i + 8 <= request.size(); i += 8) {
+    if (i == kFlags) continue;
+    std::uint64_t word;
+    std::memcpy(&word, request.data() + i, 8);
+    mix(word);
+  }
+  std::uint64_t rest = 0;
+  std::memcpy(&rest, request.data() + i, request.size() - i);
+  mix(rest);
+  return hash;
+}
 
 }  // namespace
 
@@ -96,6 +120,16 @@ class ProcessPoolCore {
   std::size_t size() const noexcept { return options_.workers; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
+  bool worker_runs(const RemoteResult& task) {
+    std::lock_guard lock(mutex_);
+    for (const auto& worker : workers_) {
+      if (worker->shared == nullptr || worker->kill.load() != Kill::none) continue;
+      for (const InFlight& entry : worker->in_flight) {
+        if (entry.task == &task) return worker->shared->started.load(std::memory_order_acquire) > entry.index;
+      }
+    }
+    return false;
+  }
   std::uint64_t runner_key(const RemoteResult& task) {
     std::lock_guard lock(mutex_);
     for (const auto& worker : workers_) {
@@ -124,12 +158,14 @@ class ProcessPoolCore {
  private:
   struct InFlight {
     RemoteResult* task;
-    std::byte* flags;    // the request's flags word, in the ring
-    std::uint64_t index;  // of the request among those sent to this worker process
-    SharedMapping large;  // a large request's memory file, kept to resend it if the worker dies
+    std::byte* flags;      // the request's flags word, in the ring
+    std::uint64_t index;   // of the request among those sent to this worker process
+    std::uint64_t digest;  // of its frame in the ring (request_digest)
+    SharedMapping large;   // a large request's memory file, kept to resend it if the worker dies
   };
   enum class Kill { none, timeout, cancel, protocol };
   struct Worker {
+    std::string protocol_error;  // mutex_; what it did, when killed for breaking the protocol
     SharedMapping memory;
     WorkerShared* shared = nullptr;
     ByteRing requests;
@@ -156,6 +192,27 @@ class ProcessPoolCore {
   // mutex_ held.
   // A non-empty `large` is the request, in its own memory file; it is moved from on success.
   bool try_send(const RequestSource& request, RemoteResult* task, SharedMapping& large);
+  // A worker whose bytes make no sense is killed; what it answered is not read any more, and its
+  // tasks fail or are resent as when a worker crashes.
+  void kill_for_protocol(Worker& worker, std::string what) noexcept {
+    if (worker.kill.load() == Kill::none) worker.protocol_error = std::move(what);
+    worker.kill = Kill::protocol;
+    ::kill(worker.pid, SIGKILL);
+  }
+  std::exception_ptr lost_error(const Worker& worker, int status) const {
+    if (worker.kill.load() == Kill::timeout) {
+      return std::make_exception_ptr(TaskTimeout("ProcessPool: the task ran longer than its task_timeout of " +
+                                                 std::to_string(options_.task_timeout.count()) +
+                                                 " ms; its worker process " + std::to_string(worker.pid) +
+                                                 " was killed and replaced"));
+    }
+    if (worker.kill.load() == Kill::protocol) {
+      return std::make_exception_ptr(WorkerLost(worker.pid, SIGKILL, -1,
+                                                "the pool killed it: it broke the protocol (" + worker.protocol_error +
+                                                "), as a task that scribbles over its worker's memory makes it do"));
+    }
+    return std::make_exception_ptr(WorkerLost(worker.pid, signal_of(status), exit_status_of(status)));
+  }
   void refill();
   // collect_mutex_ held.
   bool collect_all(Done& done);
@@ -282,26 +339,34 @@ void ProcessPoolCore::submit(const RequestSource& request, RemoteResult* task) {
 }
 
 bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task, SharedMapping& large) {
-  Worker* best = nullptr;
-  for (auto& worker : workers_) {
-    if (worker->pid <= 0 || worker->kill.load() != Kill::none || worker->in_flight.size() >= kMaxQueuedPerWorker) {
+  for (;;) {
+    Worker* best = nullptr;
+    for (auto& worker : workers_) {
+      if (worker->pid <= 0 || worker->kill.load() != Kill::none || worker->in_flight.size() >= kMaxQueuedPerWorker) {
+        continue;
+      }
+      if (options_.max_tasks_per_child != 0 && worker->sent >= options_.max_tasks_per_child) continue;
+      if (!best || worker->in_flight.size() < best->in_flight.size()) best = worker.get();
+    }
+    if (!best) return false;
+    // A large request's `request` is its frame.
+    std::byte* payload = nullptr;
+    const ByteRing::Room room = best->requests.reserve(request.size, payload);
+    if (room == ByteRing::Room::corrupt) {
+      kill_for_protocol(*best, "the position it reads its requests from is not in its ring");
       continue;
     }
-    if (options_.max_tasks_per_child != 0 && worker->sent >= options_.max_tasks_per_child) continue;
-    if (!best || worker->in_flight.size() < best->in_flight.size()) best = worker.get();
+    if (room == ByteRing::Room::full) return false;
+    request.write(payload, request.context);
+    // The file goes before the frame is published, so that the worker finds it when it reads the
+    // frame. A worker that is gone leaves the request in the backlog for its replacement.
+    if (large && !send_with_descriptors(best->channel.get(), &kMessageFile, 1, {large.fd()})) return false;
+    best->requests.commit();
+    best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent,
+                               request_digest({payload, request.size}), std::move(large)});
+    ++best->sent;
+    return true;
   }
-  if (!best) return false;
-  // A large request's `request` is its frame.
-  std::byte* payload = best->requests.try_reserve(request.size);
-  if (!payload) return false;
-  request.write(payload, request.context);
-  // The file goes before the frame is published, so that the worker finds it when it reads the
-  // frame. A worker that is gone leaves the request in the backlog for its replacement.
-  if (large && !send_with_descriptors(best->channel.get(), &kMessageFile, 1, {large.fd()})) return false;
-  best->requests.commit();
-  best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent, std::move(large)});
-  ++best->sent;
-  return true;
 }
 
 RequestSource pending_source(const std::vector<std::byte>& bytes) {
@@ -341,32 +406,40 @@ bool ProcessPoolCore::collect_all(Done& done) {
 bool ProcessPoolCore::collect(Worker& worker, Done& done) {
   bool any = false;
   std::unique_lock lock(mutex_, std::defer_lock);
-  for (;;) {
+  // Nothing more is read from a worker once it broke the protocol.
+  while (worker.kill.load() != Kill::protocol) {
     std::span<const std::byte> message;
     const ByteRing::Peek peek = worker.responses.peek(message);
     if (peek == ByteRing::Peek::empty) break;
-    RemoteResult* task = nullptr;
     if (!lock.owns_lock()) lock.lock();
-    if (peek == ByteRing::Peek::message && !worker.in_flight.empty()) {
-      task = worker.in_flight.front().task;
-      // Its response is here, so the worker is done with a large request's file.
-      if (auto& large = worker.in_flight.front().large) spare_files_.give(std::move(large));
-      worker.in_flight.pop_front();
+    // Bytes from a worker are not trusted: each response must answer the request due next.
+    const char* violation = nullptr;
+    ResponseHeader header;
+    if (peek == ByteRing::Peek::corrupt) {
+      violation = "its response ring makes no sense";
+    } else if (message.size() < sizeof header) {
+      violation = "a response too short to say what it answers";
+    } else if (header = ByteReader::load_raw<ResponseHeader>(message.data()); worker.in_flight.empty()) {
+      violation = "a response to a request it was never sent";
+    } else if (header.sequence != worker.in_flight.front().index) {
+      violation = "a response to another request than the one due";
     }
-    if (!task) {
-      // Bytes from a worker are not trusted: a response nobody asked for, or a frame that does
-      // not parse, means the worker is broken. It is killed; its tasks fail or are resent.
-      worker.kill = Kill::protocol;
-      ::kill(worker.pid, SIGKILL);
+    if (violation) {
+      kill_for_protocol(worker, violation);
       break;
     }
+    RemoteResult* const task = worker.in_flight.front().task;
+    // Its response is here, so the worker is done with a large request's file.
+    if (auto& large = worker.in_flight.front().large) spare_files_.give(std::move(large));
+    worker.in_flight.pop_front();
     // Decoded without mutex_: a map chunk's decode may wait for the caller to publish the output
     // vector, which the caller does after submitting, under mutex_.
     lock.unlock();
     SharedMapping large;  // outlives the reads below
     try {
       ByteReader in(message);
-      auto status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+      in.take(sizeof header);
+      auto status = static_cast<ResponseStatus>(header.status);
       if (status == ResponseStatus::large) {
         // Taken even for a cancelled task: the files come in frame order.
         std::vector<UniqueFd> received;
@@ -375,14 +448,21 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
             tag != kMessageFile) {
           throw_malformed("a large response came without its memory file");
         }
-        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now);
-        large.keep_out_of_forks();
         const auto size = in.read_raw<std::uint64_t>();
-        if (size > large.size()) throw_malformed("a large response is larger than its file");
+        if (size < sizeof header) throw_malformed("a large response too short to say what it answers");
+        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now,
+                                      static_cast<std::size_t>(size));
+        large.keep_out_of_forks();
         in = ByteReader({large.data(), static_cast<std::size_t>(size)});
-        status = static_cast<ResponseStatus>(in.read_raw<std::uint64_t>());
+        const auto inner = in.read_raw<ResponseHeader>();
+        status = static_cast<ResponseStatus>(inner.status);
+        if (inner.sequence != header.sequence || status == ResponseStatus::large) {
+          throw_malformed("a large response whose file answers another request");
+        }
       }
       if (status == ResponseStatus::value) {
+        // A value that does not decode fails its task, not the worker (a user's cereal load may
+        // refuse what it reads); everything around it is the protocol.
         if (task->store_result(in)) {
           done.push_back(task);
         } else {
@@ -397,8 +477,11 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       } else {
         throw_malformed("unknown response status");
       }
-    } catch (const Error&) {
-      store_failure(task, std::current_exception(), done);
+    } catch (const Error& e) {
+      lock.lock();
+      kill_for_protocol(worker, e.what());
+      store_failure(task, lost_error(worker, 0), done);
+      break;
     }
     // Back to the worker for reuse, unless it is too large to be worth keeping.
     if (large && large.size() <= SpareFiles::kMaxFileBytes) {
@@ -575,6 +658,7 @@ void ProcessPoolCore::spawn(Worker& worker) {
       pid = ::fork();
       if (pid < 0) throw Error(errno_text("ProcessPool: fork"));
       if (pid == 0) worker_main(context);
+      memory.keep_out_of_forks();  // the workers forked after this one do not get its rings
       break;
     case StartMethod::forkserver:
       pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get());
@@ -631,50 +715,44 @@ void ProcessPoolCore::handle_exit(Worker& worker, int status) {
     collect(worker, done);
     std::lock_guard lock(mutex_);
     // What is still in the request ring was not finished: the worker takes a request off only
-    // when its result is ready. Of those, the first may have been running when it died.
+    // when its result is ready. Those requests are the last ones in flight, in order; the ring is
+    // read from where the worker said it was, which a task may have scribbled over, so a frame is
+    // resent only if it is what was sent (its digest), and reading stops at anything amiss.
     std::vector<std::vector<std::byte>> unfinished;
+    ByteRing left = worker.requests.as_consumer();
     std::span<const std::byte> message;
-    while (worker.requests.peek(message) == ByteRing::Peek::message) {
+    while (unfinished.size() < worker.in_flight.size() && left.peek(message) == ByteRing::Peek::message) {
       unfinished.emplace_back(message.begin(), message.end());
-      worker.requests.pop();
+      left.pop();
     }
-    // Lost: the task whose request was taken off but whose result never came, or the one that
-    // had begun and was still in the ring.
-    const bool lost_unanswered = worker.in_flight.size() > unfinished.size();
-    const bool lost_running = !lost_unanswered && !worker.in_flight.empty() &&
+    const std::size_t answered_or_running = worker.in_flight.size() - unfinished.size();
+    // Lost: the task whose request was taken off but whose result never came (any more than one
+    // only when the ring was scribbled over), or the one that had begun and was still in the ring.
+    const bool lost_running = answered_or_running == 0 && !worker.in_flight.empty() &&
                               worker.shared->started.load(std::memory_order_acquire) > worker.in_flight.front().index;
-    if (lost_unanswered || lost_running) {
-      RemoteResult* lost = worker.in_flight.front().task;
-      worker.in_flight.pop_front();
-      if (lost_running) unfinished.erase(unfinished.begin());
-      std::exception_ptr error;
-      if (worker.kill.load() == Kill::timeout) {
-        error = std::make_exception_ptr(TaskTimeout("ProcessPool: the task ran longer than its task_timeout of " +
-                                                    std::to_string(options_.task_timeout.count()) +
-                                                    " ms; its worker process " + std::to_string(pid) +
-                                                    " was killed and replaced"));
-      } else {
-        error = std::make_exception_ptr(WorkerLost(pid, signal_of(status), exit_status_of(status)));
-      }
-      store_failure(lost, error, done);
-    }
+    const std::size_t lost = answered_or_running + (lost_running ? 1 : 0);
+    for (std::size_t i = 0; i < lost; ++i) store_failure(worker.in_flight[i].task, lost_error(worker, status), done);
     // The rest go back to the front of the backlog, in their order, to run elsewhere.
-    const std::size_t resend = std::min(worker.in_flight.size(), unfinished.size());
-    for (std::size_t i = resend; i-- > 0;) {
+    for (std::size_t i = worker.in_flight.size(); i-- > lost;) {
       RemoteResult* task = worker.in_flight[i].task;
+      std::vector<std::byte>& request = unfinished[i - answered_or_running];
+      if (request_digest(request) != worker.in_flight[i].digest) {
+        store_failure(task,
+                      std::make_exception_ptr(WorkerLost(pid, signal_of(status), exit_status_of(status),
+                                                         "its request, queued in the worker's ring, was overwritten "
+                                                         "there before the worker died")),
+                      done);
+        continue;
+      }
       if (task->state().phase() == kCancelled) {
         task->state().release();
         continue;
       }
-      std::vector<std::byte>& request = unfinished[i];
       const std::uint64_t no_flags = 0;
       std::memcpy(request.data() + sizeof(std::int64_t), &no_flags, sizeof no_flags);
       backlog_.push_front({task, std::move(request), std::move(worker.in_flight[i].large)});
     }
     backlog_size_.store(backlog_.size(), std::memory_order_release);
-    for (std::size_t i = resend; i < worker.in_flight.size(); ++i) {
-      store_failure(worker.in_flight[i].task, std::make_exception_ptr(Error("ProcessPool: a request was lost")), done);
-    }
     worker.in_flight.clear();
     worker.pid = -1;
     worker.pidfd.reset();
@@ -739,15 +817,18 @@ void ProcessPoolCore::enforce_timeouts() {
   }
 }
 
+// While work is in flight the supervisor never sleeps without a timeout: results are announced
+// by a worker's wake-up, which a broken worker may never send, so it looks at least every
+// kInFlightLook (and often enough to enforce a task_timeout). Idle, it sleeps until a submit.
 int ProcessPoolCore::poll_timeout_ms() {
-  if (options_.task_timeout.count() <= 0) return -1;
   // Flag first, then look: a submit that this look misses sees the flag and wakes us.
   untimed_sleep_.store(true, std::memory_order_seq_cst);
   std::lock_guard lock(mutex_);
   const bool busy = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->in_flight.empty(); });
   if (!busy) return -1;
   untimed_sleep_.store(false, std::memory_order_relaxed);
-  return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, 50));
+  if (options_.task_timeout.count() <= 0) return static_cast<int>(kInFlightLook.count());
+  return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, kInFlightLook.count()));
 }
 
 bool ProcessPoolCore::drained() {
@@ -882,6 +963,7 @@ void begin_collecting(ProcessPoolCore& core) noexcept { core.begin_collecting();
 void end_collecting(ProcessPoolCore& core) { core.end_collecting(); }
 void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept { core.cancel(task); }
 std::uint64_t runner_key(ProcessPoolCore& core, const RemoteResult& task) { return core.runner_key(task); }
+bool worker_runs(ProcessPoolCore& core, const RemoteResult& task) { return core.worker_runs(task); }
 void check_owner(const ProcessPoolCore& core) { core.check_owner(); }
 ByteWriter& request_buffer() {
   thread_local ByteWriter buffer;

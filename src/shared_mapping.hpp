@@ -1,9 +1,16 @@
 // Memory shared between processes: an anonymous memory file (memfd) mapped MAP_SHARED. The file
 // descriptor lets a process that was not forked from the creator (a fork server's child, a
 // spawned program) map the same pages; nothing appears under /dev/shm, so nothing can leak there.
+//
+// Every such file is sealed against shrinking (F_SEAL_SHRINK) as it is made, and a file that
+// arrives from another process is mapped only once it carries that seal: a peer that truncated a
+// file both map would turn the other's next access into SIGBUS. Growing stays allowed (a worker
+// enlarges the file it encodes a result into), and cannot hurt a mapping already made.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +19,7 @@
 #include <string>
 #include <utility>
 
+#include "private_descriptors.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 
@@ -26,18 +34,31 @@ class SharedMapping {
 
   // A new, zero-filled region of `bytes`.
   explicit SharedMapping(std::size_t bytes, Populate populate = Populate::lazily)
-      : file_(::memfd_create("tandem", MFD_CLOEXEC)) {
+      : file_(out_of_the_way(::memfd_create("tandem", MFD_CLOEXEC | MFD_ALLOW_SEALING))) {
     if (!file_) fail("memfd_create", bytes);
     if (::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
+    if (::fcntl(file_.get(), F_ADD_SEALS, F_SEAL_SHRINK) != 0) fail("sealing", bytes);
     map(bytes, populate);
   }
-  // Maps the region another process created and passed as `file`.
-  static SharedMapping attach(UniqueFd file, Populate populate = Populate::lazily) {
+  // Maps the region another process created and passed as `file`, after making sure it cannot
+  // shrink. `written`: the bytes the sender says it wrote, which must lie in the file and be
+  // backed by memory (a sparse file would make populating it allocate what was never written).
+  static SharedMapping attach(UniqueFd file, Populate populate = Populate::lazily, std::size_t written = 0) {
     SharedMapping mapping;
-    const off_t size = ::lseek(file.get(), 0, SEEK_END);
-    if (size <= 0) fail("lseek", 0);
+    const int seals = ::fcntl(file.get(), F_GET_SEALS);
+    if (seals < 0 || ((seals & F_SEAL_SHRINK) == 0 && ::fcntl(file.get(), F_ADD_SEALS, F_SEAL_SHRINK) != 0)) {
+      throw Error("shared memory from another process: a memory file that may shrink under its mappings");
+    }
+    struct stat info {};
+    if (::fstat(file.get(), &info) != 0 || info.st_size <= 0) fail("fstat", 0);
+    const auto size = static_cast<std::size_t>(info.st_size);
+    if (written > size || static_cast<std::size_t>(info.st_blocks) * 512 < written / 4096 * 4096) {
+      throw Error("shared memory from another process: " + std::to_string(written) +
+                  " bytes said to be written in a file of " + std::to_string(size) + " bytes, " +
+                  std::to_string(static_cast<std::size_t>(info.st_blocks) * 512) + " of them backed");
+    }
     mapping.file_ = std::move(file);
-    mapping.map(static_cast<std::size_t>(size), populate);
+    mapping.map(size, populate);
     return mapping;
   }
   SharedMapping(SharedMapping&& other) noexcept
@@ -63,7 +84,8 @@ class SharedMapping {
     size_ = bytes;
   }
   // A child forked later does not inherit this mapping (a large message's memory must not stay
-  // alive in a fork-method worker or a user's fork after the pool is done with it).
+  // alive in a fork-method worker or a user's fork after the pool is done with it, and a worker
+  // must not inherit the rings of the workers forked before it).
   void keep_out_of_forks() noexcept { ::madvise(data_, size_, MADV_DONTFORK); }
   explicit operator bool() const noexcept { return data_ != nullptr; }
   std::byte* data() const noexcept { return data_; }

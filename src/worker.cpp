@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 
 #include "close_descriptors.hpp"
 #include "descriptor_passing.hpp"
+#include "private_descriptors.hpp"
 #include "diagnostics_session.hpp"
 #include "shared_mapping.hpp"
 #include "tandem/detail/tracking.hpp"
@@ -52,48 +54,87 @@ void limit_address_space(std::size_t extra) {
   ::setrlimit(RLIMIT_AS, &value);
 }
 
-void write_exception(ByteWriter& out, const std::string& type, const std::string& message) {
+void begin_response(ByteWriter& out, std::uint64_t sequence, ResponseStatus status) {
   out.clear();
-  out.write_raw(static_cast<std::uint64_t>(ResponseStatus::exception));
+  out.write_raw(ResponseHeader{sequence, static_cast<std::uint64_t>(status)});
+}
+
+void write_exception(ByteWriter& out, std::uint64_t sequence, const std::string& type, const std::string& message) {
+  begin_response(out, sequence, ResponseStatus::exception);
   encode_text(out, type.substr(0, 512));
   encode_text(out, message.substr(0, 4096));
 }
 
-// Runs one request into `out`: `in` is the request without its flags word, `flags` that word
-// (in the ring, where the pool sets it to have the request skipped).
-void serve(WorkerShared& shared, std::int64_t entry_offset, std::atomic_ref<std::uint64_t> flags, ByteReader& in,
-           ByteWriter& out) {
+// Runs request number `sequence` into `out`: `in` is the request without its flags word,
+// `flags` that word (in the ring, where the pool sets it to have the request skipped).
+void serve(WorkerShared& shared, std::uint64_t sequence, std::int64_t entry_offset,
+           std::atomic_ref<std::uint64_t> flags, ByteReader& in, ByteWriter& out) {
   const WorkerConfig& config = shared.config;
-  out.clear();
+  // Marked started (below) before the flag is read: the pool stores the flag, then reads the mark
+  // (see ProcessPoolCore::cancel), so a cancelled request is skipped here or its run stopped there.
+  shared.started.store(sequence + 1, std::memory_order_seq_cst);
   if (flags.load(std::memory_order_seq_cst) != 0) {
-    out.write_raw(static_cast<std::uint64_t>(ResponseStatus::skipped));
+    begin_response(out, sequence, ResponseStatus::skipped);
     return;
   }
   try {
     const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(entry_offset)));
-    out.write_raw(static_cast<std::uint64_t>(ResponseStatus::value));
+    begin_response(out, sequence, ResponseStatus::value);
     if (config.timed) shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
     entry(in, out);
   } catch (const std::bad_alloc&) {
     if (config.memory_limit != 0) {
-      write_exception(out, "tandem::MemoryLimitExceeded",
+      write_exception(out, sequence, "tandem::MemoryLimitExceeded",
                       "the task allocated past the worker's memory_limit of " + std::to_string(config.memory_limit) +
                           " bytes");
     } else {
-      write_exception(out, "std::bad_alloc", "std::bad_alloc");
+      write_exception(out, sequence, "std::bad_alloc", "std::bad_alloc");
     }
   } catch (...) {
     const auto [type, text] = describe_current_exception();
-    write_exception(out, type, text);
+    write_exception(out, sequence, type, text);
   }
   if (config.timed) shared.running_since_ns.store(0, std::memory_order_relaxed);
 }
 
+// The descriptors a worker was given, checked before each use: a task may have closed them, or
+// put a file of its own in their place, and the worker must then stop rather than write into the
+// task's file. A check that fails ends the worker; its pool sees a death.
+class OwnDescriptor {
+ public:
+  OwnDescriptor(int fd, const char* expected_link) : fd_(fd), expected_link_(expected_link) {
+    struct stat info {};
+    if (::fstat(fd, &info) == 0) inode_ = info.st_ino;
+  }
+  int fd() const noexcept { return fd_; }
+  // Still the file it was given (one system call): sockets and memory files have inodes of their
+  // own, so this catches a close and a replacement alike.
+  bool same_inode() const noexcept {
+    struct stat info {};
+    return ::fstat(fd_, &info) == 0 && info.st_ino == inode_;
+  }
+  // Also still of the kind it was given: every eventfd shares one inode, so for it the kind is
+  // what can be checked (from /proc: for the rare paths only).
+  bool intact() const noexcept {
+    if (!same_inode()) return false;
+    char link[64] = {};
+    const std::string path = "/proc/self/fd/" + std::to_string(fd_);
+    const ssize_t length = ::readlink(path.c_str(), link, sizeof link - 1);
+    return length > 0 && std::strncmp(link, expected_link_, std::strlen(expected_link_)) == 0;
+  }
+
+ private:
+  int fd_;
+  const char* expected_link_;
+  ino_t inode_ = 0;
+};
+
 // The worker's end of its channel socket: the files of large requests, in frame order, and its
-// own response files coming back from the pool for reuse. A protocol error ends the process.
+// own response files coming back from the pool for reuse. A protocol error, or a socket that is
+// no longer the one it was given, ends the process.
 class WorkerChannel {
  public:
-  explicit WorkerChannel(int fd) noexcept : fd_(fd) {}
+  explicit WorkerChannel(int fd) : socket_(fd, "socket:") {}
 
   UniqueFd next_request_file() {
     while (requests_.empty()) receive(true);
@@ -106,17 +147,19 @@ class WorkerChannel {
     }
     return spares_.take_or_create(bytes);
   }
-  bool send(const SharedMapping& file) { return send_with_descriptors(fd_, &kMessageFile, 1, {file.fd()}); }
+  void send(const SharedMapping& file) {
+    if (!socket_.same_inode() || !send_with_descriptors(socket_.fd(), &kMessageFile, 1, {file.fd()})) ::_exit(2);
+  }
+  bool intact() const noexcept { return socket_.same_inode(); }
 
  private:
   // One message; false if none was waiting (`block` false).
   bool receive(bool block) {
     std::vector<UniqueFd> received;
     char tag = 0;
-    if (receive_with_descriptors(fd_, &tag, 1, received, block) != 1) {
-      if (block) ::_exit(2);
-      return false;
-    }
+    const long got = receive_with_descriptors(socket_.fd(), &tag, 1, received, block);
+    if (got == 0 && !block) return false;
+    if (got != 1 || !socket_.same_inode()) ::_exit(2);
     if (received.size() != 1) ::_exit(2);
     if (tag == kMessageFile) {
       requests_.push_back(std::move(received[0]));
@@ -133,7 +176,7 @@ class WorkerChannel {
     return true;
   }
 
-  int fd_;
+  OwnDescriptor socket_;
   std::deque<UniqueFd> requests_;
   SpareFiles spares_;
 };
@@ -145,50 +188,72 @@ class ResponseFile final : public ByteWriter::Storage {
  public:
   static constexpr std::size_t kFirstBytes = std::size_t{64} << 10;
 
-  explicit ResponseFile(SharedMapping file) noexcept : file_(std::move(file)) {}
+  explicit ResponseFile(SharedMapping file) noexcept { exchange(std::move(file)); }
   std::byte* data() noexcept override { return file_.data(); }
   std::size_t capacity() const noexcept override { return file_.size(); }
   void grow(std::size_t capacity) override {
     try {
       file_.grow(capacity);
     } catch (const Error&) {
-      throw std::bad_alloc();  // so that a result past memory_limit reports MemoryLimitExceeded
+      struct stat info {};
+      if (::fstat(file_.fd(), &info) == 0 && info.st_ino == inode_) {
+        throw std::bad_alloc();  // so that a result past memory_limit reports MemoryLimitExceeded
+      }
+      // An earlier task closed or replaced the file's descriptor; its mapping is intact: the
+      // bytes move to a new file, and this result does not pay for that task's deed.
+      SharedMapping fresh;
+      try {
+        fresh = SharedMapping(capacity);
+      } catch (const Error&) {
+        throw std::bad_alloc();
+      }
+      std::memcpy(fresh.data(), file_.data(), file_.size());
+      exchange(std::move(fresh));
     }
   }
-  SharedMapping exchange(SharedMapping next) noexcept { return std::exchange(file_, std::move(next)); }
+  SharedMapping exchange(SharedMapping next) noexcept {
+    struct stat info {};
+    inode_ = next && ::fstat(next.fd(), &info) == 0 ? info.st_ino : 0;
+    return std::exchange(file_, std::move(next));
+  }
 
  private:
   SharedMapping file_;
+  ino_t inode_ = 0;
 };
 
-// Runs the request `message` (a frame of the request ring) into `out`, mapping a large one's file.
-void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::span<const std::byte> message,
-                 ByteWriter& out) {
+// Runs request number `sequence`, `message` (a frame of the request ring), into `out`, mapping a
+// large one's file.
+void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::uint64_t sequence,
+                 std::span<const std::byte> message, ByteWriter& out) {
   ByteReader frame(message);
   if (message.size() < 2 * sizeof(std::uint64_t)) ::_exit(2);
   const auto entry_offset = frame.read_raw<std::int64_t>();
   const auto flags = request_flags(const_cast<std::byte*>(frame.take(sizeof(std::uint64_t))));
   if (entry_offset != kLargeRequest) {
-    serve(shared, entry_offset, flags, frame, out);
+    serve(shared, sequence, entry_offset, flags, frame, out);
     return;
   }
+  if (frame.left() < sizeof(std::uint64_t)) ::_exit(2);
   const auto size = frame.read_raw<std::uint64_t>();
   UniqueFd file = channel.next_request_file();  // taken even if skipped: files come in frame order
   SharedMapping request;
   try {
     request = SharedMapping::attach(std::move(file), SharedMapping::Populate::now);
   } catch (const Error& e) {
-    write_exception(out, "tandem::Error", std::string("a worker could not map a large request: ") + e.what());
+    write_exception(out, sequence, "tandem::Error", std::string("a worker could not map a large request: ") + e.what());
     return;
   }
   if (size > request.size() || size < 2 * sizeof(std::uint64_t)) ::_exit(2);
   ByteReader in({request.data(), static_cast<std::size_t>(size)});
   const auto entry = in.read_raw<std::int64_t>();
   in.take(sizeof(std::uint64_t));  // the flags that count are the ring's
-  serve(shared, entry, flags, in, out);
+  serve(shared, sequence, entry, flags, in, out);
 }
 
 // Pushes the response in `out` (written into `file`): a large one by handing the file over.
+// False when the worker is told to stop while it waits for room; a ring that makes no sense
+// ends the worker.
 bool push_response(WorkerChannel& channel, ResponseFile& file, ByteRing& responses, ByteWriter& out,
                    const std::function<bool()>& give_up) {
   std::span<const std::byte> message = out.bytes();
@@ -198,21 +263,27 @@ bool push_response(WorkerChannel& channel, ResponseFile& file, ByteRing& respons
     try {
       next = channel.response_file(ResponseFile::kFirstBytes);
     } catch (const Error& e) {
-      write_exception(out, "tandem::Error", std::string("a worker could not store a large result: ") + e.what());
+      const auto header = ByteReader::load_raw<ResponseHeader>(out.data());
+      write_exception(out, header.sequence, "tandem::Error",
+                      std::string("a worker could not store a large result: ") + e.what());
       return push_response(channel, file, responses, out, give_up);
     }
+    large.header = {ByteReader::load_raw<ResponseHeader>(out.data()).sequence,
+                    static_cast<std::uint64_t>(ResponseStatus::large)};
     large.size = out.size();
     const SharedMapping handed_over = file.exchange(std::move(next));
     out.use(&file);
-    if (!channel.send(handed_over)) return false;
+    channel.send(handed_over);
     message = std::as_bytes(std::span(&large, 1));
   }
-  while (!responses.try_push(message.data(), message.size())) {
+  for (;;) {
+    const ByteRing::Room room = responses.push(message.data(), message.size());
+    if (room == ByteRing::Room::ok) return true;
+    if (room == ByteRing::Room::corrupt) ::_exit(2);
     if (!responses.wait_for_space(message.size(), kWorkerSpin, Clock::time_point::max(), give_up) && give_up()) {
       return false;
     }
   }
-  return true;
 }
 
 }  // namespace
@@ -232,11 +303,15 @@ WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes,
 
 void worker_main(const WorkerContext& context) {
   mark_worker_process();
+  const pid_t self = ::getpid();
   const pid_t parent = ::getppid();
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);  // the parent died just before the line above
   ::signal(SIGINT, SIG_IGN);              // Ctrl-C is the parent's to handle, once
-  close_descriptors_except({context.wake_fd, context.channel_fd});
+  keep_private_descriptors_high();
+  const int wake_fd = out_of_the_way(context.wake_fd);
+  const int channel_fd = out_of_the_way(context.channel_fd);
+  close_descriptors_except({wake_fd, channel_fd});
   WorkerShared& shared = *context.shared;
   const WorkerConfig& config = shared.config;
   if (config.memory_limit != 0) limit_address_space(config.memory_limit);
@@ -260,25 +335,38 @@ void worker_main(const WorkerContext& context) {
   const std::function<bool()> give_up = [&] {
     return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != parent;
   };
-  WorkerChannel channel(context.channel_fd);
+  WorkerChannel channel(channel_fd);
+  const OwnDescriptor wake(wake_fd, "anon_inode:[eventfd]");
   ByteWriter out;
   out.use(&response_file);
   std::uint64_t tasks = 0;
-  for (;;) {
-    if (!requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) break;
+  // The sequence numbers of requests, counted here: the shared counters are for the pool to
+  // read, and a task could scribble over them.
+  for (std::uint64_t sequence = 0;; ++sequence) {
     std::span<const std::byte> message;
-    const ByteRing::Peek peek = requests.peek(message);
-    if (peek == ByteRing::Peek::empty) continue;
+    ByteRing::Peek peek = ByteRing::Peek::empty;
+    while (peek == ByteRing::Peek::empty) {
+      if (!requests.wait_for_message(kWorkerSpin, Clock::time_point::max(), give_up)) {
+        std::fflush(nullptr);
+        ::_exit(0);
+      }
+      peek = requests.peek(message);
+    }
     if (peek == ByteRing::Peek::corrupt) ::_exit(2);
-    const std::uint64_t index = shared.started.fetch_add(1, std::memory_order_seq_cst);
+    // A task may have closed or replaced the worker's channel: the next one does not begin on a
+    // broken worker (its request stays in the ring, and the pool sends it elsewhere).
+    if (!channel.intact()) ::_exit(2);
     {
       // A waiter on this request's future waits for this process, while the diagnostics are on.
       std::optional<TrackedTask> running;
       if (tracking_on()) [[unlikely]]
-        running.emplace(pool_request_key(static_cast<std::int32_t>(::getpid()), index));
-      serve_frame(shared, channel, message, out);
+        running.emplace(pool_request_key(static_cast<std::int32_t>(self), sequence));
+      serve_frame(shared, channel, sequence, message, out);
     }
-    shared.finished.store(shared.finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    // The child of a fork() inside the task has returned here, as the task's copy: it must not
+    // answer (the task's real answer comes from this worker).
+    if (::getpid() != self) ::_exit(0);
+    shared.finished.store(sequence + 1, std::memory_order_release);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
     if (!push_response(channel, response_file, responses, out, give_up)) ::_exit(0);
@@ -294,7 +382,7 @@ void worker_main(const WorkerContext& context) {
     if (context.pool->active_collectors.load(std::memory_order_seq_cst) == 0 &&
         context.pool->supervisor_asleep.exchange(0, std::memory_order_seq_cst) == 1) {
       const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t written = ::write(context.wake_fd, &one, sizeof one);
+      if (!wake.intact() || ::write(wake.fd(), &one, sizeof one) != static_cast<ssize_t>(sizeof one)) ::_exit(2);
     }
     if (config.max_tasks_per_child != 0 && ++tasks >= config.max_tasks_per_child) break;
   }

@@ -254,9 +254,14 @@ TEST(ProcessPoolIsolation, CancellingARunningTaskKillsAndReplacesItsWorker) {
     for (;;) std::this_thread::sleep_for(1ms);
   });
   auto next = pool.submit([] { return 3; });
-  std::this_thread::sleep_for(50ms);
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!endless.running() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(endless.running()) << "a task its worker runs is running";
+  EXPECT_FALSE(next.running()) << "a task queued behind it is not";
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(endless.cancel());
+  EXPECT_TRUE(endless.cancel()) << "a ProcessPool stops a running task: it ends cancelled";
+  EXPECT_FALSE(endless.running());
+  EXPECT_TRUE(endless.cancelled());
   EXPECT_THROW(endless.get(), tandem::CancelledError);
   EXPECT_EQ(next.get_for(5s), 3) << "the task queued behind it runs on the replacement";
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);

@@ -58,12 +58,13 @@ class RemoteError : public Error {
 };
 
 // A process-pool worker died while running the task: a crash (segfault, abort), exit() from the
-// task, or a kill from outside. The worker has been replaced; other tasks are unaffected.
+// task, or a kill from outside, or the pool killed it because it broke the pool's protocol (a
+// task scribbled over its worker's memory). The worker has been replaced; other tasks go on.
 class WorkerLost : public Error {
  public:
   // `signal` is the signal that killed the worker (0 if it exited), `exit_status` its exit
-  // status (-1 if a signal killed it).
-  WorkerLost(long pid, int signal, int exit_status);
+  // status (-1 if a signal killed it); `cause`, when the pool knows more, says what happened.
+  WorkerLost(long pid, int signal, int exit_status, const std::string& cause = {});
 
   long pid() const noexcept { return pid_; }
   int signal() const noexcept { return signal_; }

@@ -136,12 +136,16 @@ class Future {
 
   // Done: finished with a value or an exception, or cancelled.
   bool done() const { return checked().ready(); }
-  bool running() const { return checked().phase() == detail::kRunning; }
+  // The task has begun and has not finished (on a ProcessPool: its worker process runs it).
+  bool running() const { return checked().running(); }
   bool cancelled() const { return checked().phase() == detail::kCancelled; }
 
-  // A pending task is cancelled and will never run: returns true, and get() throws
-  // CancelledError. A running task is asked to stop through its std::stop_token (if it takes
-  // one) and returns false, as does a finished one.
+  // True when the future ends cancelled: get() then throws CancelledError.
+  // - A pending task is cancelled and will never run: true.
+  // - A task running on a ThreadPool cannot be stopped from outside: it is asked to stop through
+  //   its std::stop_token (if it takes one) and finishes as it will; false.
+  // - A task running on a ProcessPool is stopped: its worker process is killed (and replaced); true.
+  // - A finished one: false.
   bool cancel() const {
     auto& state = checked();
     if (state.try_cancel()) return true;

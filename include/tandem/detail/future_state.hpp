@@ -80,6 +80,9 @@ class StateBase : public Runnable {
 
   std::uint32_t phase() const noexcept { return word_.load(std::memory_order_acquire) & kPhaseMask; }
   bool ready() const noexcept { return phase() >= kValue; }
+  // Whether the work behind it is under way. Virtual: a process pool's task is pending in its
+  // state until the answer comes, while its worker may be running it already.
+  virtual bool running() const { return phase() == kRunning; }
 
   // pending -> running. False when the state was cancelled (or already claimed).
   bool try_claim() noexcept { return transition_from(kPending, kRunning); }

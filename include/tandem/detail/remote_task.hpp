@@ -162,6 +162,8 @@ void cancel_remote(ProcessPoolCore& core, RemoteResult& task) noexcept;
 // The diagnostics' key of the worker request that runs `task` (pool_request_key), or of the task
 // itself while no worker has it.
 std::uint64_t runner_key(ProcessPoolCore& core, const RemoteResult& task);
+// Whether a worker has begun `task` (and its answer has not been read yet).
+bool worker_runs(ProcessPoolCore& core, const RemoteResult& task);
 
 // What the pool keeps for each task in flight. The pool's collector stores the outcome while it
 // reads the response in place (store_*), and completes the state after leaving its lock.
@@ -226,6 +228,9 @@ class RemoteStateOf : public State<R>, public RemoteResult {
     return this->sleep_until_ready(deadline);
   }
   void on_cancelled() noexcept override { cancelled(); }
+  bool running() const override {
+    return this->phase() == kRunning || (this->phase() == kPending && worker_runs(core(), *this));
+  }
 };
 
 // The state behind a ProcessPool future.
