@@ -23,6 +23,11 @@ constexpr std::size_t kMinSlots = 16;
 
 constexpr std::size_t kMaxCapacity = std::size_t{16} << 30;  // keeps slot counts far below 2^31
 
+// Each retry of a claim follows another agent's progress (its claim won). Bounded, so that words
+// another process scribbled over cannot keep a call looping: it then reports "not now", and a
+// call with a deadline waits (and gives up) as it would on a full or empty queue.
+constexpr int kMaxClaimRetries = 256;
+
 constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 constexpr std::uint64_t slots_for(std::size_t bytes) {
@@ -130,7 +135,7 @@ ByteQueue::ByteQueue(SharedState<QueueState> state)
 ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& position) {
   QueueState& state = *state_;
   std::uint64_t tail = state.tail.load(std::memory_order_relaxed);
-  for (;;) {
+  for (int retry = 0; retry < kMaxClaimRetries; ++retry) {
     bool moved_on = false;
     for (std::uint64_t j = 0; j < slots; ++j) {
       const std::int32_t behind = lag(meta(tail + j).sequence.load(std::memory_order_acquire), tail + j);
@@ -151,6 +156,8 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
       do {
         if (items >= maxsize_) return Claim::too_many_items;
       } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
+      // (Each failed exchange here is another agent's count going through: bounded in practice,
+      // and a scribbled count only makes the queue look full.)
     }
     if (state.tail.compare_exchange_strong(tail, tail + slots, std::memory_order_relaxed)) {
       position = tail;
@@ -161,13 +168,17 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
       state.space_ready.notify_all();
     }
   }
+  return Claim::full;
 }
 
 bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline) {
   const std::uint64_t slots = slots_for(item.size());
   if (slots > slot_count_ || item.size() > UINT32_MAX) {
+    // Said to the consumers too: one waiting for this item would otherwise wait in silence.
+    state_->refused_bytes.store(item.size(), std::memory_order_relaxed);
     throw Error("Queue: an item of " + std::to_string(item.size()) + " bytes can never fit in a queue of " +
-                std::to_string(capacity_bytes()) + " bytes (make it larger: QueueOptions::capacity_bytes)");
+                std::to_string(capacity_bytes()) +
+                " bytes (make it larger: QueueOptions::capacity_bytes, or send a SharedMemory handle for big data)");
   }
   std::uint64_t position = 0;
   bool claimed = false;
@@ -210,7 +221,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
   QueueState& state = *state_;
   const std::uint8_t index = my_index();  // before the claim, so that it is marked at once after
   std::uint64_t head = state.head.load(std::memory_order_relaxed);
-  for (;;) {
+  for (int retry = 0; retry < kMaxClaimRetries; ++retry) {
     SlotMeta& first = meta(head);
     const std::int32_t ahead = lag(first.sequence.load(std::memory_order_acquire), head + 1);
     if (ahead < 0) return false;  // empty
@@ -219,6 +230,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
       continue;
     }
     const std::uint64_t spanned = slots_for(first.bytes.load(std::memory_order_relaxed));
+    if (spanned > slot_count_) throw_malformed("a queue item whose record is corrupt");
     if (state.head.compare_exchange_weak(head, head + spanned, std::memory_order_relaxed)) {
       // Only now, with the item ours, is its record known not to change under an honest peer;
       // what is read here is all that is used, so a dishonest one cannot widen it later.
@@ -231,6 +243,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
       return true;
     }
   }
+  return false;
 }
 
 bool ByteQueue::nothing_in_flight() const noexcept {
@@ -357,8 +370,10 @@ bool ByteQueue::free_slots_of_dead_producer() {
 // taken, so nothing is delivered twice.
 bool ByteQueue::free_slots_of_dead_consumers() {
   QueueState& state = *state_;
-  const std::uint64_t head = state.head.load(std::memory_order_acquire);
   const std::uint64_t tail = state.tail.load(std::memory_order_acquire);
+  // Taken items lie within a lap before the tail: no more than slot_count_ positions are looked
+  // at, whatever the shared words say.
+  const std::uint64_t head = std::min(state.head.load(std::memory_order_acquire), tail);
   const std::uint64_t from = tail > slot_count_ ? tail - slot_count_ : 0;
   enum Liveness : std::uint8_t { unknown, alive, dead };
   Liveness known[QueueState::kProcessSlots + 1] = {};  // one look in /proc per holder
@@ -438,6 +453,13 @@ ScratchLease::~ScratchLease() {
   }
 }
 
-void throw_queue_timeout(const char* what) { throw TimeoutError(what); }
+void throw_queue_timeout(const char* what, const ByteQueue& queue) {
+  std::string text = what;
+  if (const std::uint64_t refused = queue.refused_bytes(); refused != 0) {
+    text += "; note: a put of an item of " + std::to_string(refused) + " bytes was refused, since it can never fit in " +
+            "this queue of " + std::to_string(queue.capacity_bytes()) + " bytes (QueueOptions::capacity_bytes)";
+  }
+  throw TimeoutError(text);
+}
 
 }  // namespace tandem::detail

@@ -14,6 +14,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string_view>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -60,10 +65,62 @@ std::string normalized_name(std::string name) {
   return name;
 }
 
-std::string free_space_of_dev_shm() {
+std::optional<std::size_t> free_bytes_of_dev_shm() {
   struct statvfs info {};
-  if (::statvfs("/dev/shm", &info) != 0) return "unknown";
-  return std::to_string(static_cast<unsigned long long>(info.f_bavail) * info.f_frsize) + " bytes";
+  if (::statvfs("/dev/shm", &info) != 0) return std::nullopt;
+  return static_cast<std::size_t>(info.f_bavail) * info.f_frsize;
+}
+std::string free_space_of_dev_shm() {
+  const auto bytes = free_bytes_of_dev_shm();
+  return bytes ? std::to_string(*bytes) + " bytes" : "unknown";
+}
+
+// A number of bytes from one line of a /proc or /sys file ("MemAvailable:  123 kB", "456").
+std::optional<std::size_t> read_bytes(const char* path, std::string_view key = {}) {
+  std::ifstream file(path);
+  std::string line;
+  while (std::getline(file, line)) {
+    if (!key.empty() && line.rfind(key, 0) != 0) continue;
+    std::istringstream fields(line.substr(key.size()));
+    unsigned long long value = 0;
+    std::string unit;
+    if (!(fields >> value)) return std::nullopt;
+    fields >> unit;
+    return static_cast<std::size_t>(value) * (unit == "kB" ? 1024 : 1);
+  }
+  return std::nullopt;
+}
+
+// The memory this process may still fill: what the kernel says is available (swap included), and
+// within a container, what is left of its cgroup's limit (v2, then v1).
+std::size_t memory_that_can_back() {
+  std::size_t bytes = read_bytes("/proc/meminfo", "MemAvailable:").value_or(SIZE_MAX / 2) +
+                      read_bytes("/proc/meminfo", "SwapFree:").value_or(0);
+  for (const auto& [limit_file, usage_file] : {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+                                               std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                                         "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+    const auto limit = read_bytes(limit_file), usage = read_bytes(usage_file);
+    if (limit && usage) {
+      bytes = std::min(bytes, *limit > *usage ? *limit - *usage : 0);
+      break;
+    }
+  }
+  return bytes;
+}
+
+// `total` bytes of `what` (on /dev/shm when named), or tandem::Error before anything is
+// reserved: a reservation past what memory can back ends in the out-of-memory killer (and a
+// machine-wide one for an anonymous file), never in an error.
+void check_can_back(std::size_t total, const std::string& what, bool on_dev_shm) {
+  if (const auto room = free_bytes_of_dev_shm(); on_dev_shm && room && total > *room) {
+    throw Error("shared memory: no room for " + std::to_string(total) + " bytes of " + what +
+                ": more than /dev/shm can back (/dev/shm has " + std::to_string(*room) + " bytes free)");
+  }
+  const std::size_t memory = memory_that_can_back();
+  if (total > memory) {
+    throw Error("shared memory: " + std::to_string(total) + " bytes of " + what + " are more than this system can back (" +
+                std::to_string(memory) + " bytes of memory and swap are available to this process)");
+  }
 }
 
 }  // namespace
@@ -135,7 +192,12 @@ class Registry {
 // Sizes the file, reserves its pages and maps it with a fresh header.
 std::shared_ptr<Segment> initialize(std::shared_ptr<Segment> segment, std::size_t bytes, const std::string& what) {
   if (bytes == 0) throw Error("shared memory: the size must be at least one byte");
+  if (bytes > static_cast<std::size_t>(std::numeric_limits<off_t>::max()) - kHeaderBytes) {
+    throw Error("shared memory: " + std::to_string(bytes) + " bytes of " + what +
+                " are more than this system can back (a file holds at most 2^63 - 1 bytes)");
+  }
   const std::size_t total = kHeaderBytes + bytes;
+  check_can_back(total, what, !segment->name.empty());
   if (const int error = ::posix_fallocate(segment->file.get(), 0, static_cast<off_t>(total)); error != 0) {
     if (error == ENOSPC) {
       throw Error("shared memory: no room for " + std::to_string(bytes) + " bytes of " + what +

@@ -18,6 +18,7 @@
 #include "agent_kinds.hpp"
 #include "tandem/error.hpp"
 #include "tandem/pipe.hpp"
+#include "tandem/process.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/shared_memory.hpp"
 #include "tandem/value.hpp"
@@ -250,6 +251,98 @@ TEST(Queue, AnItemThatCanNeverFitIsAnErrorNotAHang) {
   queue.put(std::string(4000, 'y'));  // fits: the queue is usable
   EXPECT_EQ(queue.get().size(), 4000u);
   EXPECT_THROW(tandem::Queue<int>(tandem::QueueOptions{.capacity_bytes = 0}), tandem::Error);
+}
+
+// What users put in fits the default queue: a megabyte (the encoded item is a little more), a
+// 1080p frame. An item that can never fit fails in the producer, and a consumer waiting for it
+// hears of it when its wait times out, in whichever process.
+TEST(Queue, TheDefaultHoldsLargeItemsAndAnItemThatCanNeverFitIsToldToTheConsumer) {
+  tandem::Queue<std::vector<char>> queue;
+  queue.put(std::vector<char>(std::size_t{1} << 20, 'a'));
+  queue.put(std::vector<char>(1920 * 1080 * 3, 'b'));
+  EXPECT_EQ(queue.get().size(), std::size_t{1} << 20);
+  EXPECT_EQ(queue.get().size(), 1920u * 1080u * 3u);
+  tandem::Process producer([](tandem::Queue<std::vector<char>> q) { q.put(std::vector<char>(std::size_t{9} << 20)); },
+                           queue);
+  producer.start();
+  producer.join();
+  EXPECT_EQ(producer.exitcode(), 1) << "the producer's put threw";
+  try {
+    (void)queue.get_for(50ms);
+    FAIL() << "expected TimeoutError";
+  } catch (const tandem::TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("refused"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::to_string((std::size_t{9} << 20) + 8)), std::string::npos) << e.what();
+  }
+}
+
+// The queue's shared words as another process could scribble them.
+tandem::detail::QueueState& state_of(const tandem::Queue<int>& queue, tandem::SharedMemory& keep) {
+  tandem::detail::ByteWriter out;
+  tandem::detail::Traveller<tandem::Queue<int>>::encode(out, queue);
+  tandem::detail::ByteReader in(out.bytes());
+  auto state = tandem::detail::SharedState<tandem::detail::QueueState>::decode(in);
+  keep = state.memory();
+  return *state;
+}
+
+// Garbage in a queue's shared words (a process with a wild pointer, a deliberate scribbler) must
+// not turn a bounded call into an endless one: each returns or throws by its deadline, and the
+// non-blocking ones return at once. Run in a forked child, so that a failure is a timeout here.
+TEST(Queue, ScribbledSharedWordsNeverHoldABoundedCallPastItsDeadline) {
+  using Scribble = void (*)(tandem::detail::QueueState&, std::byte* records);
+  const Scribble scribbles[] = {
+      [](tandem::detail::QueueState& s, std::byte*) { s.tail.store(s.tail.load() + 123'456'789); },
+      [](tandem::detail::QueueState& s, std::byte*) { s.head.store(s.tail.load() + 5); },
+      [](tandem::detail::QueueState& s, std::byte*) { s.head.store(~std::uint64_t{0} - 3); },
+      [](tandem::detail::QueueState& s, std::byte* records) {
+        // every slot record says "taken by somebody ahead of you"
+        for (std::uint64_t i = 0; i < s.slot_count; ++i) {
+          auto* record = reinterpret_cast<std::atomic<std::uint32_t>*>(records + i * sizeof(tandem::detail::SlotMeta));
+          record->store(static_cast<std::uint32_t>(i + 1000));
+        }
+      },
+      [](tandem::detail::QueueState& s, std::byte* records) {
+        for (std::uint64_t i = 0; i < s.slot_count; ++i) {
+          auto* record = reinterpret_cast<tandem::detail::SlotMeta*>(records + i * sizeof(tandem::detail::SlotMeta));
+          record->sequence.store(static_cast<std::uint32_t>(i + 1));
+          record->bytes.store(0xffffff00u);
+        }
+      },
+  };
+  for (std::size_t which = 0; which < std::size(scribbles); ++which) {
+    tandem::Queue<int> queue(tandem::QueueOptions{.capacity_bytes = 4096});
+    for (int i = 0; i < 10; ++i) queue.put(i);
+    for (int i = 0; i < 3; ++i) queue.get();
+    tandem::SharedMemory memory(1);
+    auto& state = state_of(queue, memory);
+    // The slot records follow the state, at the next 64-byte boundary.
+    std::byte* records = memory.data() + (sizeof(tandem::detail::Tagged<tandem::detail::QueueState>) + 63) / 64 * 64;
+    scribbles[which](state, records);
+    tandem::Process child([queue]() mutable {
+      auto bounded = [](auto call) {
+        const auto start = std::chrono::steady_clock::now();
+        try {
+          call();
+        } catch (const tandem::Error&) {
+        }
+        if (std::chrono::steady_clock::now() - start > 2s) std::_Exit(3);
+      };
+      bounded([&] { (void)queue.get_for(200ms); });
+      bounded([&] { queue.put_for(7, 200ms); });
+      bounded([&] { (void)queue.try_get(); });
+      bounded([&] { (void)queue.try_put(8); });
+      std::_Exit(0);
+    });
+    child.start();
+    if (!child.join_for(20s)) {
+      child.kill();
+      child.join();
+      ADD_FAILURE() << "scribble " << which << ": a bounded call never returned";
+      continue;
+    }
+    EXPECT_EQ(child.exitcode(), 0) << "scribble " << which << ": a bounded call overran its deadline";
+  }
 }
 
 TEST(Queue, FifoOrderForOneProducerAndOneConsumer) {

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <set>
@@ -154,7 +156,35 @@ TEST(SharedMemory, MoreThanDevShmHoldsIsAnErrorAtOnceNamingWhatIsFree) {
     FAIL() << "a petabyte of /dev/shm was granted";
   } catch (const tandem::Error& e) {
     EXPECT_NE(std::string(e.what()).find("/dev/shm has"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("free"), std::string::npos) << e.what();
   }
+}
+
+// Sizes are checked before anything is reserved: an overflow near SIZE_MAX is an error, not a
+// segment "of 2^64-1 bytes" over one page, and more than the machine can back is an error naming
+// what it can, not a global out-of-memory.
+TEST(SharedMemory, SizesBeyondWhatTheSystemCanBackAreErrorsBeforeAnythingIsReserved) {
+  const auto expect_refused = [](auto make, const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      make();
+      ADD_FAILURE() << what << " was granted";
+    } catch (const tandem::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("can back"), std::string::npos) << what << ": " << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << what << " reserved memory before refusing";
+  };
+  expect_refused([] { tandem::SharedMemory memory(SIZE_MAX); }, "SIZE_MAX anonymous bytes");
+  expect_refused([] { tandem::SharedMemory memory(SIZE_MAX - 10); }, "SIZE_MAX - 10 anonymous bytes");
+  expect_refused([] { tandem::SharedMemory::create(SIZE_MAX - 10); }, "SIZE_MAX - 10 named bytes");
+  expect_refused([] { tandem::SharedMemory memory(std::size_t{1} << 62); }, "2^62 anonymous bytes");
+  struct sysinfo machine {};
+  ::sysinfo(&machine);
+  const std::size_t everything = (machine.totalram + machine.totalswap) * machine.mem_unit;
+  expect_refused([everything] { tandem::SharedMemory memory(everything + (std::size_t{1} << 30)); },
+                 "more than memory and swap");
+  tandem::SharedMemory fits(std::size_t{1} << 20);
+  EXPECT_EQ(fits.size(), std::size_t{1} << 20);
 }
 
 TEST(SharedMemory, AHandleWhoseMemoryIsGoneIsAnErrorNotOtherMemory) {

@@ -14,8 +14,10 @@
 //
 // A Queue is a handle: copies are the same queue, and it reaches other agents as an argument or
 // by inheritance (any start method, pool tasks included). It holds QueueOptions::capacity_bytes
-// of encoded items (1 MiB by default, at most 16 GiB), and at most `maxsize` items when that is set; put blocks
-// while the queue is full. An item that can never fit is a tandem::Error, not a hang.
+// of encoded items (8 MiB by default, reserved when the queue is made; at most 16 GiB), and at most
+// `maxsize` items when that is set; put blocks while the queue is full. An item that can never fit
+// is a tandem::Error in the producer at once, not a hang, and a consumer's get_for that times out
+// says so too. For data larger than a queue should hold, put a SharedMemory handle in the queue.
 //
 // A process that dies inside put or get (SIGKILL included) does not stop the queue: within
 // about 50 ms a waiter frees the slots it held (see docs/shared_state.md). Every blocking call
@@ -40,7 +42,7 @@ namespace tandem {
 
 struct QueueOptions {
   std::size_t maxsize = 0;                      // at most this many items; 0: as many as fit
-  std::size_t capacity_bytes = std::size_t{1} << 20;  // room for encoded items
+  std::size_t capacity_bytes = std::size_t{8} << 20;  // room for encoded items (the largest item, too)
   std::string name = {};  // what the pitfall diagnostics call it (up to 47 characters are kept)
 };
 
@@ -59,7 +61,8 @@ class ScratchLease {
  private:
   std::unique_ptr<ByteWriter> writer_;
 };
-[[noreturn]] void throw_queue_timeout(const char* what);
+// TimeoutError for `what`, saying so if a put into `queue` was refused as never fitting.
+[[noreturn]] void throw_queue_timeout(const char* what, const ByteQueue& queue);
 }  // namespace detail
 
 template <class T>
@@ -76,7 +79,7 @@ class Queue {
   void put(const T& item) { put_until(item, detail::Clock::time_point::max()); }
   template <class Rep, class Period>
   void put_for(const T& item, std::chrono::duration<Rep, Period> timeout) {
-    if (!put_until(item, deadline_after(timeout))) detail::throw_queue_timeout("Queue::put_for: the queue stayed full");
+    if (!put_until(item, deadline_after(timeout))) detail::throw_queue_timeout("Queue::put_for: the queue stayed full", queue_);
   }
   // Without waiting; false if the queue is full.
   bool try_put(const T& item) { return put_until(item, detail::Clock::time_point::min()); }
@@ -86,7 +89,7 @@ class Queue {
   template <class Rep, class Period>
   T get_for(std::chrono::duration<Rep, Period> timeout) {
     auto item = get_until(deadline_after(timeout));
-    if (!item) detail::throw_queue_timeout("Queue::get_for: the queue stayed empty");
+    if (!item) detail::throw_queue_timeout("Queue::get_for: the queue stayed empty", queue_);
     return std::move(*item);
   }
   // Without waiting; nullopt if the queue is empty.

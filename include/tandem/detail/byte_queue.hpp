@@ -68,6 +68,7 @@ struct QueueState {
   alignas(64) EventCount space_ready;
   alignas(64) std::atomic<std::uint64_t> items{0};  // counted only when maxsize > 0
   std::atomic<std::uint32_t> closed{0};
+  std::atomic<std::uint64_t> refused_bytes{0};  // the size of the last item refused as never fitting
   std::atomic<std::uint32_t> unfinished{0};  // JoinableQueue: put and not yet task_done
   const std::uint64_t key = new_object_key();  // names the queue in the diagnostics
   const ObjectName name;
@@ -113,6 +114,8 @@ class ByteQueue {
   bool empty() const noexcept;
   std::size_t capacity_bytes() const noexcept { return static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes; }
   bool joinable() const noexcept { return joinable_; }
+  // The size of the last item a put refused because it can never fit (0: none).
+  std::uint64_t refused_bytes() const noexcept { return state_->refused_bytes.load(std::memory_order_relaxed); }
 
   void task_done();
   bool join(Clock::time_point deadline);
