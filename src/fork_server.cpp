@@ -18,7 +18,10 @@
 #include <string>
 
 #include "tandem/error.hpp"
+#include "tandem/start_method.hpp"
 #include "descriptor_passing.hpp"
+#include "close_descriptors.hpp"
+#include "handover.hpp"
 #include "process_child.hpp"
 #include "worker.hpp"
 
@@ -149,11 +152,12 @@ struct Child {
 }
 
 // The connection to this program's root server; guarded by `mutex`, since pools start from any
-// thread. Only ever created, never reset: the server lives as long as the program.
+// thread. A server that is found gone (killed) is replaced on the next request.
 struct Root {
   std::mutex mutex;
   UniqueFd control;
-  pid_t owner = 0;  // the process that started it: a fork of the program needs its own
+  pid_t server = 0;  // its pid: this process's child, reaped when it is replaced
+  pid_t owner = 0;   // the process that started it: a fork of the program needs its own
 };
 
 // This process's Root. A process forked from one that had a server (the server itself, its
@@ -175,12 +179,27 @@ std::size_t thread_count() {
   return n;
 }
 
+// With `state.mutex` held. Forked while the program has one thread (at init, or at the first
+// pool of a program without init); once threads run, a replacement is started afresh instead
+// (StartMethod::spawn's hand-over), which is safe whatever the threads hold.
 void start_root(Root& state) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) throw Error(errno_text("fork server: socketpair"));
   UniqueFd program_end(pair[0]), server_end(pair[1]);
-  std::fflush(nullptr);
   const pid_t parent = ::getpid();
+  if (thread_count() > 1) {
+    if (!initialized()) {
+      throw Error(
+          "the forkserver start method needs its server started while the program has one thread: "
+          "call tandem::init(argc, argv) at the top of main, or choose StartMethod::spawn (also needs init) or "
+          "StartMethod::fork");
+    }
+    state.server = spawn_program(Role::fork_server, {server_end.get()}, "fork server");
+    state.owner = parent;
+    state.control = std::move(program_end);
+    return;
+  }
+  std::fflush(nullptr);
   state.owner = parent;  // before the fork, so that the server's copy knows it is a copy
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -191,39 +210,72 @@ void start_root(Root& state) {
     program_end.reset();
     root_server_main(std::move(server_end), parent);
   }
+  state.server = pid;
   state.control = std::move(program_end);
 }
+
+// With `state.mutex` held: whether the root server is there. It never speaks unasked, so a
+// connection with anything to read has been closed by its end: the server is gone.
+bool root_alive(const Root& state) {
+  if (!state.control) return false;
+  pollfd connection{state.control.get(), POLLIN, 0};
+  return ::poll(&connection, 1, 0) == 0;
+}
+
+// With `state.mutex` held: forgets a root server that is gone, and reaps it.
+void forget_root(Root& state) {
+  state.control.reset();
+  if (state.server > 0) ::waitpid(state.server, nullptr, WNOHANG);
+  state.server = 0;
+}
+
+// Waits until `fd` is readable or `timeout` passes; false then.
+bool readable_within(int fd, std::chrono::milliseconds timeout) {
+  pollfd readable{fd, POLLIN, 0};
+  int result;
+  while ((result = ::poll(&readable, 1, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
+  }
+  return result > 0;
+}
+
+// How long a server may take to answer: it only forks, so anything near this means it is stuck
+// (stopped by a signal, say), and the caller gets an error rather than a hang.
+constexpr std::chrono::seconds kServerAnswer{10};
 
 }  // namespace
 
 void ensure_fork_server() {
   Root& state = root();
   std::lock_guard lock(state.mutex);
-  if (state.control) return;
-  if (thread_count() > 1) {
-    throw Error(
-        "the forkserver start method needs its server started while the program has one thread: "
-        "call tandem::init(argc, argv) at the top of main, or choose StartMethod::spawn (also needs init) or "
-        "StartMethod::fork");
-  }
+  if (root_alive(state)) return;
+  forget_root(state);
   start_root(state);
 }
 
 PoolServer::PoolServer() {
-  ensure_fork_server();
   Root& state = root();
   std::lock_guard lock(state.mutex);
-  Message reply{};
-  std::vector<UniqueFd> received;
-  if (!send_message(state.control.get(), {Kind::new_pool_server}) ||
-      !receive_message(state.control.get(), reply, received, true)) {
-    throw Error("fork server: it does not answer (was it killed?)");
+  // A root server killed since the last request is replaced: one retry, with a fresh one.
+  for (int attempt = 0;; ++attempt) {
+    if (!root_alive(state)) {
+      forget_root(state);
+      start_root(state);
+    }
+    Message reply{};
+    std::vector<UniqueFd> received;
+    if (send_message(state.control.get(), {Kind::new_pool_server}) &&
+        readable_within(state.control.get(), kServerAnswer) &&
+        receive_message(state.control.get(), reply, received, false)) {
+      if (reply.kind != Kind::pool_server_ready || received.size() != 1) {
+        errno = reply.status;
+        throw Error(errno_text("fork server: could not start a pool server"));
+      }
+      connection_ = std::move(received[0]);
+      return;
+    }
+    forget_root(state);
+    if (attempt == 1) throw Error("fork server: it does not answer, and neither did a fresh one");
   }
-  if (reply.kind != Kind::pool_server_ready || received.size() != 1) {
-    errno = reply.status;
-    throw Error(errno_text("fork server: could not start a pool server"));
-  }
-  connection_ = std::move(received[0]);
 }
 
 pid_t PoolServer::start_worker(int worker_fd, int pool_fd, int wake_fd, int channel_fd) {
@@ -236,10 +288,18 @@ pid_t PoolServer::start_process(int request_fd, int error_fd) {
 
 pid_t PoolServer::start(std::uint32_t kind, std::initializer_list<int> fds) {
   if (!send_message(connection_.get(), {static_cast<Kind>(kind)}, fds)) {
+    gone_ = true;
     throw Error(errno_text("fork server: cannot reach it"));
   }
   started_.reset();
-  while (!started_) receive(true);
+  const auto deadline = std::chrono::steady_clock::now() + kServerAnswer;
+  while (!started_) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !readable_within(connection_.get(), left)) {
+      throw Error("fork server: no answer in " + std::to_string(kServerAnswer.count()) + " s (is it stopped?)");
+    }
+    receive(true);
+  }
   return *started_;
 }
 
@@ -283,6 +343,12 @@ void PoolServer::receive(bool block) {
     }
     block = false;  // after one message, take only what is already there
   }
+}
+
+void run_fork_server_from_fd(int control) {
+  const pid_t program = ::getppid();
+  close_descriptors_except({control});
+  root_server_main(UniqueFd(control), program);
 }
 
 }  // namespace tandem::detail

@@ -6,6 +6,10 @@
 // server's child, so only the pool server can learn its exit status). The pool server exits
 // when its pool closes the connection, killing any worker left. Every process of the chain dies
 // with its parent (PR_SET_PDEATHSIG), so none outlives the program.
+//
+// Killed servers are replaced on demand: a root server found gone is started again (afresh, by
+// spawn, if the program runs threads by then), and a pool whose pool server is gone asks for a new
+// one; the workers the old one had died with it and are reported lost.
 #pragma once
 
 #include <sys/types.h>
@@ -20,9 +24,14 @@
 
 namespace tandem::detail {
 
-// Starts the root server if this process has none. Throws Error when this process runs more
-// than one thread (forking it then would be unsafe) unless `from_init`, which checks that itself.
+// Starts the root server if this process has none, or has one that is gone (killed): forked
+// while the process has one thread, started afresh (spawn) once threads run, which needs
+// tandem::init; Error when neither is possible.
 void ensure_fork_server();
+
+// The role of a root server started afresh (see handover.hpp): serves `control` until the
+// program is gone.
+[[noreturn]] void run_fork_server_from_fd(int control);
 
 // A connection to a pool server of its own: a pool's, or a Process's (whose single child is
 // then forked by it and reported like a worker).

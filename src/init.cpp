@@ -1,14 +1,12 @@
-#include <unistd.h>
-
-#include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include <atomic>
+
 #include "fork_server.hpp"
+#include "handover.hpp"
 #include "process_child.hpp"
-#include "spawn_program.hpp"
 #include "tandem/diagnostics.hpp"
 #include "tandem/error.hpp"
 #include "tandem/start_method.hpp"
@@ -19,26 +17,10 @@ namespace {
 
 std::atomic<bool> init_ran{false};
 
-// The descriptor numbers that spawn_program put in `variable`, or nothing if it is not set; a
-// malformed value ends the process (it was started for tandem, not as the program).
-template <int N>
-bool spawned_as(const char* variable, int (&fds)[N]) {
-  const char* spec = std::getenv(variable);
-  if (!spec) return false;
-  int parsed = 0;
-  if constexpr (N == 2) parsed = std::sscanf(spec, "%d,%d", &fds[0], &fds[1]);
-  if constexpr (N == 4) parsed = std::sscanf(spec, "%d,%d,%d,%d", &fds[0], &fds[1], &fds[2], &fds[3]);
-  if (parsed != N) {
-    std::fprintf(stderr, "tandem::init: malformed %s=%s\n", variable, spec);
-    ::_exit(4);
-  }
-  ::unsetenv(variable);
-  return true;
-}
-
-// TANDEM_DEADLOCK=report|abort turns the pitfall diagnostics on for the whole program.
+// TANDEM_DEADLOCK=report|abort turns the pitfall diagnostics on for the whole program (never in a
+// secure-execution program, whose environment is not its own).
 void enable_diagnostics_from_environment() {
-  const char* setting = std::getenv("TANDEM_DEADLOCK");
+  const char* setting = ::secure_getenv("TANDEM_DEADLOCK");
   if (setting == nullptr || *setting == '\0') return;
   const std::string_view mode(setting);
   if (mode == "report") {
@@ -50,18 +32,30 @@ void enable_diagnostics_from_environment() {
   }
 }
 
+[[noreturn]] void run_role(const detail::Handover& handover) {
+  const auto& fds = handover.fds;
+  switch (handover.role) {
+    case detail::Role::worker:
+      detail::worker_main_from_fds(fds[0], fds[1], fds[2], fds[3]);
+    case detail::Role::process:
+      detail::run_process_from_fds(fds[0], fds[1]);
+    case detail::Role::fork_server:
+      detail::run_fork_server_from_fd(fds[0]);
+  }
+  std::abort();  // unreachable: check_handover accepts only these roles
+}
+
 }  // namespace
 
 void init(int, char**) {
-  if (int fds[4]; spawned_as(detail::kWorkerVariable, fds)) {
-    detail::worker_main_from_fds(fds[0], fds[1], fds[2], fds[3]);
-  }
-  if (int fds[2]; spawned_as(detail::kProcessVariable, fds)) detail::run_process_from_fds(fds[0], fds[1]);
+  // First: every process started from here on (the fork server, its workers, a task's own pool)
+  // knows that this program calls init, so that it may start copies of itself.
+  init_ran.store(true, std::memory_order_release);
+  if (auto handover = detail::receive_handover()) run_role(*handover);
   detail::ensure_fork_server();
   // After the fork server, which starts while the program has one thread (the diagnostics start
   // a watchdog thread); its children join the session when they start.
   enable_diagnostics_from_environment();
-  init_ran.store(true, std::memory_order_release);
 }
 
 bool initialized() noexcept { return init_ran.load(std::memory_order_acquire); }

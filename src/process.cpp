@@ -19,7 +19,7 @@
 #include "fork_server.hpp"
 #include "process_child.hpp"
 #include "shared_mapping.hpp"
-#include "spawn_program.hpp"
+#include "handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 
@@ -215,7 +215,7 @@ void Process::start() {
       state.server.emplace();
       state.pid = state.server->start_process(request.fd(), write_end.get());
     } else {
-      state.pid = detail::spawn_program(detail::kProcessVariable, {request.fd(), write_end.get()}, "Process::start");
+      state.pid = detail::spawn_program(detail::Role::process, {request.fd(), write_end.get()}, "Process::start");
     }
   }
   state.body = {};  // it runs in the child; the parent's copy is done with

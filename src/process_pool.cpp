@@ -45,7 +45,7 @@
 #include "shared_mapping.hpp"
 #include "diagnostics_session.hpp"
 #include "pool_watch.hpp"
-#include "spawn_program.hpp"
+#include "handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "worker.hpp"
 
@@ -58,6 +58,7 @@ namespace {
 constexpr std::size_t kMaxQueuedPerWorker = 16;
 constexpr int kStartFailuresAllowed = 3;
 constexpr std::chrono::milliseconds kInFlightLook{50};
+constexpr std::chrono::seconds kWorkerBegins{30};
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -175,6 +176,8 @@ class ProcessPoolCore {
     UniqueFd channel;  // socket to the worker: large messages' memory files, in frame order
     std::deque<InFlight> in_flight;  // mutex_; in the order sent
     std::uint64_t sent = 0;          // mutex_; requests sent to this process
+    std::uint64_t server_generation = 0;  // forkserver: the pool server that forked it
+    Clock::time_point spawned_at;         // it must begin as a worker within kWorkerBegins
     std::atomic<Kill> kill{Kill::none};  // why the pool killed this process, if it did
   };
   struct Pending {
@@ -249,6 +252,7 @@ class ProcessPoolCore {
   const pid_t owner_ = ::getpid();
   SharedMapping pool_memory_;
   std::optional<PoolServer> pool_server_;    // StartMethod::forkserver only
+  std::uint64_t server_generation_ = 0;      // bumped when a pool server that is gone is replaced
   std::vector<PoolServer::Exit> exits_;      // reported by the pool server, not yet handled
   PoolShared* pool_shared_ = nullptr;
   UniqueFd wake_fd_;
@@ -608,6 +612,7 @@ void ProcessPoolCore::supervise(std::promise<void>& started) {
 }
 
 std::optional<int> ProcessPoolCore::exit_status(Worker& worker, bool block) {
+  if (pool_server_ && worker.server_generation != server_generation_) return SIGKILL;  // died with its server
   if (pool_server_) {
     for (const auto& exit : pool_server_->take_exits()) exits_.push_back(exit);
     const auto it = std::find_if(exits_.begin(), exits_.end(), [&](const auto& e) { return e.pid == worker.pid; });
@@ -661,10 +666,23 @@ void ProcessPoolCore::spawn(Worker& worker) {
       memory.keep_out_of_forks();  // the workers forked after this one do not get its rings
       break;
     case StartMethod::forkserver:
-      pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get());
+      // A pool server that is gone (killed, its workers with it) is replaced: the pool goes on.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          if (pool_server_->gone()) {
+            pool_server_.emplace();
+            ++server_generation_;
+            exits_.clear();
+          }
+          pid = pool_server_->start_worker(memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get());
+          break;
+        } catch (const Error&) {
+          if (attempt == 1 || !pool_server_->gone()) throw;
+        }
+      }
       break;
     case StartMethod::spawn:
-      pid = spawn_program(kWorkerVariable, {memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get()},
+      pid = spawn_program(Role::worker, {memory.fd(), pool_memory_.fd(), wake_fd_.get(), worker_channel.get()},
                           "ProcessPool");
       break;
   }
@@ -688,11 +706,23 @@ void ProcessPoolCore::spawn(Worker& worker) {
   worker.channel = std::move(channel);
   worker.in_flight.clear();
   worker.sent = 0;
+  worker.server_generation = server_generation_;
+  worker.spawned_at = Clock::now();
+  worker.protocol_error.clear();
   worker.kill = Kill::none;
 }
 
+// Bounded until the worker runs as one: a process that never does (a spawned copy that could
+// not take its role runs the program's main instead, and says why on stderr) is killed. Its
+// initializer may then take as long as it needs.
 void ProcessPoolCore::await_ready(Worker& worker) {
+  const auto role_deadline = Clock::now() + kWorkerBegins;
   for (;;) {
+    if (worker.shared->began.load(std::memory_order_acquire) == 0 && Clock::now() > role_deadline) {
+      ::kill(worker.pid, SIGKILL);
+      throw Error("ProcessPool: worker process " + std::to_string(worker.pid) + " did not begin as a worker within " +
+                  std::to_string(kWorkerBegins.count()) + " s of its start (see its stderr); it was killed");
+    }
     const std::uint32_t ready = worker.shared->ready.load(std::memory_order_acquire);
     if (ready == 1) return;
     if (ready == 2) std::rethrow_exception(remote_exception(worker.shared->failure_type, worker.shared->failure_message));
@@ -802,6 +832,14 @@ void ProcessPoolCore::cancel(RemoteResult& task) noexcept {
 }
 
 void ProcessPoolCore::enforce_timeouts() {
+  for (auto& worker : workers_) {
+    if (worker->pid > 0 && worker->kill.load() == Kill::none && worker->shared->began.load() == 0 &&
+        Clock::now() - worker->spawned_at > kWorkerBegins) {
+      std::lock_guard lock(mutex_);
+      kill_for_protocol(*worker, "it did not begin as a worker within " + std::to_string(kWorkerBegins.count()) +
+                                     " s of its start (see its stderr)");
+    }
+  }
   if (options_.task_timeout.count() <= 0) return;
   const std::int64_t limit = std::chrono::nanoseconds(options_.task_timeout).count();
   const std::int64_t now = monotonic_ns();

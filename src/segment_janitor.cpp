@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -20,6 +21,8 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <set>
+#include <string>
 
 #include "close_descriptors.hpp"
 #include "tandem/error.hpp"
@@ -37,6 +40,8 @@ constexpr char kForget = 'F';
 struct JanitorConnection {
   std::mutex mutex;
   int write_end = -1;
+  pid_t pid = 0;                  // the janitor's, as it reported it
+  std::set<std::string> tracked;  // what it was told to remove: told again to a replacement
 };
 
 JanitorConnection& connection() {
@@ -50,7 +55,11 @@ void close_in_forked_child() {
   auto& janitor = connection();
   if (janitor.write_end >= 0) ::close(janitor.write_end);
   janitor.write_end = -1;
+  janitor.pid = 0;
   new (&janitor.mutex) std::mutex;
+  // The names are the parent's to have removed; the child tracks only what it creates. (Its copy
+  // of the set is not touched: its allocator lock may be held by a thread gone in the child.)
+  ::new (&janitor.tracked) std::set<std::string>();
 }
 // Registered at start-up, not at first use: a first use that raced a fork in another thread would
 // leave the child a half-done static initialization, and the child would hang in it.
@@ -81,6 +90,8 @@ bool read_record(int fd, Record& record) {
   void* table = ::mmap(nullptr, capacity * sizeof(Record), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (table == MAP_FAILED) ::_exit(1);
   auto* names = static_cast<Record*>(table);
+  const pid_t self = ::getpid();  // told to the served process, which may need to know it is gone
+  if (::send(read_end, &self, sizeof self, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof self)) ::_exit(1);
   Record record;
   while (read_record(read_end, record)) {
     record.name[sizeof record.name - 1] = '\0';
@@ -136,30 +147,57 @@ void start_janitor(JanitorConnection& janitor) {
   int status = 0;
   while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  pollfd reported{fds[1], POLLIN, 0};
+  pid_t pid = 0;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || ::poll(&reported, 1, 5000) != 1 ||
+      ::recv(fds[1], &pid, sizeof pid, MSG_DONTWAIT) != static_cast<ssize_t>(sizeof pid)) {
     ::close(fds[1]);
     janitor.write_end = -1;
-    throw Error("shared memory janitor: it could not be started (fork failed)");
+    throw Error("shared memory janitor: it could not be started");
   }
+  janitor.pid = pid;
 }
 
-void send(char operation, const std::string& name) {
-  Record record{};
-  record.operation = operation;
-  std::strncpy(record.name, name.c_str(), sizeof record.name - 1);
-  auto& janitor = connection();
-  std::lock_guard lock(janitor.mutex);
-  if (janitor.write_end < 0) {
-    if (operation == kForget) return;
-    if (!closes_in_forked_children) throw Error("shared memory janitor: pthread_atfork failed");
-    start_janitor(janitor);
-  }
+bool send_record(int fd, const Record& record) {
   const auto* at = reinterpret_cast<const char*>(&record);
   for (std::size_t sent = 0; sent < sizeof record;) {
-    const ssize_t n = ::send(janitor.write_end, at + sent, sizeof record - sent, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd, at + sent, sizeof record - sent, MSG_NOSIGNAL);
     if (n >= 0) {
       sent += static_cast<std::size_t>(n);
     } else if (errno != EINTR) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Record make_record(char operation, const std::string& name) {
+  Record record{};
+  record.operation = operation;
+  std::strncpy(record.name, name.c_str(), sizeof record.name - 1);
+  return record;
+}
+
+// A janitor that is gone (killed) is replaced, and told again every name this process still
+// tracks: what the old one knew is lost with it, and the names must not be.
+void send(char operation, const std::string& name) {
+  auto& janitor = connection();
+  std::lock_guard lock(janitor.mutex);
+  if (operation == kForget) {
+    janitor.tracked.erase(name);
+    if (janitor.write_end >= 0) send_record(janitor.write_end, make_record(kForget, name));
+    return;
+  }
+  janitor.tracked.insert(name);
+  if (janitor.write_end >= 0 && send_record(janitor.write_end, make_record(kTrack, name))) return;
+  if (!closes_in_forked_children) throw Error("shared memory janitor: pthread_atfork failed");
+  if (janitor.write_end >= 0) {
+    ::close(janitor.write_end);
+    janitor.write_end = -1;
+  }
+  start_janitor(janitor);
+  for (const std::string& tracked : janitor.tracked) {
+    if (!send_record(janitor.write_end, make_record(kTrack, tracked))) {
       throw Error(std::string("shared memory janitor: send: ") + std::strerror(errno));
     }
   }
@@ -169,5 +207,10 @@ void send(char operation, const std::string& name) {
 
 void janitor_track(const std::string& name) { send(kTrack, name); }
 void janitor_forget(const std::string& name) { send(kForget, name); }
+pid_t janitor_pid() {
+  auto& janitor = connection();
+  std::lock_guard lock(janitor.mutex);
+  return janitor.write_end >= 0 ? janitor.pid : 0;
+}
 
 }  // namespace tandem::detail

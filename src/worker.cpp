@@ -313,6 +313,7 @@ void worker_main(const WorkerContext& context) {
   const int channel_fd = out_of_the_way(context.channel_fd);
   close_descriptors_except({wake_fd, channel_fd});
   WorkerShared& shared = *context.shared;
+  shared.began.store(1, std::memory_order_release);
   const WorkerConfig& config = shared.config;
   if (config.memory_limit != 0) limit_address_space(config.memory_limit);
   ResponseFile response_file{SharedMapping()};

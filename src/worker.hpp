@@ -44,6 +44,7 @@ struct WorkerShared {
   std::atomic<std::uint64_t> finished{0};             // requests it has served (for the stall report)
   std::atomic<std::int64_t> running_since_ns{0};      // CLOCK_MONOTONIC; 0 while idle
   std::atomic<std::uint32_t> ready{0};                // futex: 1 initialized, 2 the initializer threw
+  std::atomic<std::uint32_t> began{0};                // 1 once the process runs as a worker
   std::atomic<std::uint32_t> stop{0};                 // set by the pool: exit when idle
   char failure_type[256];
   char failure_message[1024];

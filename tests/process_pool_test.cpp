@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "shared_block.hpp"
+#include "tandem/process.hpp"
 
 using namespace std::chrono_literals;
 
@@ -327,14 +328,21 @@ TEST(ProcessPoolLifecycle, WorkersThatKeepFailingToStartCloseThePoolWithAnError)
   EXPECT_EQ(starts->load(), 4) << "the first start, then three failed replacements";
 }
 
-TEST(ProcessPoolLifecycle, ALostForkServerBreaksThePoolWithAnErrorNotAHang) {
-  tandem::ProcessPool pool(1);  // forkserver
-  const long worker = pool.submit([] { return static_cast<long>(::getpid()); }).get();
-  std::ifstream stat("/proc/" + std::to_string(worker) + "/stat");
+long parent_of(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
-  long server = 0;
-  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &server);
+  long ppid = 0;
+  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &ppid);
+  return ppid;
+}
+
+// A pool server killed (its workers die with it) is replaced: the running task is lost, the pool
+// goes on with a new server and new workers, and is never closed for it.
+TEST(ProcessPoolLifecycle, AKilledPoolServerIsReplacedAndThePoolGoesOn) {
+  tandem::ProcessPool pool(2);  // forkserver
+  const long worker = pool.submit([] { return static_cast<long>(::getpid()); }).get();
+  const long server = parent_of(worker);
   ASSERT_GT(server, 1);
   SharedBlock<std::atomic<int>> started;
   auto running = pool.submit(
@@ -345,12 +353,85 @@ TEST(ProcessPoolLifecycle, ALostForkServerBreaksThePoolWithAnErrorNotAHang) {
       },
       started.get());
   while (started->load() == 0) std::this_thread::sleep_for(1ms);
-  ::kill(static_cast<pid_t>(server), SIGKILL);  // its workers die with it
+  ::kill(static_cast<pid_t>(server), SIGKILL);
   EXPECT_THROW(running.get_for(10s), tandem::WorkerLost);
-  for (int i = 0; i < 200 && !pool.closed(); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_TRUE(pool.closed()) << "no worker can be started any more";
-  EXPECT_THROW(pool.submit([] { return 1; }), tandem::PoolClosed);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<tandem::Future<int>> later;
+    for (int i = 0; i < 20; ++i) later.push_back(pool.submit([](int x) { return x + 1; }, i));
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(later[static_cast<std::size_t>(i)].get_for(10s), i + 1);
+  }
+  EXPECT_FALSE(pool.closed());
+  const long new_worker = pool.submit([] { return static_cast<long>(::getpid()); }).get();
+  EXPECT_NE(parent_of(new_worker), server) << "a new pool server forks the workers";
 }
+
+// The root fork server killed: every pool server dies with it, and so their workers. The next
+// forkserver pool or Process starts a new root (afresh, since this program runs threads), and the
+// pools that lost theirs go on.
+TEST(ProcessPoolLifecycle, AKilledRootForkServerIsReplacedOnDemand) {
+#ifdef __SANITIZE_THREAD__
+  GTEST_SKIP() << "the replacement root server is a spawned copy of the test program";
+#endif
+  tandem::ProcessPool before(1);
+  const long worker = before.submit([] { return static_cast<long>(::getpid()); }).get();
+  const long root = parent_of(parent_of(worker));
+  ASSERT_GT(root, 1);
+  ASSERT_NE(root, static_cast<long>(::getpid()));
+  ::kill(static_cast<pid_t>(root), SIGKILL);
+  // Its workers die with it (they are left as zombies for whoever reaps orphans here).
+  const auto alive = [](long pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    return std::getline(stat, line) && line[line.rfind(')') + 2] != 'Z';
+  };
+  for (int i = 0; i < 200 && alive(worker); ++i) std::this_thread::sleep_for(10ms);
+  tandem::ProcessPool after(2);
+  EXPECT_EQ(after.submit([](int x) { return x * 3; }, 14).get_for(10s), 42);
+  tandem::Process process(tandem::ProcessOptions{.start_method = tandem::StartMethod::forkserver}, [] {});
+  process.start();
+  EXPECT_TRUE(process.join_for(10s));
+  EXPECT_EQ(process.exitcode(), 0);
+  EXPECT_EQ(before.submit([](int x) { return x * 2; }, 21).get_for(10s), 42) << "the older pool heals too";
+}
+
+// A task in a worker of any start method starts pools and processes of every start method.
+class NestedAgents : public ::testing::TestWithParam<tandem::StartMethod> {};
+
+int start_everything_inside(int x) {
+  int sum = 0;
+  for (const auto method : {tandem::StartMethod::fork, tandem::StartMethod::forkserver, tandem::StartMethod::spawn}) {
+    tandem::ProcessPoolOptions options;
+    options.workers = 1;
+    options.start_method = method;
+    tandem::ProcessPool inner(options);
+    sum += inner.submit([](int y) { return y * 2; }, x).get();
+    tandem::Process child(tandem::ProcessOptions{.start_method = method}, [](int code) { std::_Exit(code); }, 5);
+    child.start();
+    child.join();
+    sum += child.exitcode().value_or(-100);
+  }
+  return sum;
+}
+
+TEST_P(NestedAgents, AWorkerStartsPoolsAndProcessesOfEveryStartMethod) {
+#ifdef __SANITIZE_THREAD__
+  GTEST_SKIP() << "TSan cannot start threads in a process forked from a thread other than main";
+#endif
+  tandem::ProcessPoolOptions options;
+  options.workers = 1;
+  options.start_method = GetParam();
+  tandem::ProcessPool pool(options);
+  try {
+    EXPECT_EQ(pool.submit(&start_everything_inside, 10).get_for(60s), 3 * (20 + 5));
+  } catch (const tandem::Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStartMethod, NestedAgents,
+                         ::testing::Values(tandem::StartMethod::fork, tandem::StartMethod::forkserver,
+                                           tandem::StartMethod::spawn),
+                         [](const auto& info) { return std::string(tandem::to_string(info.param)); });
 
 TEST(ProcessPoolLifecycle, WorkersInheritNoDescriptorsButStdio) {
   char path[] = "/tmp/tandem-fd-test-XXXXXX";

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "agent_kinds.hpp"
+#include "segment_janitor.hpp"
 #include "tandem/error.hpp"
 
 using namespace std::chrono_literals;
@@ -196,6 +198,38 @@ TEST(SharedMemory, AHandleWhoseMemoryIsGoneIsAnErrorNotOtherMemory) {
   tandem::SharedMemory other(64);  // may take the freed descriptor number
   tandem::detail::ByteReader in(out.bytes());
   EXPECT_THROW(tandem::detail::Traveller<tandem::SharedMemory>::decode(in), tandem::Error);
+}
+
+// The janitor killed: the next name starts a new one, which is told every name still tracked,
+// so the names made before its death are removed with their creator too. (In a forked child, whose
+// death by SIGKILL leaves the removal to its janitor alone.)
+TEST(SharedMemory, AKilledJanitorIsReplacedAndForgetsNoName) {
+  const std::string before = unique_name("before-janitor-death"), after = unique_name("after-janitor-death");
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto first = tandem::SharedMemory::create(4096, before);
+    const pid_t janitor = tandem::detail::janitor_pid();
+    if (janitor <= 0) std::_Exit(2);
+    ::kill(janitor, SIGKILL);
+    for (int i = 0; i < 200 && ::kill(janitor, 0) == 0; ++i) std::this_thread::sleep_for(5ms);
+    try {
+      auto second = tandem::SharedMemory::create(4096, after);
+      if (tandem::detail::janitor_pid() == janitor) std::_Exit(3);
+      ::raise(SIGKILL);  // neither name is removed by this process
+    } catch (const tandem::Error&) {
+      std::_Exit(4);
+    }
+    std::_Exit(5);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited with " << WEXITSTATUS(status);
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while ((exists_in_dev_shm(before) || exists_in_dev_shm(after)) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_FALSE(exists_in_dev_shm(before)) << "a name made before the janitor died outlived its creator";
+  EXPECT_FALSE(exists_in_dev_shm(after)) << "a name made after the janitor died outlived its creator";
 }
 
 TEST(SharedMemory, NothingIsLeftBehind) {
