@@ -27,6 +27,8 @@ constexpr std::size_t kMaxCapacity = std::size_t{16} << 30;  // keeps slot count
 // another process scribbled over cannot keep a call looping: it then reports "not now", and a
 // call with a deadline waits (and gives up) as it would on a full or empty queue.
 constexpr int kMaxClaimRetries = 256;
+// How long the process table's mutex is waited for (it is held for a few instructions).
+constexpr std::chrono::milliseconds kBookkeepingPatience{100};
 
 constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
@@ -317,11 +319,13 @@ std::uint8_t ByteQueue::my_index() {
   const ProcessIdentity self = ProcessIdentity::self();
   std::uint8_t index = 0;
   {
-    BookkeepingGuard guard(state_->processes_mutex);
-    for (int i = 1; i <= QueueState::kProcessSlots && index == 0; ++i) {
+    // Bounded: a table mutex another process scribbled over leaves this process unknown (index
+    // 0, assumed alive by the others), which costs only the recovery of its own death.
+    BookkeepingGuard guard(state_->processes_mutex, Clock::now() + kBookkeepingPatience);
+    for (int i = 1; guard.held() && i <= QueueState::kProcessSlots && index == 0; ++i) {
       if (state_->processes[i] == self) index = static_cast<std::uint8_t>(i);
     }
-    for (int i = 1; i <= QueueState::kProcessSlots && index == 0; ++i) {
+    for (int i = 1; guard.held() && i <= QueueState::kProcessSlots && index == 0; ++i) {
       if (state_->processes[i].pid == 0) {
         state_->processes[i] = self;
         index = static_cast<std::uint8_t>(i);
@@ -336,7 +340,8 @@ bool ByteQueue::holder_is_dead(std::uint8_t index) const {
   if (index == 0 || index > QueueState::kProcessSlots) return false;  // unknown: assume alive
   ProcessIdentity holder;
   {
-    BookkeepingGuard guard(state_->processes_mutex);
+    BookkeepingGuard guard(state_->processes_mutex, Clock::now() + kBookkeepingPatience);
+    if (!guard.held()) return false;
     holder = state_->processes[index];
   }
   return holder.pid != 0 && !holder.alive();

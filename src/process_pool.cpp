@@ -45,6 +45,7 @@
 #include "shared_mapping.hpp"
 #include "diagnostics_session.hpp"
 #include "pool_watch.hpp"
+#include "response.hpp"
 #include "handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "worker.hpp"
@@ -421,12 +422,10 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
     ResponseHeader header;
     if (peek == ByteRing::Peek::corrupt) {
       violation = "its response ring makes no sense";
-    } else if (message.size() < sizeof header) {
-      violation = "a response too short to say what it answers";
-    } else if (header = ByteReader::load_raw<ResponseHeader>(message.data()); worker.in_flight.empty()) {
+    } else if (worker.in_flight.empty()) {
       violation = "a response to a request it was never sent";
-    } else if (header.sequence != worker.in_flight.front().index) {
-      violation = "a response to another request than the one due";
+    } else {
+      violation = check_response_header(message, worker.in_flight.front().index, header);
     }
     if (violation) {
       kill_for_protocol(worker, violation);
@@ -452,17 +451,11 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
             tag != kMessageFile) {
           throw_malformed("a large response came without its memory file");
         }
-        const auto size = in.read_raw<std::uint64_t>();
-        if (size < sizeof header) throw_malformed("a large response too short to say what it answers");
-        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now,
-                                      static_cast<std::size_t>(size));
+        const auto size = static_cast<std::size_t>(large_response_bytes(in));
+        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now, size);
         large.keep_out_of_forks();
-        in = ByteReader({large.data(), static_cast<std::size_t>(size)});
-        const auto inner = in.read_raw<ResponseHeader>();
-        status = static_cast<ResponseStatus>(inner.status);
-        if (inner.sequence != header.sequence || status == ResponseStatus::large) {
-          throw_malformed("a large response whose file answers another request");
-        }
+        in = ByteReader({large.data(), size});
+        status = open_large_response(in, header);
       }
       if (status == ResponseStatus::value) {
         // A value that does not decode fails its task, not the worker (a user's cereal load may
@@ -473,8 +466,7 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
           task->state().release();
         }
       } else if (status == ResponseStatus::exception) {
-        std::string type = decode_text(in);
-        std::string text = decode_text(in);
+        const auto [type, text] = decode_exception(in);
         store_failure(task, remote_exception(type, text), done);
       } else if (status == ResponseStatus::skipped) {
         store_failure(task, cancelled_error(), done);

@@ -104,11 +104,18 @@ unsigned RobustMutex::hold_count() const noexcept {
   return std::atomic_ref<unsigned>(const_cast<unsigned&>(mutex_.__data.__count)).load(std::memory_order_relaxed);
 }
 
-BookkeepingGuard::BookkeepingGuard(RobustMutex& mutex) : mutex_(mutex) {
+BookkeepingGuard::BookkeepingGuard(RobustMutex& mutex, std::chrono::steady_clock::time_point deadline)
+    : mutex_(mutex) {
   try {
-    mutex_.lock();
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      mutex_.lock();
+      held_ = true;
+    } else {
+      held_ = mutex_.try_lock_until(deadline);
+    }
   } catch (const OwnerDied&) {
     mutex_.mark_consistent();
+    held_ = true;
   }
 }
 

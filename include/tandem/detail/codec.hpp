@@ -1,7 +1,7 @@
 // How values cross a process boundary: raw bytes for trivially copyable types and contiguous
-// ranges of them, cereal's binary archive for the rest, always into a reused buffer. The reader
-// checks every length against what it was given, so malformed bytes from a worker become a
-// tandem::Error, never a read past the end.
+// ranges of them, cereal's binary format for the rest, always into a reused buffer. The reader
+// checks every length and count against what it was given, so malformed bytes from a worker
+// become a tandem::Error, never a read past the end nor an allocation the message cannot fill.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -17,11 +17,19 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 #include <algorithm>
+#include <array>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <istream>
 #include <new>
 #include <ostream>
 #include <span>
@@ -30,114 +38,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "tandem/detail/byte_buffer.hpp"
+#include "tandem/detail/checked_archive.hpp"
 #include "tandem/detail/holds_address.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem::detail {
-
-// An append-only byte buffer whose storage is kept across messages: its own vector, or memory
-// it is given (a worker encodes its results straight into a memory file it may hand over).
-class ByteWriter {
- public:
-  // Memory a writer may use instead of its vector.
-  class Storage {
-   public:
-    virtual std::byte* data() noexcept = 0;
-    virtual std::size_t capacity() const noexcept = 0;
-    // Makes room for `capacity` bytes, keeping the bytes already there.
-    virtual void grow(std::size_t capacity) = 0;
-
-   protected:
-    ~Storage() = default;
-  };
-
-  ByteWriter() = default;
-  ByteWriter(const ByteWriter&) = delete;
-  ByteWriter& operator=(const ByteWriter&) = delete;
-
-  void clear() noexcept { size_ = 0; }
-  std::size_t size() const noexcept { return size_; }
-  const std::byte* data() const noexcept { return data_; }
-  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
-
-  // Room for `n` more bytes, to be filled by the caller.
-  std::byte* extend(std::size_t n) {
-    if (size_ + n > capacity_) grow(size_ + n);
-    std::byte* out = data_ + size_;
-    size_ += n;
-    return out;
-  }
-  void write(const void* data, std::size_t n) {
-    if (n != 0) std::memcpy(extend(n), data, n);
-  }
-  template <class T>
-  void write_raw(const T& value) {
-    write(&value, sizeof value);
-  }
-
-  // Writes into `storage` from now on (nullptr: into the writer's own vector), starting empty.
-  void use(Storage* storage) noexcept {
-    storage_ = storage;
-    data_ = storage ? storage->data() : owned_.data();
-    capacity_ = storage ? storage->capacity() : owned_.size();
-    size_ = 0;
-  }
-
- private:
-  void grow(std::size_t needed) {
-    const std::size_t capacity = std::max(needed, capacity_ * 2);
-    if (storage_) {
-      storage_->grow(capacity);
-      data_ = storage_->data();
-    } else {
-      owned_.resize(capacity);
-      data_ = owned_.data();
-    }
-    capacity_ = capacity;
-  }
-
-  std::vector<std::byte> owned_;
-  Storage* storage_ = nullptr;
-  std::byte* data_ = nullptr;
-  std::size_t capacity_ = 0;
-  std::size_t size_ = 0;
-};
-
-[[noreturn]] void throw_malformed(const char* what);
-
-// Reads from bytes it does not own; every read is bounds-checked.
-class ByteReader {
- public:
-  explicit ByteReader(std::span<const std::byte> bytes) noexcept : bytes_(bytes) {}
-
-  std::size_t left() const noexcept { return bytes_.size() - position_; }
-  const std::byte* take(std::size_t n) {
-    if (n > left()) throw_malformed("a value runs past the end of its message");
-    const std::byte* at = bytes_.data() + position_;
-    position_ += n;
-    return at;
-  }
-  void read(void* out, std::size_t n) {
-    if (n != 0) std::memcpy(out, take(n), n);
-  }
-  template <class T>
-  T read_raw() {
-    return load_raw<T>(take(sizeof(T)));
-  }
-
-  // A trivially copyable T from unaligned bytes. Such types are implicit-lifetime: copying bytes
-  // into storage creates one, without needing a default constructor (closures have none).
-  template <class T>
-  static T load_raw(const std::byte* at) noexcept {
-    alignas(T) std::byte storage[sizeof(T)];
-    std::memcpy(storage, at, sizeof(T));
-    return *std::launder(reinterpret_cast<T*>(storage));
-  }
-
- private:
-  std::span<const std::byte> bytes_;
-  std::size_t position_ = 0;
-};
 
 template <class T>
 struct IsContiguousOfRaw : std::false_type {};
@@ -152,13 +58,39 @@ struct IsContiguousOfRaw<std::basic_string<C, Tr, A>> : std::true_type {};
 template <class T>
 inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T>;
 
+// Whether a value holds an address anywhere the compiler can see: itself (holds_address.hpp), or
+// the elements of the standard containers and wrappers cereal serializes for any element type
+// (cereal would say a vector of pointers is serializable, then fail deep inside itself).
+template <class T>
+struct ContainsAddress : std::bool_constant<kHoldsAddress<T>> {};
+template <class T, std::size_t N>
+struct ContainsAddress<std::array<T, N>> : ContainsAddress<T> {};
+template <class T, class A>
+struct ContainsAddress<std::vector<T, A>> : ContainsAddress<T> {};
+template <class T>
+struct ContainsAddress<std::optional<T>> : ContainsAddress<T> {};
+template <class... Ts>
+struct ContainsAddress<std::tuple<Ts...>> : std::disjunction<ContainsAddress<Ts>...> {};
+template <class... Ts>
+struct ContainsAddress<std::variant<Ts...>> : std::disjunction<ContainsAddress<Ts>...> {};
+template <class A, class B>
+struct ContainsAddress<std::pair<A, B>> : std::disjunction<ContainsAddress<A>, ContainsAddress<B>> {};
+template <class K, class V, class C, class A>
+struct ContainsAddress<std::map<K, V, C, A>> : std::disjunction<ContainsAddress<K>, ContainsAddress<V>> {};
+template <class K, class V, class H, class E, class A>
+struct ContainsAddress<std::unordered_map<K, V, H, E, A>> : std::disjunction<ContainsAddress<K>, ContainsAddress<V>> {};
+template <class K, class C, class A>
+struct ContainsAddress<std::set<K, C, A>> : ContainsAddress<K> {};
+template <class K, class H, class E, class A>
+struct ContainsAddress<std::unordered_set<K, H, E, A>> : ContainsAddress<K> {};
+
 // std::conjunction stops at the first false: asking cereal about a raw pointer would trip a
 // static_assert inside cereal before tandem's own message could explain.
 template <class T>
 inline constexpr bool kIsCerealizable =
-    std::conjunction_v<std::negation<std::is_pointer<T>>,
+    std::conjunction_v<std::negation<ContainsAddress<T>>,
                        cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>,
-                       cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>,
+                       cereal::traits::is_input_serializable<T, CheckedInputArchive>,
                        std::is_default_constructible<T>>;
 
 // Types that travel as a reference to memory both processes map (tandem's shared objects:
@@ -178,8 +110,8 @@ template <class T>
 inline constexpr bool kCanTravel =
     TravelsByHandle<T> || kIsRaw<T> || IsContiguousOfRaw<T>::value || kIsCerealizable<T> || std::is_void_v<T>;
 
-// cereal writes through a std::ostream; these adapt one to a ByteWriter and a ByteReader
-// without a stringstream's copy.
+// cereal writes through a std::ostream: this adapts one to a ByteWriter without a stringstream's
+// copy. (It reads back through CheckedInputArchive, which reads the ByteReader itself.)
 class WriterStreambuf final : public std::streambuf {
  public:
   explicit WriterStreambuf(ByteWriter& out) : out_(out) {}
@@ -199,15 +131,6 @@ class WriterStreambuf final : public std::streambuf {
 
  private:
   ByteWriter& out_;
-};
-
-class ReaderStreambuf final : public std::streambuf {
- public:
-  ReaderStreambuf(const std::byte* data, std::size_t n) {
-    char* begin = const_cast<char*>(reinterpret_cast<const char*>(data));
-    setg(begin, begin, begin + n);
-  }
-  std::size_t consumed() const noexcept { return static_cast<std::size_t>(gptr() - eback()); }
 };
 
 template <class T>
@@ -262,17 +185,13 @@ T decode(ByteReader& in) {
     in.read(value.data(), static_cast<std::size_t>(count) * sizeof(Element));
     return value;
   } else {
-    const std::size_t n = in.left();
-    ReaderStreambuf buffer(in.take(0), n);
-    std::istream stream(&buffer);
     T value;
     try {
-      cereal::BinaryInputArchive archive(stream);
+      CheckedInputArchive archive(in);
       archive(value);
     } catch (const cereal::Exception& e) {
       throw_malformed(e.what());
     }
-    in.take(buffer.consumed());
     return value;
   }
 }

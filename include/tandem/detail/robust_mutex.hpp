@@ -51,16 +51,23 @@ class RobustMutex {
 };
 
 // Holds a RobustMutex over tandem's own bookkeeping, which is consistent at every step: a holder
-// that died left nothing to repair, so its death is acknowledged and forgotten.
+// that died left nothing to repair, so its death is acknowledged and forgotten. With a deadline,
+// it may give up (held() is false then): for bookkeeping in memory another process could have
+// scribbled over, where a garbage mutex must not block a bounded call for ever.
 class BookkeepingGuard {
  public:
-  explicit BookkeepingGuard(RobustMutex& mutex);
+  explicit BookkeepingGuard(RobustMutex& mutex, std::chrono::steady_clock::time_point deadline =
+                                                    std::chrono::steady_clock::time_point::max());
   BookkeepingGuard(const BookkeepingGuard&) = delete;
   BookkeepingGuard& operator=(const BookkeepingGuard&) = delete;
-  ~BookkeepingGuard() { mutex_.unlock(); }
+  ~BookkeepingGuard() {
+    if (held_) mutex_.unlock();
+  }
+  bool held() const noexcept { return held_; }
 
  private:
   RobustMutex& mutex_;
+  bool held_ = false;
 };
 
 }  // namespace tandem::detail

@@ -1,0 +1,51 @@
+// How a pool reads a worker's response: every word checked before it is used, since the worker's
+// task may have written anything there. collect() in process_pool.cpp runs these on the ring's
+// frames and large responses' files; fuzz/response_fuzzer.cpp runs them on any bytes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "large_message.hpp"
+#include "tandem/detail/codec.hpp"
+
+namespace tandem::detail {
+
+// The header of a response frame, which must answer request `due`: the protocol violation, or
+// nullptr (then `header` holds it).
+inline const char* check_response_header(std::span<const std::byte> frame, std::uint64_t due,
+                                         ResponseHeader& header) noexcept {
+  if (frame.size() < sizeof header) return "a response too short to say what it answers";
+  header = ByteReader::load_raw<ResponseHeader>(frame.data());
+  if (header.sequence != due) return "a response to another request than the one due";
+  return nullptr;
+}
+
+// After a large response's header in its frame: how many bytes of its file hold the response.
+inline std::uint64_t large_response_bytes(ByteReader& frame) {
+  const auto size = frame.read_raw<std::uint64_t>();
+  if (size < sizeof(ResponseHeader)) throw_malformed("a large response too short to say what it answers");
+  return size;
+}
+
+// The response in a large response's file (`file`: its bytes as the frame counted them), whose
+// header must repeat the frame's: its status; `file` is left at its payload.
+inline ResponseStatus open_large_response(ByteReader& file, const ResponseHeader& frame) {
+  const auto inner = file.read_raw<ResponseHeader>();
+  const auto status = static_cast<ResponseStatus>(inner.status);
+  if (inner.sequence != frame.sequence || status == ResponseStatus::large) {
+    throw_malformed("a large response whose file answers another request");
+  }
+  return status;
+}
+
+// An exception's type name and message, as a worker reported it.
+inline std::pair<std::string, std::string> decode_exception(ByteReader& in) {
+  std::string type = decode_text(in);
+  std::string text = decode_text(in);
+  return {std::move(type), std::move(text)};
+}
+
+}  // namespace tandem::detail

@@ -1,0 +1,133 @@
+// How values travel between processes (detail/codec.hpp): what may travel, and decoding that
+// never trusts the bytes it is given.
+#include "tandem/detail/codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+namespace {
+
+using tandem::detail::ByteReader;
+using tandem::detail::ByteWriter;
+using tandem::detail::kCanTravel;
+
+struct Plain {
+  int id;
+  double weights[3];
+  struct {
+    char tag[4];
+  } inner;
+};
+struct WithPointer {
+  int id;
+  const char* text;
+};
+struct WithView {
+  std::string_view text;
+};
+struct Nested {
+  int id;
+  WithPointer deep;
+};
+struct WithArrayOfPointers {
+  int* pointers[2];
+};
+struct WithReference {
+  int& value;
+};
+struct Base {
+  int* owner;
+};
+struct Derived : Base {
+  int more;
+};
+struct Serialized {
+  std::string name;
+  std::vector<int> values;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(name, values);
+  }
+};
+
+// What may travel, pinned: the compiler sees inside aggregates, through arrays and bases.
+static_assert(kCanTravel<int> && kCanTravel<Plain> && kCanTravel<std::array<double, 4>>);
+static_assert(kCanTravel<std::vector<Plain>> && kCanTravel<std::string> && kCanTravel<Serialized>);
+static_assert(!kCanTravel<int*> && !kCanTravel<WithPointer> && !kCanTravel<WithView> && !kCanTravel<Nested>);
+static_assert(!kCanTravel<WithArrayOfPointers> && !kCanTravel<WithReference> && !kCanTravel<Derived>);
+static_assert(!kCanTravel<std::string_view> && !kCanTravel<std::span<int>> && !kCanTravel<std::array<int*, 2>>);
+static_assert(!kCanTravel<std::vector<WithPointer>>);
+
+template <class T>
+T round_trip(const T& value) {
+  ByteWriter out;
+  tandem::detail::encode(out, value);
+  ByteReader in(out.bytes());
+  T back = tandem::detail::decode<T>(in);
+  EXPECT_EQ(in.left(), 0u);
+  return back;
+}
+
+TEST(Codec, ValuesOfEveryKindRoundTrip) {
+  EXPECT_EQ(round_trip(std::string("hello")), "hello");
+  EXPECT_EQ(round_trip(std::vector<int>{1, 2, 3}), (std::vector<int>{1, 2, 3}));
+  const auto nested = std::vector<std::vector<std::string>>{{"a"}, {}, {"b", "c"}};
+  EXPECT_EQ(round_trip(nested), nested);
+  const auto map = std::map<std::string, std::optional<int>>{{"x", 1}, {"y", std::nullopt}};
+  EXPECT_EQ(round_trip(map), map);
+  const auto variant = std::variant<int, std::string>(std::string("v"));
+  EXPECT_EQ(round_trip(variant), variant);
+  const auto serialized = round_trip(Serialized{"s", {4, 5}});
+  EXPECT_EQ(serialized.name, "s");
+  EXPECT_EQ(serialized.values, (std::vector<int>{4, 5}));
+}
+
+// A count that the bytes after it cannot fill is an error at once: nothing is sized to it first.
+// (cereal's own reader would resize to 2^40 strings before reading the first.)
+TEST(Codec, ACountLargerThanTheMessageIsAnErrorBeforeAnyAllocation) {
+  const auto start = std::chrono::steady_clock::now();
+  for (const std::uint64_t count : {std::uint64_t{1} << 40, std::uint64_t{1} << 62, ~std::uint64_t{0}, std::uint64_t{17}}) {
+    ByteWriter out;
+    out.write_raw(count);
+    out.write("abcdefgh", 8);
+    {
+      ByteReader in(out.bytes());
+      EXPECT_THROW(tandem::detail::decode<std::vector<std::string>>(in), tandem::Error) << count;
+    }
+    {
+      ByteReader in(out.bytes());
+      EXPECT_THROW((tandem::detail::decode<std::map<int, std::string>>(in)), tandem::Error) << count;
+    }
+    {
+      ByteReader in(out.bytes());
+      EXPECT_THROW(tandem::detail::decode<Serialized>(in), tandem::Error) << count;
+    }
+    {
+      ByteReader in(out.bytes());
+      EXPECT_THROW(tandem::detail::decode<std::vector<double>>(in), tandem::Error) << count;
+    }
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+TEST(Codec, TruncatedMessagesAreErrors) {
+  ByteWriter out;
+  tandem::detail::encode(out, Serialized{"name", {1, 2, 3, 4}});
+  for (std::size_t cut = 0; cut < out.size(); ++cut) {
+    ByteReader in(out.bytes().first(cut));
+    EXPECT_THROW(tandem::detail::decode<Serialized>(in), tandem::Error) << cut;
+  }
+}
+
+}  // namespace
