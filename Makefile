@@ -3,12 +3,14 @@
 #   make test     every test suite (release build)
 #   make bench    benchmarks and side-by-side runs against peers; ends with the RATIO lines
 #   make sanitize the test suites under ASan+UBSan and under TSan
+#   make fuzz     every libFuzzer target for FUZZ_SECONDS (60) each, clang with ASan+UBSan
+#   make soak     a long mixed run under faults, SOAK_MINUTES (10) long; not in CI
 #   make install-check   builds a consumer against the installed package and via add_subdirectory
 
 JOBS ?= 2
 CMAKE_EXTRA := $(if $(filter true,$(CI)),-DTANDEM_WERROR=ON,)
 
-.PHONY: all deps tour test bench sanitize asan tsan install-check examples clean
+.PHONY: all deps tour test bench sanitize asan tsan fuzz install-check examples clean
 
 all: test
 
@@ -34,8 +36,12 @@ sanitize: asan tsan
 	ctest --preset asan
 	ctest --preset tsan
 
+fuzz: build/fuzz/build.ninja
+	cmake --build --preset fuzz -j $(JOBS)
+	bash scripts/fuzz.sh build/fuzz
+
 install-check: release
 	bash scripts/install-check.sh build/release
 
 clean:
-	rm -rf build tour-output bench-output
+	rm -rf build tour-output bench-output fuzz-output soak-output

@@ -27,7 +27,7 @@ struct Record {
 constexpr auto kTask = [](const std::string& s, const std::vector<int>& v, const Record& r, std::optional<double> d) {
   return s.size() + v.size() + r.values.size() + (d ? 1u : 0u);
 };
-constexpr auto kSquare = [](int x) { return x * x; };
+constexpr auto kSquare = [](int x) { return static_cast<long long>(x) * x; };
 constexpr auto kLength = [](const std::string& s) { return s.size(); };
 constexpr auto kPair = [](const std::tuple<int, std::string>& t) { return std::get<1>(t).size() + std::get<0>(t); };
 

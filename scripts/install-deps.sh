@@ -9,7 +9,8 @@ packages=(
   libbenchmark-dev libtbb-dev libboost-dev     # benchmarks and their peers (oneTBB, Boost.Asio)
   libcereal-dev libcpp-httplib-dev             # serialization; HTTP for the tour and examples
   gnuplot-nox python3                          # the tour's chart and its Python comparison
-  clang                                        # checks the thread-safety annotations of the locks
+  clang libclang-rt-14-dev                     # thread-safety annotations; libFuzzer (make fuzz)
+  util-linux                                   # setpriv: the hand-over test runs a setuid copy
 )
 
 missing=()

@@ -65,7 +65,7 @@ class ByteRing {
     const std::size_t frame = kFrameHeader + padded(n);
     if (frame > capacity_ / 2) return Room::full;
     const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-    if (tail > head_ || head_ - tail > capacity_) return Room::corrupt;
+    if (!plausible(head_, tail)) return Room::corrupt;
     const std::size_t offset = head_ & (capacity_ - 1);
     const std::size_t to_end = capacity_ - offset;
     const std::size_t skip = frame <= to_end ? 0 : to_end;
@@ -104,7 +104,7 @@ class ByteRing {
     const std::size_t frame = kFrameHeader + padded(n);
     if (frame > capacity_ / 2) return false;
     const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-    if (tail > head_ || head_ - tail > capacity_) return true;
+    if (!plausible(head_, tail)) return true;
     const std::size_t to_end = capacity_ - (head_ & (capacity_ - 1));
     return head_ + (frame <= to_end ? 0 : to_end) + frame - tail <= capacity_;
   }
@@ -123,7 +123,7 @@ class ByteRing {
   enum class Peek { message, empty, corrupt };
   Peek peek(std::span<const std::byte>& message) noexcept {
     const std::uint64_t head = control_->head.load(std::memory_order_seq_cst);
-    if (head < tail_ || head - tail_ > capacity_) return Peek::corrupt;
+    if (!plausible(head, tail_)) return Peek::corrupt;
     if (head == tail_) return Peek::empty;
     std::uint64_t at = tail_;
     std::size_t offset = at & (capacity_ - 1);
@@ -179,6 +179,13 @@ class ByteRing {
   static constexpr std::uint32_t kWrap = 2;
 
   static std::size_t padded(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+  // Positions an honest pair can have: frames are 8-byte aligned, and the producer is at most a
+  // ring ahead of the consumer. (A consumer position read from the shared word, as_consumer(),
+  // may be anything.)
+  bool plausible(std::uint64_t head, std::uint64_t tail) const noexcept {
+    return ((head | tail) & 7) == 0 && tail <= head && head - tail <= capacity_;
+  }
 
   void write_header(std::size_t offset, std::uint32_t length, std::uint32_t kind) noexcept {
     const std::uint32_t header[2] = {length, kind};

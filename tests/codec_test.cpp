@@ -121,6 +121,28 @@ TEST(Codec, ACountLargerThanTheMessageIsAnErrorBeforeAnyAllocation) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
 }
 
+// Values whose bytes have a meaning beyond their size: a bool's byte must be 0 or 1, an optional's
+// engaged flag too, a variant's index must name one of its types. Found by the codec fuzzer.
+TEST(Codec, ABoolOrATagOutOfRangeIsAnError) {
+  const std::uint8_t bytes[] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  const auto view = std::as_bytes(std::span(bytes));
+  {
+    ByteReader in(view);
+    EXPECT_THROW(tandem::detail::decode<bool>(in), tandem::Error);
+  }
+  {
+    ByteReader in(view);
+    EXPECT_THROW(tandem::detail::decode<std::optional<double>>(in), tandem::Error);
+  }
+  {
+    ByteReader in(view);
+    EXPECT_THROW((tandem::detail::decode<std::variant<int, float>>(in)), tandem::Error);
+  }
+  EXPECT_EQ(round_trip(std::optional<double>(2.5)), std::optional<double>(2.5));
+  EXPECT_EQ(round_trip(std::vector<bool>{true, false, true}), (std::vector<bool>{true, false, true}));
+  EXPECT_TRUE(round_trip(true));
+}
+
 TEST(Codec, TruncatedMessagesAreErrors) {
   ByteWriter out;
   tandem::detail::encode(out, Serialized{"name", {1, 2, 3, 4}});

@@ -341,6 +341,23 @@ TEST_P(HostileTask, AScribbledPoolWordDelaysNothingForEver) {
   expect_the_pool_goes_on(pool);
 }
 
+// A position read from the shared word off the 8-byte frame grid (as a pool reads back a dead
+// worker's ring from where the worker said it was) is corrupt, not a header read past the end.
+// Found by the ring fuzzer.
+TEST(HostileRing, APositionOffTheFrameGridIsCorrupt) {
+  std::vector<std::byte> bytes(4096);
+  tandem::detail::RingControl control;
+  control.tail.store(4092);
+  control.head.store(4100);
+  tandem::detail::ByteRing ring(&control, bytes.data(), bytes.size());
+  std::span<const std::byte> message;
+  EXPECT_EQ(ring.peek(message), tandem::detail::ByteRing::Peek::corrupt);
+  control.tail.store(8);
+  control.head.store(8 + 4096 + 8);  // more than a ring ahead
+  tandem::detail::ByteRing far(&control, bytes.data(), bytes.size());
+  EXPECT_EQ(far.peek(message), tandem::detail::ByteRing::Peek::corrupt);
+}
+
 INSTANTIATE_TEST_SUITE_P(EachStartMethod, HostileTask,
                          ::testing::Values(tandem::StartMethod::fork, tandem::StartMethod::forkserver,
                                            tandem::StartMethod::spawn),

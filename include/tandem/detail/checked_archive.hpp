@@ -12,6 +12,7 @@
 #include <cereal/cereal.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "tandem/detail/byte_buffer.hpp"
@@ -30,8 +31,17 @@ class CheckedInputArchive : public cereal::InputArchive<CheckedInputArchive, cer
 };
 
 template <class T>
-std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(CheckedInputArchive& archive, T& value) {
+std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>> CEREAL_LOAD_FUNCTION_NAME(
+    CheckedInputArchive& archive, T& value) {
   archive.loadBinary(std::addressof(value), sizeof value);
+}
+
+// A bool is one byte that must be 0 or 1: any other value would be undefined behaviour to read.
+inline void CEREAL_LOAD_FUNCTION_NAME(CheckedInputArchive& archive, bool& value) {
+  std::uint8_t byte = 0;
+  archive.loadBinary(&byte, 1);
+  if (byte > 1) throw_malformed("a bool that is neither 0 nor 1");
+  value = byte == 1;
 }
 
 template <class T>

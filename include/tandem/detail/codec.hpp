@@ -47,16 +47,27 @@ namespace tandem::detail {
 
 template <class T>
 struct IsContiguousOfRaw : std::false_type {};
-template <class T, class A>
-struct IsContiguousOfRaw<std::vector<T, A>>
-    : std::bool_constant<std::is_trivially_copyable_v<T> && !kHoldsAddress<T> && !std::is_same_v<T, bool>> {};
+
 template <class C, class Tr, class A>
 struct IsContiguousOfRaw<std::basic_string<C, Tr, A>> : std::true_type {};
+
+// Trivially copyable wrappers whose hidden tag (engaged, active index) must be checked when read:
+// copied as bytes from a broken worker, a garbage tag would make using them undefined behaviour.
+// They travel through cereal (CheckedInputArchive checks the tag).
+template <class T>
+inline constexpr bool kHasHiddenTag = false;
+template <class T>
+inline constexpr bool kHasHiddenTag<std::optional<T>> = true;
+template <class... Ts>
+inline constexpr bool kHasHiddenTag<std::variant<Ts...>> = true;
 
 // Raw: copied as its bytes. A pointer, a view or a struct holding one is trivially copyable too,
 // but its address means nothing in another process (holds_address.hpp).
 template <class T>
-inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T>;
+inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T> && !kHasHiddenTag<T>;
+
+template <class T, class A>
+struct IsContiguousOfRaw<std::vector<T, A>> : std::bool_constant<kIsRaw<T> && !std::is_same_v<T, bool>> {};
 
 // Whether a value holds an address anywhere the compiler can see: itself (holds_address.hpp), or
 // the elements of the standard containers and wrappers cereal serializes for any element type
@@ -174,6 +185,10 @@ T decode(ByteReader& in) {
   static_assert(kCanTravel<T>, "This type cannot travel to another process (see encode).");
   if constexpr (TravelsByHandle<T>) {
     return Traveller<T>::decode(in);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    const auto byte = in.read_raw<std::uint8_t>();
+    if (byte > 1) throw_malformed("a bool that is neither 0 nor 1");
+    return byte == 1;
   } else if constexpr (kIsRaw<T>) {
     return in.template read_raw<T>();
   } else if constexpr (IsContiguousOfRaw<T>::value) {

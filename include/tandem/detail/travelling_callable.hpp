@@ -38,7 +38,7 @@ template <class F>
 struct CallableTraveller {
   static constexpr bool kFunctionPointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
   static constexpr bool kStateless = std::is_class_v<F> && std::is_empty_v<F> && std::is_trivially_copyable_v<F>;
-  static constexpr bool kCanTravel = kFunctionPointer || kStateless;
+  static constexpr bool kTravels = kFunctionPointer || kStateless;
   // Whether its encoding is a fixed number of bytes that can be copied in place.
   static constexpr bool kFixedBytes = kStateless;
 
@@ -60,7 +60,7 @@ struct CallableTraveller {
 
 template <class F, class... Values>
 struct CallableTraveller<Partial<F, Values...>> {
-  static constexpr bool kCanTravel = CallableTraveller<F>::kCanTravel && (kCanTravel<Values> && ...);
+  static constexpr bool kTravels = CallableTraveller<F>::kTravels && (detail::kCanTravel<Values> && ...);
   static constexpr bool kFixedBytes = false;
 
   static void encode(ByteWriter& out, const Partial<F, Values...>& partial) {
@@ -86,7 +86,7 @@ struct Unpacking {
 
 template <class F>
 struct CallableTraveller<Unpacking<F>> {
-  static constexpr bool kCanTravel = CallableTraveller<F>::kCanTravel;
+  static constexpr bool kTravels = CallableTraveller<F>::kTravels;
   static constexpr bool kFixedBytes = false;
 
   static void encode(ByteWriter& out, const Unpacking<F>& unpacking) { CallableTraveller<F>::encode(out, unpacking.f); }
@@ -95,7 +95,7 @@ struct CallableTraveller<Unpacking<F>> {
 
 // Whether a callable can be sent to a worker process.
 template <class F>
-inline constexpr bool kCallableCanTravel = CallableTraveller<F>::kCanTravel;
+inline constexpr bool kCallableCanTravel = CallableTraveller<F>::kTravels;
 
 template <class F>
 void encode_callable(ByteWriter& out, const F& f) {
