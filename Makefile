@@ -10,7 +10,7 @@
 JOBS ?= 2
 CMAKE_EXTRA := $(if $(filter true,$(CI)),-DTANDEM_WERROR=ON,)
 
-.PHONY: all deps tour test bench sanitize asan tsan fuzz install-check examples clean
+.PHONY: all deps tour test bench sanitize asan tsan fuzz soak install-check examples clean
 
 all: test
 
@@ -39,6 +39,10 @@ sanitize: asan tsan
 fuzz: build/fuzz/build.ninja
 	cmake --build --preset fuzz -j $(JOBS)
 	bash scripts/fuzz.sh build/fuzz
+
+soak: release
+	mkdir -p soak-output
+	build/release/soak/tandem-soak --minutes $(or $(SOAK_MINUTES),10) | tee soak-output/soak.txt
 
 install-check: release
 	bash scripts/install-check.sh build/release

@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
   envp.push_back(nullptr);
   char* child_argv[] = {argv[1], nullptr};
   pid_t pid = 0;
-  if (::posix_spawn(&pid, argv[1], &actions, nullptr, child_argv, envp.data()) != 0) return 102;
+  const int error = ::posix_spawn(&pid, argv[1], &actions, nullptr, child_argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) return 102;
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
