@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "tandem/partial.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/start_method.hpp"
 
@@ -31,11 +32,15 @@ int main(int argc, char** argv) {
   options.task_timeout = std::chrono::seconds(2);  // a task that hangs is killed and replaced
   tandem::ProcessPool pool(options);
 
-  // map: results in input order; the callable must be trivially copyable (no captures here).
+  // map: results in input order. The callable captures nothing (C++ cannot see a capture, which
+  // would read the worker's own memory); state goes as arguments or bound with tandem::partial.
   std::vector<int> numbers(1000);
   std::iota(numbers.begin(), numbers.end(), 0);
   const auto squares = pool.map([](int x) { return x * x; }, numbers);
   std::printf("map: %zu squares, the last %d\n", squares.size(), squares.back());
+  const int offset = 7;
+  const auto shifted = pool.map(tandem::partial([](int by, int x) { return x + by; }, offset), numbers);
+  std::printf("map with a bound value: the last %d\n", shifted.back());
 
   // Crashes and exceptions fail their own task only.
   std::vector<tandem::Future<int>> parsed;

@@ -10,19 +10,13 @@
 #include <tuple>
 #include <vector>
 
+#include "record.hpp"
 #include "tandem/detail/remote_task.hpp"
 #include "tandem/error.hpp"
 
 namespace {
 
-struct Record {
-  std::string name;
-  std::vector<double> values;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(name, values);
-  }
-};
+using fuzz_support::Record;
 
 constexpr auto kTask = [](const std::string& s, const std::vector<int>& v, const Record& r, std::optional<double> d) {
   return s.size() + v.size() + r.values.size() + (d ? 1u : 0u);

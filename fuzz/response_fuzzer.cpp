@@ -11,19 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "record.hpp"
 #include "response.hpp"
 #include "tandem/error.hpp"
 
 namespace {
 
-struct Record {
-  std::string name;
-  std::vector<double> values;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(name, values);
-  }
-};
+using fuzz_support::Record;
 
 void decode_value(tandem::detail::ByteReader& in, std::uint8_t as) {
   switch (as % 5) {

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "record.hpp"
 #include "byte_ring.hpp"
 #include "large_message.hpp"
 #include "tandem/detail/codec.hpp"
@@ -44,14 +45,7 @@ std::vector<std::uint8_t> prefixed(std::uint8_t selector, const T& value) {
   return bytes_of(out);
 }
 
-struct Record {
-  std::string name;
-  std::vector<double> values;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(name, values);
-  }
-};
+using fuzz_support::Record;
 
 void ring_seeds() {
   constexpr std::size_t kCapacity = 4096;

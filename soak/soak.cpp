@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "process_tree.hpp"
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/lock.hpp"
@@ -112,33 +113,6 @@ struct Books {
 
 // ---- what the process holds -------------------------------------------------------------------
 
-std::set<long> descendants() {
-  std::map<long, long> parent_of;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string state;
-    long ppid = 0;
-    rest >> state >> ppid;
-    parent_of[std::stol(name)] = ppid;
-  }
-  std::set<long> found{static_cast<long>(::getpid())};
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (const auto& [pid, ppid] : parent_of) {
-      if (found.count(ppid) && found.insert(pid).second) grew = true;
-    }
-  }
-  found.erase(static_cast<long>(::getpid()));
-  return found;
-}
-
 std::size_t entries(const char* directory, const char* prefix = "") {
   std::size_t n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(directory)) {
@@ -162,7 +136,7 @@ struct Holdings {
 };
 
 Holdings holdings() {
-  return {descendants().size(), entries("/proc/self/fd"), entries("/dev/shm", "tandem-"), rss_kib()};
+  return {test_support::descendant_pids().size(), entries("/proc/self/fd"), entries("/dev/shm", "tandem-"), rss_kib()};
 }
 
 // The janitor (a session of its own, this process's grandchild) is not counted as a child: it
@@ -205,11 +179,7 @@ void pool_round(tandem::StartMethod method, std::uint64_t round, Books& books) {
     try {
       const long worker = pid.get_for(10s);
       if (round % 6 == 0 && method == tandem::StartMethod::forkserver) {
-        std::ifstream stat("/proc/" + std::to_string(worker) + "/stat");
-        std::string line;
-        std::getline(stat, line);
-        long server = 0;
-        std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &server);
+        const long server = test_support::parent_of(worker);
         if (server > 1 && ::kill(static_cast<pid_t>(server), SIGKILL) == 0) ++books.killed_servers;
       } else if (::kill(static_cast<pid_t>(worker), SIGKILL) == 0) {
         ++books.killed_workers;

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <deque>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <vector>
 
 namespace tandem {
 namespace detail {
@@ -58,10 +60,7 @@ class Scheduler final {
           }
           started.count_down();
           if (ok) worker_loop(i);
-          if (running_workers_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-            futex_wake_all(running_workers_);
-            if (detached_.load(std::memory_order_seq_cst)) delete_detached();
-          }
+          if (running_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake_all(running_workers_);
         });
       }
     } catch (...) {
@@ -78,12 +77,10 @@ class Scheduler final {
   ~Scheduler() { stop(true, false); }
 
   // The pool's owner went away on one of its workers (a task destroyed its own pool), which
-  // cannot join itself: the pool closes, drains what was queued, and the last worker to leave
-  // deletes it.
-  void detach() {
-    detached_.store(true, std::memory_order_seq_cst);  // before the stop every worker must see
-    stop(false, false);
-  }
+  // cannot join itself: the pool closes and drains what was queued, and is joined and freed
+  // later by another thread (DetachedPools), at the latest when the program exits.
+  void detach() { stop(false, false); }
+  bool finished() const noexcept { return running_workers_.load(std::memory_order_acquire) == 0; }
 
   void post(Runnable* task) {
     if (current_ == this) {
@@ -162,11 +159,6 @@ class Scheduler final {
       now.queued += slot.queue.size_hint();
     }
     return now;
-  }
-
-  void delete_detached() noexcept {
-    for (auto& slot : slots_) slot.thread.detach();  // every worker has left its loop
-    delete this;
   }
 
   static void discard_all(TaskQueue& queue) {
@@ -266,7 +258,6 @@ class Scheduler final {
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> running_workers_;
-  std::atomic<bool> detached_{false};
   const bool has_initializer_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> cancelled_{false};
@@ -276,12 +267,52 @@ class Scheduler final {
   std::mutex join_mutex_;
 };
 
+namespace {
+
+// Pools destroyed from one of their own tasks, until another thread joins them: the next pool
+// destroyed elsewhere joins those that have drained, and the program's exit joins the rest (so
+// no worker thread outlives main, still touching the pool while statics are destroyed).
+class DetachedPools {
+ public:
+  void adopt(Scheduler* scheduler) {
+    std::lock_guard lock(mutex_);
+    pools_.emplace_back(scheduler);
+  }
+  void join_finished() {
+    std::vector<std::unique_ptr<Scheduler>> finished;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = pools_.begin(); it != pools_.end();) {
+        if ((*it)->finished()) {
+          finished.push_back(std::move(*it));
+          it = pools_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }  // joined and freed here, outside the lock
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Scheduler>> pools_;  // the destructor joins what is left
+};
+
+DetachedPools& detached_pools() {
+  static DetachedPools pools;
+  return pools;
+}
+
+}  // namespace
+
 void SchedulerDeleter::operator()(Scheduler* scheduler) const noexcept {
   if (scheduler->is_current()) {
     scheduler->detach();
-  } else {
-    std::default_delete<Scheduler>()(scheduler);
+    detached_pools().adopt(scheduler);
+    return;
   }
+  std::default_delete<Scheduler>()(scheduler);
+  detached_pools().join_finished();
 }
 
 SchedulerPtr make_scheduler(std::size_t workers, const std::string& name, const std::function<void()>& initializer) {

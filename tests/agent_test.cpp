@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "shared_block.hpp"
+#include "process_tree.hpp"
 #include "tandem/error.hpp"
 #include "tandem/fair_lock.hpp"
 #include "tandem/partial.hpp"
@@ -499,14 +500,7 @@ TEST_P(ProcessStartMethod, ACallableThatCannotTravelIsRefusedUnlessForked) {
   expect_refused_unless_forked(GetParam(), [local] { (void)local; });
 }
 
-long parent_of(long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  long ppid = 0;
-  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &ppid);
-  return ppid;
-}
+using test_support::parent_of;
 
 TEST(ProcessForkserver, ALostForkServerIsAnErrorNotAHang) {
   tandem::Process process(tandem::ProcessOptions{.start_method = tandem::StartMethod::forkserver}, [] { ::pause(); });

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "process_tree.hpp"
 #include "shared_block.hpp"
 #include "tandem/process.hpp"
 
@@ -50,34 +51,8 @@ std::size_t shared_memory_entries() {
   return n;
 }
 
-// Every process descended from this one (zombies included), from /proc: workers are
-// grandchildren when a fork server starts them.
-std::set<long> descendant_pids() {
-  std::map<long, long> parent_of;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;  // self, thread-self, ...
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string state;
-    long ppid = 0;
-    rest >> state >> ppid;
-    parent_of[std::stol(name)] = ppid;
-  }
-  std::set<long> found{static_cast<long>(::getpid())};
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (const auto& [pid, ppid] : parent_of) {
-      if (found.count(ppid) && found.insert(pid).second) grew = true;
-    }
-  }
-  found.erase(static_cast<long>(::getpid()));
-  return found;
-}
+using test_support::descendant_pids;
+using test_support::parent_of;
 
 // Descendants not in `before` (a process of an earlier test may end meanwhile: only new ones
 // count). Processes a pool ends go away shortly after it does (a fork server reaps them), so
@@ -326,15 +301,6 @@ TEST(ProcessPoolLifecycle, WorkersThatKeepFailingToStartCloseThePoolWithAnError)
     EXPECT_NE(std::string(e.what()).find("died before they were ready"), std::string::npos) << e.what();
   }
   EXPECT_EQ(starts->load(), 4) << "the first start, then three failed replacements";
-}
-
-long parent_of(long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  long ppid = 0;
-  std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %ld", &ppid);
-  return ppid;
 }
 
 // A pool server killed (its workers die with it) is replaced: the running task is lost, the pool

@@ -15,8 +15,9 @@
 //   runs other threads, keep the child's work free of locks they may hold.
 // - forkserver / spawn: safe however many threads the program runs. The child does not share
 //   this process's memory, so the callable and its arguments must travel as to a ProcessPool:
-//   a function pointer or a lambda with trivially copyable captures, and arguments that are
-//   trivially copyable, vectors or strings of such, or cereal-serializable. Anything else makes
+//   a function pointer or a captureless lambda (values as arguments or bound by tandem::partial),
+//   and arguments that are trivially copyable without addresses, vectors or strings of such, or
+//   cereal-serializable. Anything else makes
 //   the constructor throw tandem::Error (it cannot be told at compile time, since the method is
 //   chosen at run time). Both need tandem::init(argc, argv) at the top of main.
 //

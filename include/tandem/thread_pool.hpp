@@ -18,7 +18,7 @@
 //
 // Destruction is shutdown(wait = true): every task already submitted runs, then workers exit.
 // A pool destroyed by one of its own tasks cannot wait for itself: it closes, its workers drain
-// what was queued and then end on their own (the pool is freed by the last one).
+// what was queued and end, and another thread joins them later (at the latest, the program's exit).
 #pragma once
 
 #include <cstddef>
