@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto status = static_cast<ResponseStatus>(header.status);
     ByteReader file(frame);
     if (status == ResponseStatus::large) {
-      const std::uint64_t bytes = large_response_bytes(in);
+      const std::uint64_t bytes = large_response_file(in).bytes;
       if (bytes > frame.size()) return 0;  // the pool's file check refuses it (SharedMapping::attach)
       file = ByteReader(frame.first(static_cast<std::size_t>(bytes)));
       status = open_large_response(file, header);

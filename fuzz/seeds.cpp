@@ -102,7 +102,8 @@ void response_seeds() {
   write_seed("response", "skipped", response(0, ResponseStatus::skipped, [](ByteWriter&) {}));
   // A large response whose "file" is the frame itself, cut where the frame says.
   write_seed("response", "large", response(0, ResponseStatus::large, [](ByteWriter& o) {
-               o.write_raw(std::uint64_t{48});
+               o.write_raw(std::uint64_t{56});
+               o.write_raw(std::int64_t{-1});
                o.write_raw(ResponseHeader{7, static_cast<std::uint64_t>(ResponseStatus::value)});
              }));
 }

@@ -109,6 +109,10 @@ class ByteRing {
     return head_ + (frame <= to_end ? 0 : to_end) + frame - tail <= capacity_;
   }
 
+  // Where the producer has published up to, and where the consumer says it has taken up to.
+  std::uint64_t producer_position() const noexcept { return head_; }
+  std::uint64_t consumer_position() const noexcept { return control_->tail.load(std::memory_order_acquire); }
+
   // Blocks until `n` bytes would fit (see wait_for_message).
   template <class GiveUp>
   bool wait_for_space(std::size_t n, std::chrono::microseconds spin, Clock::time_point deadline, GiveUp&& give_up) {
@@ -122,7 +126,7 @@ class ByteRing {
   // not make sense gives `corrupt`.
   enum class Peek { message, empty, corrupt };
   Peek peek(std::span<const std::byte>& message) noexcept {
-    const std::uint64_t head = control_->head.load(std::memory_order_seq_cst);
+    const std::uint64_t head = own_head_ ? head_ : control_->head.load(std::memory_order_seq_cst);
     if (!plausible(head, tail_)) return Peek::corrupt;
     if (head == tail_) return Peek::empty;
     std::uint64_t at = tail_;
@@ -167,10 +171,12 @@ class ByteRing {
   }
 
   // A consumer's view of this ring, from where the consumer published it was: for the producer,
-  // to read back what a consumer that died had not taken. Its first peek() checks that position.
+  // to read back what a consumer that died had not taken. Its first peek() checks that position;
+  // the end is the producer's own head, not the shared word (which the consumer could write).
   ByteRing as_consumer() const noexcept {
     ByteRing view = *this;
     view.tail_ = control_->tail.load(std::memory_order_acquire);
+    view.own_head_ = true;
     return view;
   }
 
@@ -230,6 +236,7 @@ class ByteRing {
   std::uint64_t reserved_head_ = 0;  // producer: where commit() moves the head
   std::uint64_t tail_ = 0;           // consumer: what it has released
   std::uint64_t peeked_tail_ = 0;    // consumer: where pop() moves the tail
+  bool own_head_ = false;            // as_consumer(): the end is head_, this side's own
 };
 
 }  // namespace tandem::detail

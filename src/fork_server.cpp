@@ -56,9 +56,14 @@ bool receive_message(int socket, Message& message, std::vector<UniqueFd>& fds, b
          static_cast<long>(sizeof message);
 }
 
-// In a server process just forked: die with the parent, leave Ctrl-C to the program.
-void become_server(pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+// In a server process just started: die with the parent, leave Ctrl-C to the program.
+// PR_SET_PDEATHSIG fires when the *thread* that started the process ends: right for a server
+// forked by a thread that lives as long as its users (the program's main thread at init, the
+// root server's only thread), wrong for a root server spawned afresh by whichever thread needed
+// it. That one goes when its connection closes: only the program holds the other end.
+enum class DeathSignal { with_parent, none };
+void become_server(pid_t parent, DeathSignal death = DeathSignal::with_parent) {
+  if (death == DeathSignal::with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
@@ -122,8 +127,8 @@ struct Child {
   }
 }
 
-[[noreturn]] void root_server_main(UniqueFd control, pid_t program) {
-  become_server(program);
+[[noreturn]] void root_server_main(UniqueFd control, pid_t program, DeathSignal death) {
+  become_server(program, death);
   ::signal(SIGCHLD, SIG_IGN);  // pool servers are reaped by the kernel
   for (;;) {
     Message request{};
@@ -208,7 +213,7 @@ void start_root(Root& state) {
   }
   if (pid == 0) {
     program_end.reset();
-    root_server_main(std::move(server_end), parent);
+    root_server_main(std::move(server_end), parent, DeathSignal::with_parent);
   }
   state.server = pid;
   state.control = std::move(program_end);
@@ -222,10 +227,14 @@ bool root_alive(const Root& state) {
   return ::poll(&connection, 1, 0) == 0;
 }
 
-// With `state.mutex` held: forgets a root server that is gone, and reaps it.
+// With `state.mutex` held: forgets a root server that is gone (or stuck), and reaps it.
 void forget_root(Root& state) {
   state.control.reset();
-  if (state.server > 0) ::waitpid(state.server, nullptr, WNOHANG);
+  if (state.server > 0) {
+    ::kill(state.server, SIGKILL);  // a stuck one too; a gone one is no worse for it
+    while (::waitpid(state.server, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
   state.server = 0;
 }
 
@@ -348,7 +357,7 @@ void PoolServer::receive(bool block) {
 void run_fork_server_from_fd(int control) {
   const pid_t program = ::getppid();
   close_descriptors_except({control});
-  root_server_main(UniqueFd(control), program);
+  root_server_main(UniqueFd(control), program, DeathSignal::none);
 }
 
 }  // namespace tandem::detail

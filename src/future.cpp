@@ -1,11 +1,23 @@
 #include "tandem/future.hpp"
 
+#include <chrono>
+#include <thread>
+
 namespace tandem::detail {
 
 void throw_no_state() {
   throw Error("Future: this handle has no shared state (default-constructed, moved from, or its value was taken by "
               "get() on an rvalue)");
 }
+bool become_sole_handle(const StateBase& state) {
+  const auto until = Clock::now() + std::chrono::milliseconds(50);
+  while (!state.sole_handle()) {
+    if (Clock::now() >= until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 void throw_value_taken() {
   throw Error("Future: the value was moved out by get() on an rvalue copy of this future (std::move(f).get())");
 }

@@ -1,11 +1,13 @@
 // Large messages between a ProcessPool and its workers. A request or response of more than
 // large_message_bytes() is written into a memory file of its own, whose descriptor goes over the
 // worker's channel socket just before a small frame takes the message's place in the ring; the
-// receiver takes descriptors in frame order. Requests are encoded straight into their file, and
+// receiver takes descriptors in frame order. (A result whose worker finds its channel broken, as a
+// task may leave it, names its file's descriptor in its frame instead: the pool opens it through
+// /proc, so no result depends on the channel.) Requests are encoded straight into their file, and
 // a worker encodes every result into a file it hands over when the result is large: a large
-// message is written once and read once, and its size is limited only by memory. Files are
-// reused once the other side is done with them: a request's file when its response has arrived,
-// a response's file when the pool sends it back.
+// message is written once and read once, and its size is limited only by memory. Files are reused
+// once the other side is done with them: a request's file when its response has arrived, a
+// response's file when the pool has taken its frame off the ring.
 #pragma once
 
 #include <algorithm>
@@ -33,16 +35,18 @@ struct ResponseHeader {
   std::uint64_t sequence = 0;
   std::uint64_t status = 0;  // a ResponseStatus
 };
-// A large response's frame in the ring; its file holds the whole response, `size` bytes (header
-// included, the same sequence again).
+// A large response's frame in the ring; its file (sent over the channel, or when `fd` is not -1,
+// open in the worker as that descriptor) holds the whole response, `size` bytes (header included,
+// the same sequence again).
 struct LargeResponseFrame {
   ResponseHeader header;
   std::uint64_t size = 0;
+  std::int64_t fd = -1;
 };
 
-// The one byte of each channel message, naming the descriptor it carries.
-inline constexpr char kMessageFile = 'M';   // the file of the next large frame
-inline constexpr char kReturnedFile = 'R';  // a response file the pool is done with
+// The one byte of each channel message: the descriptor it carries is the file of the next large
+// frame (a request's, from the pool; a result's, from the worker).
+inline constexpr char kMessageFile = 'M';
 
 // Files kept for reuse: a fresh one costs a page allocation and zeroing per 4 KiB, a spare one
 // nothing. Bounded, so that a burst of large messages does not pin its memory for good.

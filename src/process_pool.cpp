@@ -198,9 +198,13 @@ class ProcessPoolCore {
   bool try_send(const RequestSource& request, RemoteResult* task, SharedMapping& large);
   // A worker whose bytes make no sense is killed; what it answered is not read any more, and its
   // tasks fail or are resent as when a worker crashes.
+  // (A worker the pool is killing already, for a timeout or a cancel, keeps that reason: its
+  // task gets TaskTimeout or CancelledError, as it would have.)
   void kill_for_protocol(Worker& worker, std::string what) noexcept {
-    if (worker.kill.load() == Kill::none) worker.protocol_error = std::move(what);
-    worker.kill = Kill::protocol;
+    if (worker.kill.load() == Kill::none) {
+      worker.protocol_error = std::move(what);
+      worker.kill = Kill::protocol;
+    }
     ::kill(worker.pid, SIGKILL);
   }
   std::exception_ptr lost_error(const Worker& worker, int status) const {
@@ -364,8 +368,16 @@ bool ProcessPoolCore::try_send(const RequestSource& request, RemoteResult* task,
     if (room == ByteRing::Room::full) return false;
     request.write(payload, request.context);
     // The file goes before the frame is published, so that the worker finds it when it reads the
-    // frame. A worker that is gone leaves the request in the backlog for its replacement.
-    if (large && !send_with_descriptors(best->channel.get(), &kMessageFile, 1, {large.fd()})) return false;
+    // frame. A worker that is gone leaves the request in the backlog for its replacement. It goes
+    // read-only: the file is reused for later requests, maybe another worker's, and a task must
+    // not be able to write into those.
+    if (large) {
+      const UniqueFd read_only(
+          ::open(("/proc/self/fd/" + std::to_string(large.fd())).c_str(), O_RDONLY | O_CLOEXEC));
+      if (!read_only || !send_with_descriptors(best->channel.get(), &kMessageFile, 1, {read_only.get()})) {
+        return false;
+      }
+    }
     best->requests.commit();
     best->in_flight.push_back({task, payload + sizeof(std::int64_t), best->sent,
                                request_digest({payload, request.size}), std::move(large)});
@@ -444,15 +456,27 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       in.take(sizeof header);
       auto status = static_cast<ResponseStatus>(header.status);
       if (status == ResponseStatus::large) {
-        // Taken even for a cancelled task: the files come in frame order.
-        std::vector<UniqueFd> received;
-        char tag = 0;
-        if (receive_with_descriptors(worker.channel.get(), &tag, 1, received, false) != 1 || received.size() != 1 ||
-            tag != kMessageFile) {
-          throw_malformed("a large response came without its memory file");
+        // Its file came over the channel, in frame order (taken even for a cancelled task); or,
+        // when the worker's channel was broken, it stays open in the worker until this frame is
+        // off the ring, and is opened from there. Read-only either way: the worker reuses it.
+        const LargeResponseFile where = large_response_file(in);
+        UniqueFd file;
+        if (where.fd < 0) {
+          std::vector<UniqueFd> received;
+          char tag = 0;
+          if (receive_with_descriptors(worker.channel.get(), &tag, 1, received, false) != 1 ||
+              received.size() != 1 || tag != kMessageFile) {
+            throw_malformed("a large response came without its memory file");
+          }
+          file = std::move(received[0]);
+        } else {
+          file.reset(::open(("/proc/" + std::to_string(worker.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
+                            O_RDONLY | O_CLOEXEC));
+          if (!file) throw_malformed("a large response whose file the worker does not hold");
         }
-        const auto size = static_cast<std::size_t>(large_response_bytes(in));
-        large = SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now, size);
+        const auto size = static_cast<std::size_t>(where.bytes);
+        large = SharedMapping::attach(std::move(file), SharedMapping::Populate::now, size,
+                                      SharedMapping::Access::read_only);
         large.keep_out_of_forks();
         in = ByteReader({large.data(), size});
         status = open_large_response(in, header);
@@ -478,11 +502,11 @@ bool ProcessPoolCore::collect(Worker& worker, Done& done) {
       kill_for_protocol(worker, e.what());
       store_failure(task, lost_error(worker, 0), done);
       break;
+    } catch (...) {
+      // Not the worker's doing (memory ran out here, say): the task fails with it.
+      store_failure(task, std::current_exception(), done);
     }
-    // Back to the worker for reuse, unless it is too large to be worth keeping.
-    if (large && large.size() <= SpareFiles::kMaxFileBytes) {
-      send_with_descriptors(worker.channel.get(), &kReturnedFile, 1, {large.fd()});
-    }
+    large.reset();  // before the frame goes: then the worker may reuse the file
     worker.responses.pop();
     any = true;
   }
@@ -659,10 +683,12 @@ void ProcessPoolCore::spawn(Worker& worker) {
       break;
     case StartMethod::forkserver:
       // A pool server that is gone (killed, its workers with it) is replaced: the pool goes on.
+      // The old server stays until a new one is there: its workers are judged by it meanwhile.
       for (int attempt = 0;; ++attempt) {
         try {
           if (pool_server_->gone()) {
-            pool_server_.emplace();
+            PoolServer replacement;
+            pool_server_.emplace(std::move(replacement));
             ++server_generation_;
             exits_.clear();
           }

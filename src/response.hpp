@@ -23,11 +23,18 @@ inline const char* check_response_header(std::span<const std::byte> frame, std::
   return nullptr;
 }
 
-// After a large response's header in its frame: how many bytes of its file hold the response.
-inline std::uint64_t large_response_bytes(ByteReader& frame) {
-  const auto size = frame.read_raw<std::uint64_t>();
-  if (size < sizeof(ResponseHeader)) throw_malformed("a large response too short to say what it answers");
-  return size;
+// After a large response's header in its frame: where its file is, and how many of its bytes
+// hold the response.
+struct LargeResponseFile {
+  std::uint64_t bytes;
+  int fd;  // in the worker, when it could not send the file over its channel; else -1
+};
+inline LargeResponseFile large_response_file(ByteReader& frame) {
+  const auto bytes = frame.read_raw<std::uint64_t>();
+  const auto fd = frame.read_raw<std::int64_t>();
+  if (bytes < sizeof(ResponseHeader)) throw_malformed("a large response too short to say what it answers");
+  if (fd < -1 || fd > INT32_MAX) throw_malformed("a large response whose file is no descriptor");
+  return {bytes, static_cast<int>(fd)};
 }
 
 // The response in a large response's file (`file`: its bytes as the frame counted them), whose

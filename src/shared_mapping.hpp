@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -41,9 +42,13 @@ class SharedMapping {
     map(bytes, populate);
   }
   // Maps the region another process created and passed as `file`, after making sure it cannot
-  // shrink. `written`: the bytes the sender says it wrote, which must lie in the file and be
-  // backed by memory (a sparse file would make populating it allocate what was never written).
-  static SharedMapping attach(UniqueFd file, Populate populate = Populate::lazily, std::size_t written = 0) {
+  // shrink. `written` (when not 0): the bytes the sender says it wrote, which must lie in the
+  // file and be backed by memory; only those are mapped (a sender's file may be far larger, or
+  // sparse, and populating it would allocate what was never written). A read-only `file` (opened
+  // O_RDONLY) is mapped read-only.
+  enum class Access { read_write, read_only };
+  static SharedMapping attach(UniqueFd file, Populate populate = Populate::lazily, std::size_t written = 0,
+                              Access access = Access::read_write) {
     SharedMapping mapping;
     const int seals = ::fcntl(file.get(), F_GET_SEALS);
     if (seals < 0 || ((seals & F_SEAL_SHRINK) == 0 && ::fcntl(file.get(), F_ADD_SEALS, F_SEAL_SHRINK) != 0)) {
@@ -58,7 +63,8 @@ class SharedMapping {
                   std::to_string(static_cast<std::size_t>(info.st_blocks) * 512) + " of them backed");
     }
     mapping.file_ = std::move(file);
-    mapping.map(size, populate);
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    mapping.map(written == 0 ? size : std::min(size, (written + page - 1) / page * page), populate, access);
     return mapping;
   }
   SharedMapping(SharedMapping&& other) noexcept
@@ -77,7 +83,10 @@ class SharedMapping {
   // Enlarges the file and its mapping to `bytes`, keeping the contents (the mapping may move).
   void grow(std::size_t bytes) {
     if (bytes <= size_) return;
-    if (::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
+    // (The file may be larger than mapped already: shrinking it is sealed, and not needed.)
+    struct stat info {};
+    const bool large_enough = ::fstat(file_.get(), &info) == 0 && static_cast<std::size_t>(info.st_size) >= bytes;
+    if (!large_enough && ::ftruncate(file_.get(), static_cast<off_t>(bytes)) != 0) fail("ftruncate", bytes);
     void* memory = ::mremap(data_, size_, bytes, MREMAP_MAYMOVE);
     if (memory == MAP_FAILED) fail("mremap", bytes);
     data_ = static_cast<std::byte*>(memory);
@@ -103,9 +112,10 @@ class SharedMapping {
     throw Error(std::string("shared memory of ") + std::to_string(bytes) + " bytes: " + what + ": " +
                 std::strerror(errno));
   }
-  void map(std::size_t bytes, Populate populate) {
+  void map(std::size_t bytes, Populate populate, Access access = Access::read_write) {
     const int flags = MAP_SHARED | (populate == Populate::now ? MAP_POPULATE : 0);
-    void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, file_.get(), 0);
+    const int protection = access == Access::read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+    void* memory = ::mmap(nullptr, bytes, protection, flags, file_.get(), 0);
     if (memory == MAP_FAILED) fail("mmap", bytes);
     data_ = static_cast<std::byte*>(memory);
     size_ = bytes;

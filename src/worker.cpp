@@ -1,6 +1,7 @@
 #include "worker.hpp"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <thread>
 #include <vector>
 
 #include "close_descriptors.hpp"
@@ -129,55 +131,57 @@ class OwnDescriptor {
   ino_t inode_ = 0;
 };
 
-// The worker's end of its channel socket: the files of large requests, in frame order, and its
-// own response files coming back from the pool for reuse. A protocol error, or a socket that is
-// no longer the one it was given, ends the process.
+// The worker's end of its channel socket: the files of large requests come in frame order, those
+// of large results go out. A protocol error, or a socket that is no longer the one it was given,
+// ends the process (see push_response for a result that finds the channel broken).
 class WorkerChannel {
  public:
   explicit WorkerChannel(int fd) : socket_(fd, "socket:") {}
 
-  UniqueFd next_request_file() {
-    while (requests_.empty()) receive(true);
-    UniqueFd file = std::move(requests_.front());
-    requests_.pop_front();
-    return file;
+  // Hands a large result's file to the pool; false when the channel is broken (a task closed or
+  // replaced it).
+  bool send(const SharedMapping& file) {
+    return socket_.same_inode() && send_with_descriptors(socket_.fd(), &kMessageFile, 1, {file.fd()});
   }
-  SharedMapping response_file(std::size_t bytes) {
-    while (receive(false)) {
-    }
-    return spares_.take_or_create(bytes);
-  }
-  void send(const SharedMapping& file) {
-    if (!socket_.same_inode() || !send_with_descriptors(socket_.fd(), &kMessageFile, 1, {file.fd()})) ::_exit(2);
-  }
-  bool intact() const noexcept { return socket_.same_inode(); }
 
- private:
-  // One message; false if none was waiting (`block` false).
-  bool receive(bool block) {
+  UniqueFd next_request_file() {
+    // Checked before waiting on it: a socket a task put in its place would never answer.
+    if (!socket_.same_inode()) ::_exit(2);
     std::vector<UniqueFd> received;
     char tag = 0;
-    const long got = receive_with_descriptors(socket_.fd(), &tag, 1, received, block);
-    if (got == 0 && !block) return false;
-    if (got != 1 || !socket_.same_inode()) ::_exit(2);
-    if (received.size() != 1) ::_exit(2);
-    if (tag == kMessageFile) {
-      requests_.push_back(std::move(received[0]));
-    } else if (tag == kReturnedFile) {
-      if (::lseek(received[0].get(), 0, SEEK_END) > static_cast<off_t>(SpareFiles::kMaxFileBytes)) return true;
-      try {
-        spares_.give(SharedMapping::attach(std::move(received[0]), SharedMapping::Populate::now));
-      } catch (const Error&) {
-        // Not kept: the next large response gets a new file.
-      }
-    } else {
+    if (receive_with_descriptors(socket_.fd(), &tag, 1, received, true) != 1 || tag != kMessageFile ||
+        received.size() != 1) {
       ::_exit(2);
     }
-    return true;
+    return std::move(received[0]);
   }
 
+ private:
   OwnDescriptor socket_;
-  std::deque<UniqueFd> requests_;
+};
+
+// Large results' files, kept until the pool has taken their frames off the ring; then each is a
+// spare for a later result (a fresh file costs a zero-filled page per 4 KiB).
+class HandedOverFiles {
+ public:
+  void hand_over(SharedMapping file, std::uint64_t frame_end) { pending_.push_back({std::move(file), frame_end}); }
+  // A file for the next large result: a spare the pool is done with, or a new one.
+  SharedMapping take(std::size_t bytes, std::uint64_t pool_position) {
+    while (!pending_.empty() && pending_.front().frame_end <= pool_position) {
+      spares_.give(std::move(pending_.front().file));
+      pending_.pop_front();
+    }
+    SharedMapping file = spares_.take_or_create(bytes);
+    file.keep_out_of_forks();
+    return file;
+  }
+
+ private:
+  struct Pending {
+    SharedMapping file;
+    std::uint64_t frame_end;  // the ring position past its frame
+  };
+  std::deque<Pending> pending_;
   SpareFiles spares_;
 };
 
@@ -214,6 +218,7 @@ class ResponseFile final : public ByteWriter::Storage {
   SharedMapping exchange(SharedMapping next) noexcept {
     struct stat info {};
     inode_ = next && ::fstat(next.fd(), &info) == 0 ? info.st_ino : 0;
+    if (next) next.keep_out_of_forks();  // a task's fork() must not take the worker's results with it
     return std::exchange(file_, std::move(next));
   }
 
@@ -239,7 +244,9 @@ void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::uint64_t seq
   UniqueFd file = channel.next_request_file();  // taken even if skipped: files come in frame order
   SharedMapping request;
   try {
-    request = SharedMapping::attach(std::move(file), SharedMapping::Populate::now);
+    request = SharedMapping::attach(std::move(file), SharedMapping::Populate::now, 0,
+                                    SharedMapping::Access::read_only);
+    request.keep_out_of_forks();
   } catch (const Error& e) {
     write_exception(out, sequence, "tandem::Error", std::string("a worker could not map a large request: ") + e.what());
     return;
@@ -253,37 +260,49 @@ void serve_frame(WorkerShared& shared, WorkerChannel& channel, std::uint64_t seq
 
 // Pushes the response in `out` (written into `file`): a large one by handing the file over.
 // False when the worker is told to stop while it waits for room; a ring that makes no sense
-// ends the worker.
-bool push_response(WorkerChannel& channel, ResponseFile& file, ByteRing& responses, ByteWriter& out,
-                   const std::function<bool()>& give_up) {
+// ends the worker. A large result that finds the channel broken (an earlier task closed it)
+// still arrives: its frame names the file's descriptor here, the pool opens it through /proc,
+// and this worker, broken, exits once the pool has taken it.
+bool push_response(WorkerChannel& channel, HandedOverFiles& files, ResponseFile& file, ByteRing& responses,
+                   ByteWriter& out, const std::function<bool()>& give_up) {
   std::span<const std::byte> message = out.bytes();
   LargeResponseFrame large;
+  SharedMapping handed_over;
   if (out.size() > large_message_bytes(responses.capacity())) {
     SharedMapping next;
     try {
-      next = channel.response_file(ResponseFile::kFirstBytes);
+      next = files.take(ResponseFile::kFirstBytes, responses.consumer_position());
     } catch (const Error& e) {
       const auto header = ByteReader::load_raw<ResponseHeader>(out.data());
       write_exception(out, header.sequence, "tandem::Error",
                       std::string("a worker could not store a large result: ") + e.what());
-      return push_response(channel, file, responses, out, give_up);
+      return push_response(channel, files, file, responses, out, give_up);
     }
     large.header = {ByteReader::load_raw<ResponseHeader>(out.data()).sequence,
                     static_cast<std::uint64_t>(ResponseStatus::large)};
     large.size = out.size();
-    const SharedMapping handed_over = file.exchange(std::move(next));
+    handed_over = file.exchange(std::move(next));
+    if (!channel.send(handed_over)) large.fd = handed_over.fd();
     out.use(&file);
-    channel.send(handed_over);
     message = std::as_bytes(std::span(&large, 1));
   }
   for (;;) {
     const ByteRing::Room room = responses.push(message.data(), message.size());
-    if (room == ByteRing::Room::ok) return true;
+    if (room == ByteRing::Room::ok) break;
     if (room == ByteRing::Room::corrupt) ::_exit(2);
     if (!responses.wait_for_space(message.size(), kWorkerSpin, Clock::time_point::max(), give_up) && give_up()) {
       return false;
     }
   }
+  if (!handed_over) return true;
+  const std::uint64_t frame_end = responses.producer_position();
+  if (large.fd >= 0) {
+    // Held open until the pool has opened it, then this broken worker goes.
+    while (responses.consumer_position() < frame_end && !give_up()) std::this_thread::sleep_for(kWorkerSpin);
+    ::_exit(2);
+  }
+  files.hand_over(std::move(handed_over), frame_end);
+  return true;
 }
 
 }  // namespace
@@ -312,6 +331,11 @@ void worker_main(const WorkerContext& context) {
   const int wake_fd = out_of_the_way(context.wake_fd);
   const int channel_fd = out_of_the_way(context.channel_fd);
   close_descriptors_except({wake_fd, channel_fd});
+  // The child of a fork() inside a task gets none of the memory this worker shares with its pool
+  // (here, and the files mapped later): it cannot write a response, or the task's timer; if it
+  // returns into this loop, its first touch of them ends it.
+  ::madvise(context.shared, worker_mapping_bytes(context.requests.capacity()), MADV_DONTFORK);
+  ::madvise(context.pool, sizeof(PoolShared), MADV_DONTFORK);
   WorkerShared& shared = *context.shared;
   shared.began.store(1, std::memory_order_release);
   const WorkerConfig& config = shared.config;
@@ -337,6 +361,7 @@ void worker_main(const WorkerContext& context) {
     return shared.stop.load(std::memory_order_relaxed) != 0 || ::getppid() != parent;
   };
   WorkerChannel channel(channel_fd);
+  HandedOverFiles handed_over;
   const OwnDescriptor wake(wake_fd, "anon_inode:[eventfd]");
   ByteWriter out;
   out.use(&response_file);
@@ -354,9 +379,6 @@ void worker_main(const WorkerContext& context) {
       peek = requests.peek(message);
     }
     if (peek == ByteRing::Peek::corrupt) ::_exit(2);
-    // A task may have closed or replaced the worker's channel: the next one does not begin on a
-    // broken worker (its request stays in the ring, and the pool sends it elsewhere).
-    if (!channel.intact()) ::_exit(2);
     {
       // A waiter on this request's future waits for this process, while the diagnostics are on.
       std::optional<TrackedTask> running;
@@ -370,7 +392,7 @@ void worker_main(const WorkerContext& context) {
     shared.finished.store(sequence + 1, std::memory_order_release);
     // Taken off only now: a request still in the ring when a worker dies was not finished.
     requests.pop();
-    if (!push_response(channel, response_file, responses, out, give_up)) ::_exit(0);
+    if (!push_response(channel, handed_over, response_file, responses, out, give_up)) ::_exit(0);
     if (response_file.capacity() > SpareFiles::kMaxFileBytes) {
       // A huge result that failed to encode, or stayed in the ring's size: not kept for good.
       try {

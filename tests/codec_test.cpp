@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -68,6 +69,27 @@ static_assert(!kCanTravel<int*> && !kCanTravel<WithPointer> && !kCanTravel<WithV
 static_assert(!kCanTravel<WithArrayOfPointers> && !kCanTravel<WithReference> && !kCanTravel<Derived>);
 static_assert(!kCanTravel<std::string_view> && !kCanTravel<std::span<int>> && !kCanTravel<std::array<int*, 2>>);
 static_assert(!kCanTravel<std::vector<WithPointer>>);
+// Addresses in disguise: a reference wrapper, an iterator.
+static_assert(!kCanTravel<std::reference_wrapper<int>> && !kCanTravel<std::vector<int>::iterator>);
+struct WithRef {
+  std::reference_wrapper<const int> value;
+};
+static_assert(!kCanTravel<WithRef>);
+// A tagged wrapper as a field cannot be copied as bytes (its tag could be garbage): without a
+// cereal serialize() such a struct does not travel; with one, it travels checked.
+struct WithOptionalField {
+  int id;
+  std::optional<double> weight;
+};
+struct WithVariantField {
+  std::variant<int, float> value;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(value);
+  }
+};
+static_assert(!kCanTravel<WithOptionalField> && kCanTravel<WithVariantField>);
+static_assert(!tandem::detail::kIsRaw<WithVariantField>);
 
 template <class T>
 T round_trip(const T& value) {

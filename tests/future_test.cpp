@@ -316,4 +316,23 @@ TEST(Future, GetOnATemporaryReturnsTheValue) {
   EXPECT_THROW(owned.get(), tandem::Error) << "a future whose value was taken is empty";
 }
 
+// Another handle may still read the value (a copy, a then() continuation): get() on an rvalue
+// then copies it, and a move-only value cannot be taken from under it.
+TEST(Future, GetOnAnRvalueLeavesTheValueToOtherHandles) {
+  tandem::Promise<std::vector<int>> promise;
+  auto future = promise.get_future();
+  auto copy = future;
+  auto size = future.then([](const std::vector<int>& v) { return v.size(); });
+  promise.set_value(std::vector<int>{1, 2, 3});
+  EXPECT_EQ(std::move(future).get(), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(copy.get(), (std::vector<int>{1, 2, 3})) << "the other handle still reads the value";
+  EXPECT_EQ(size.get(), 3u);
+  tandem::Promise<std::unique_ptr<int>> owner;
+  auto owned = owner.get_future();
+  auto other = owned;
+  owner.set_value(std::make_unique<int>(1));
+  EXPECT_THROW(std::move(owned).get(), tandem::Error);
+  EXPECT_EQ(*other.get(), 1);
+}
+
 }  // namespace

@@ -304,6 +304,45 @@ TEST_P(HostileTask, AForkedChildOfATaskNeverAnswers) {
   expect_the_pool_goes_on(pool);
 }
 
+// The forked child of a task cannot stop its timer (it has none of the memory the worker shares
+// with its pool): the parent, which hangs, still ends in TaskTimeout.
+TEST_P(HostileTask, AForkedChildCannotStopItsParentsTimer) {
+  auto options = this->options();
+  options.task_timeout = 300ms;
+  tandem::ProcessPool pool(options);
+  auto hostile = pool.submit([] {
+    if (::fork() == 0) return 0;  // the child returns into the worker's loop
+    for (;;) ::pause();
+  });
+  EXPECT_THROW(hostile.get_for(10s), tandem::TaskTimeout);
+  expect_the_pool_goes_on(pool);
+}
+
+// A task that grows its result file to 4 GiB (sparse) before a small large result: the pool maps
+// only what the worker says it wrote, and allocates nothing for the rest.
+TEST_P(HostileTask, AHugeSparseResultFileCostsThePoolNothing) {
+  const auto rss_kib = [] {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return 0L;
+  };
+  tandem::ProcessPool pool(options());
+  const long before = rss_kib();
+  auto hostile = pool.submit([] {
+    for (const int fd : descriptors_linking_to("/memfd:")) (void)::ftruncate(fd, off_t{1} << 32);
+    return std::vector<std::uint8_t>(100'000, 7);
+  });
+  try {
+    EXPECT_EQ(hostile.get_for(10s), std::vector<std::uint8_t>(100'000, 7));
+  } catch (const tandem::WorkerLost&) {
+  }
+  EXPECT_LT(rss_kib() - before, 256 * 1024) << "the pool populated the sparse file";
+  expect_the_pool_goes_on(pool);
+}
+
 TEST_P(HostileTask, SetsidAndExecLoseAtMostTheirOwnResult) {
   tandem::ProcessPool pool(options());
   auto detached = pool.submit([] { return static_cast<int>(::setsid() > 0); });

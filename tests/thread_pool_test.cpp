@@ -288,6 +288,17 @@ TEST(ThreadPoolMap, MapForHoldsItsDeadlineWhileChunksAreStillRunning) {
   EXPECT_EQ(pool.map([](int x) { return x + 1; }, iota_vector(3)), (std::vector<int>{1, 2, 3}));
 }
 
+// A map_for nested in a task of a one-worker pool: its runners queue behind the task itself, so
+// the task runs the chunks (between deadline checks) rather than time out waiting for them.
+TEST(ThreadPoolNesting, MapForInsideATaskOfTheSamePool) {
+  tandem::ThreadPool pool(1);
+  auto outer = pool.submit([&pool] {
+    const auto inner = pool.map_for([](int x) { return x + 1; }, iota_vector(100), 10s);
+    return std::accumulate(inner.begin(), inner.end(), 0);
+  });
+  EXPECT_EQ(outer.get_for(10s), 5050);
+}
+
 TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {
   tandem::ThreadPool pool(2);
   std::latch release(1);

@@ -67,6 +67,9 @@ struct FutureAccess {
 
 [[noreturn]] void throw_no_state();
 [[noreturn]] void throw_value_taken();
+// Waits a little for the producer's own reference to go (a pool drops it just after completing
+// the state): true once `state` has no other handle.
+bool become_sole_handle(const StateBase& state);
 [[noreturn]] void throw_timeout(const char* what);
 std::exception_ptr cancelled_error();
 void rethrow_outcome(const StateBase& state);
@@ -94,9 +97,10 @@ class Future {
     wait();
     return outcome();
   }
-  // On an rvalue: the value itself, moved out of the shared state (a move-only or large result
-  // leaves without a copy, and `for (auto x : pool.submit(f).get())` loops over a live value).
-  // This future is empty afterwards; another copy's get() then throws tandem::Error.
+  // On an rvalue: the value itself (`for (auto x : pool.submit(f).get())` loops over a live
+  // value), moved out of the shared state when this is the state's only handle, copied when
+  // another handle (a copy of this future, a then() continuation) may still read it. A move-only
+  // result needs the only handle: else tandem::Error. This future is empty afterwards.
   R get() && {
     wait();
     return take();
@@ -231,6 +235,11 @@ class Future {
     if (state->phase() != detail::kValue) detail::rethrow_outcome(*state);
     if constexpr (!std::is_void_v<R>) {
       if (state->value_taken()) detail::throw_value_taken();
+      if constexpr (std::is_copy_constructible_v<R>) {
+        if (!state->sole_handle()) return state->value();
+      } else if (!detail::become_sole_handle(*state)) {
+        throw Error("Future: get() on an rvalue moves a move-only result out, which needs the future's only handle");
+      }
       return state->take_value();
     }
   }
@@ -252,6 +261,7 @@ class Promise {
       abandon();
       state_ = std::move(other.state_);
       future_taken_ = other.future_taken_;
+      satisfied_ = other.satisfied_;
     }
     return *this;
   }
@@ -270,12 +280,14 @@ class Promise {
   bool set_value(Args&&... args) {
     if (!claim()) return false;
     state_->set_value(std::forward<Args>(args)...);
+    done();
     return true;
   }
   bool set_exception(std::exception_ptr error) {
     if (!error) throw Error("Promise::set_exception: null exception_ptr");
     if (!claim()) return false;
     state_->set_error(std::move(error));
+    done();
     return true;
   }
   // Stores what `f()` returns, or what it throws.
@@ -283,6 +295,7 @@ class Promise {
   bool set_from(F&& f) {
     if (!claim()) return false;
     detail::fulfil(*state_.get(), std::forward<F>(f));
+    done();
     return true;
   }
 
@@ -290,7 +303,16 @@ class Promise {
   static detail::StateRef<detail::State<R>> new_state() {
     return detail::StateRef<detail::State<R>>(std::make_unique<detail::State<R>>().release());
   }
+  // A promise whose future was taken is done with its state once it has set it: the future may
+  // then be the state's only handle (so std::move(future).get() moves the value out).
+  void done() noexcept {
+    if (future_taken_) {
+      state_ = {};
+      satisfied_ = true;
+    }
+  }
   bool claim() {
+    if (satisfied_) throw Error("Promise: the result was already set");
     if (!state_) detail::throw_no_state();
     if (state_->ready()) {
       if (state_->phase() == detail::kCancelled) return false;
@@ -306,6 +328,7 @@ class Promise {
 
   detail::StateRef<detail::State<R>> state_;
   bool future_taken_ = false;
+  bool satisfied_ = false;
 };
 
 // ---- waiting on many futures ----------------------------------------------------------------

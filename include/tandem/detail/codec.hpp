@@ -51,20 +51,11 @@ struct IsContiguousOfRaw : std::false_type {};
 template <class C, class Tr, class A>
 struct IsContiguousOfRaw<std::basic_string<C, Tr, A>> : std::true_type {};
 
-// Trivially copyable wrappers whose hidden tag (engaged, active index) must be checked when read:
-// copied as bytes from a broken worker, a garbage tag would make using them undefined behaviour.
-// They travel through cereal (CheckedInputArchive checks the tag).
-template <class T>
-inline constexpr bool kHasHiddenTag = false;
-template <class T>
-inline constexpr bool kHasHiddenTag<std::optional<T>> = true;
-template <class... Ts>
-inline constexpr bool kHasHiddenTag<std::variant<Ts...>> = true;
-
 // Raw: copied as its bytes. A pointer, a view or a struct holding one is trivially copyable too,
-// but its address means nothing in another process (holds_address.hpp).
+// but its address means nothing in another process; an optional or variant (also as a field)
+// has a tag that must be checked when read, so it goes through cereal (holds_address.hpp).
 template <class T>
-inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T> && !kHasHiddenTag<T>;
+inline constexpr bool kIsRaw = std::is_trivially_copyable_v<T> && !kHoldsAddress<T> && !kHoldsTag<T>;
 
 template <class T, class A>
 struct IsContiguousOfRaw<std::vector<T, A>> : std::bool_constant<kIsRaw<T> && !std::is_same_v<T, bool>> {};

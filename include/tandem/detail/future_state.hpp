@@ -77,6 +77,8 @@ class StateBase : public Runnable {
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  // Whether the caller's handle is the only one: nobody else can read the value any more.
+  bool sole_handle() const noexcept { return refs_.load(std::memory_order_acquire) == 1; }
 
   std::uint32_t phase() const noexcept { return word_.load(std::memory_order_acquire) & kPhaseMask; }
   bool ready() const noexcept { return phase() >= kValue; }

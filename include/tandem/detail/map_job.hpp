@@ -31,9 +31,11 @@ class MapJob {
   MapJob& operator=(const MapJob&) = delete;
   virtual ~MapJob() = default;
 
-  // Claims and runs chunks until none is left.
-  void work() noexcept {
+  // Claims and runs chunks until none is left (or, with a deadline, until it has passed: checked
+  // between chunks).
+  void work(Clock::time_point deadline = Clock::time_point::max()) noexcept {
     for (;;) {
+      if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return;
       const std::size_t chunk = next_.fetch_add(1, std::memory_order_relaxed);
       if (chunk >= chunks_) return;
       if (!failed_.load(std::memory_order_relaxed)) {
@@ -134,12 +136,15 @@ void run_chunks(Scheduler& scheduler, std::size_t chunks, Body body) {
 }
 
 // Like run_chunks, but returns false at `deadline` if not every chunk is done, without waiting
-// for the chunks still running: `body` must own everything it touches. The caller runs no chunk
-// itself (it could not return at the deadline from inside one).
+// for the chunks still running: `body` must own everything it touches. A caller from outside
+// the pool runs no chunk itself (it could not return at the deadline from inside one); a caller
+// on one of the pool's workers does, between deadline checks, since its own runners may be
+// queued behind it (then the deadline holds to within one chunk).
 template <class Body>
 bool run_chunks_until(Scheduler& scheduler, std::size_t chunks, Clock::time_point deadline, Body body) {
   auto job = std::make_shared<MapJobFor<Body>>(chunks, std::move(body));
   post_runners(scheduler, job, std::min(worker_count(scheduler), chunks));
+  if (on_worker_of(scheduler)) job->work(deadline);
   return job->wait_until(deadline);
 }
 
