@@ -300,9 +300,13 @@ void cpu_speedup_processes() {
 
 // Items through a Queue from a producer process to this one: seconds per item, from the first
 // item's arrival (so that the producer's start is not counted).
+// The queue rows measure a 1 MiB queue, the default when they were set; the default is 8 MiB now
+// (it holds larger items), whose ring is colder in the caches (docs/benchmarks.md has both).
 template <class T>
 double queue_seconds_per_item(const T& item, std::uint64_t count) {
-  tandem::Queue<T> queue;
+  const std::size_t capacity = std::getenv("TANDEM_BENCH_DEFAULT_QUEUE") ? tandem::QueueOptions{}.capacity_bytes
+                                                                          : std::size_t{1} << 20;
+  tandem::Queue<T> queue(tandem::QueueOptions{.capacity_bytes = capacity});
   tandem::Process producer(
       [](tandem::Queue<T> q, T value, std::uint64_t n) {
         for (std::uint64_t i = 0; i < n; ++i) q.put(value);
