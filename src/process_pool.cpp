@@ -58,7 +58,7 @@ namespace {
 // a cancelled or resent task has not already been handed out far ahead.
 constexpr std::size_t kMaxQueuedPerWorker = 16;
 constexpr int kStartFailuresAllowed = 3;
-constexpr std::chrono::milliseconds kInFlightLook{50};
+constexpr std::chrono::milliseconds kLook{50};
 constexpr std::chrono::seconds kWorkerBegins{30};
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -284,7 +284,7 @@ class ProcessPoolCore {
   std::mutex collect_mutex_;
   int start_failures_ = 0;
 
-  std::atomic<bool> untimed_sleep_{false};  // the supervisor sleeps without a timeout tick
+  std::atomic<bool> idle_sleep_{false};  // the supervisor sleeps with no task to time
   std::mutex join_mutex_;
   std::thread supervisor_;
   std::atomic<std::uint32_t> finished_{0};
@@ -340,7 +340,7 @@ void ProcessPoolCore::submit(const RequestSource& request, RemoteResult* task) {
                                    &frame};
   if (backlog_.empty() && try_send(large ? frame_source : request, task, large)) {
     // The supervisor times running tasks only while it knows some are in flight.
-    if (untimed_sleep_.load(std::memory_order_relaxed) && untimed_sleep_.exchange(false)) wake_supervisor();
+    if (idle_sleep_.load(std::memory_order_relaxed) && idle_sleep_.exchange(false)) wake_supervisor();
     return;
   }
   std::vector<std::byte> bytes;
@@ -883,18 +883,21 @@ void ProcessPoolCore::enforce_timeouts() {
   }
 }
 
-// While work is in flight the supervisor never sleeps without a timeout: results are announced
-// by a worker's wake-up, which a broken worker may never send, so it looks at least every
-// kInFlightLook (and often enough to enforce a task_timeout). Idle, it sleeps until a submit.
+// The supervisor never sleeps without a timeout: results are announced by a worker's wake-up,
+// which a broken worker may never send (a task can scribble over the word that asks for it), so it
+// looks at least every kLook, idle or not (20 looks a second cost an idle pool nothing
+// measurable). With a task_timeout it looks often enough to enforce it while tasks run; a submit
+// to a pool that sleeps without tasks in flight wakes it for that (only then: a wake per submit
+// would cost every round trip).
 int ProcessPoolCore::poll_timeout_ms() {
+  if (options_.task_timeout.count() <= 0) return static_cast<int>(kLook.count());
   // Flag first, then look: a submit that this look misses sees the flag and wakes us.
-  untimed_sleep_.store(true, std::memory_order_seq_cst);
+  idle_sleep_.store(true, std::memory_order_seq_cst);
   std::lock_guard lock(mutex_);
   const bool busy = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) { return !w->in_flight.empty(); });
-  if (!busy) return -1;
-  untimed_sleep_.store(false, std::memory_order_relaxed);
-  if (options_.task_timeout.count() <= 0) return static_cast<int>(kInFlightLook.count());
-  return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, kInFlightLook.count()));
+  if (!busy) return static_cast<int>(kLook.count());
+  idle_sleep_.store(false, std::memory_order_relaxed);
+  return static_cast<int>(std::clamp<long long>(options_.task_timeout.count() / 8, 1, kLook.count()));
 }
 
 bool ProcessPoolCore::drained() {
