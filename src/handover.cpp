@@ -147,7 +147,8 @@ pid_t spawn_program(Role role, std::initializer_list<int> fds, const char* who) 
   value += ':';
   for (int i = 0; i < count; ++i) {
     if (!sources[static_cast<std::size_t>(i)]) throw Error(std::string(who) + ": spawn: fcntl: " + std::strerror(errno));
-    value += (i == 0 ? "" : ",") + std::to_string(3 + i);
+    if (i > 0) value += ',';
+    value += std::to_string(3 + i);
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
