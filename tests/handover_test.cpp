@@ -4,6 +4,7 @@
 // exercised by every spawn test of the other suites.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,18 +70,36 @@ TEST(Handover, AWellFormedForgeryFromAnotherExecutableIsRefused) {
   EXPECT_TRUE(contains(result.output, "the parent process runs another executable")) << result.output;
 }
 
+// A fresh directory that the user nobody can reach, on a filesystem that honours setuid bits
+// (the build directory may be private, as a mktemp -d clone is, or mounted nosuid); empty if none.
+std::filesystem::path setuid_capable_directory() {
+  for (const char* base : {"/tmp", "/var/tmp"}) {
+    struct statvfs filesystem {};
+    if (::statvfs(base, &filesystem) != 0 || (filesystem.f_flag & ST_NOSUID) != 0) continue;
+    std::string directory = std::string(base) + "/tandem-setuid-XXXXXX";
+    if (::mkdtemp(directory.data()) == nullptr) continue;
+    if (::chmod(directory.c_str(), 0755) == 0) return directory;
+    std::filesystem::remove(directory);
+  }
+  return {};
+}
+
 // A setuid copy run by another user: secure execution, whose environment is never its own.
 TEST(Handover, ASecureExecutionProgramNeverTakesARole) {
   if (::geteuid() != 0) GTEST_SKIP() << "making a setuid-root copy needs root";
   if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is not installed";
-  const std::filesystem::path copy = std::filesystem::path(TANDEM_HANDOVER_PROBE).parent_path() / "handover_probe_setuid";
-  std::filesystem::copy_file(TANDEM_HANDOVER_PROBE, copy, std::filesystem::copy_options::overwrite_existing);
-  ASSERT_EQ(::chown(copy.c_str(), 0, 0), 0);
-  ASSERT_EQ(::chmod(copy.c_str(), 04755), 0);
-  const Outcome result =
-      run("/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " TANDEM_HANDOVER_FORGER " " + copy.string() +
-          " TANDEM_DEADLOCK=abort");
-  std::filesystem::remove(copy);
+  const std::filesystem::path directory = setuid_capable_directory();
+  if (directory.empty()) GTEST_SKIP() << "no world-reachable directory on a filesystem that honours setuid";
+  const std::filesystem::path probe = directory / "handover_probe_setuid";
+  const std::filesystem::path forger = directory / "handover_forger";
+  std::filesystem::copy_file(TANDEM_HANDOVER_PROBE, probe);
+  std::filesystem::copy_file(TANDEM_HANDOVER_FORGER, forger);
+  ASSERT_EQ(::chown(probe.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(probe.c_str(), 04755), 0);
+  ASSERT_EQ(::chmod(forger.c_str(), 0755), 0);
+  const Outcome result = run("/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " + forger.string() + " " +
+                             probe.string() + " TANDEM_DEADLOCK=abort");
+  std::filesystem::remove_all(directory);
   EXPECT_EQ(result.exit_status, 0) << result.output;
   EXPECT_TRUE(contains(result.output, kRanAsItself)) << result.output;
   EXPECT_TRUE(contains(result.output, "secure-execution")) << result.output;
