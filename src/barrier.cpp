@@ -51,10 +51,10 @@ Barrier::Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout)
 
 std::uint32_t Barrier::wait() {
   const auto timeout = std::chrono::nanoseconds(state_->timeout_ns);
-  return wait_until(timeout.count() == 0 ? detail::Clock::time_point::max() : detail::Clock::now() + timeout);
+  return wait_by(timeout.count() == 0 ? detail::Clock::time_point::max() : detail::deadline_after(timeout));
 }
 
-std::uint32_t Barrier::wait_until(detail::Clock::time_point deadline) {
+std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
   detail::BarrierState& state = *state_;
   std::uint32_t round = 0, index = 0;
   {

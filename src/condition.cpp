@@ -8,7 +8,7 @@ namespace tandem {
 
 // The sequence is read before the lock is released: a notify that follows the release changes
 // it, so the futex wait returns at once and no wake-up is lost.
-bool Condition::wait_until_deadline(detail::Clock::time_point deadline) {
+bool Condition::wait_by(detail::Clock::time_point deadline) {
   detail::ConditionState& state = *state_;
   const std::uint32_t sequence = state.sequence.load(std::memory_order_acquire);
   state.waiters.fetch_add(1, std::memory_order_seq_cst);

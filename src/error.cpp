@@ -37,6 +37,9 @@ class Registry {
     add<std::underflow_error>();
     add<Error>();
     add<TimeoutError>();
+    add<TaskTimeout>();
+    add<PoolClosed>();
+    add<BrokenPromise>();
     add<CancelledError>();
     add<MemoryLimitExceeded>();
     add<OwnerDied>();

@@ -10,7 +10,7 @@ void Event::set() {
   detail::futex_wake_all(state_->sets);
 }
 
-bool Event::wait_until(detail::Clock::time_point deadline) {
+bool Event::wait_by(detail::Clock::time_point deadline) {
   const std::uint32_t sets = state_->sets.load(std::memory_order_acquire);
   return detail::block_until(
       [&] { return is_set() || state_->sets.load(std::memory_order_acquire) != sets; },

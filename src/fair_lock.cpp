@@ -204,17 +204,17 @@ FairLock::FairLock(std::string_view name) : state_(detail::SharedState<detail::F
 // While the diagnostics are on, a blocking acquisition is order-checked first, marked as a wait
 // once it queues, and every acquisition (OwnerDied included: the caller holds the lock then) is
 // recorded as held.
-bool FairLock::acquire_until(detail::Clock::time_point deadline) {
+bool FairLock::acquire_until(detail::Clock::time_point deadline, Relock relock) {
   using namespace detail;
   if (!tracking_on()) [[likely]]
-    return take_until(deadline, nullptr);
+    return take_until(deadline, relock, nullptr);
   const FairLockState& state = *state_;
   const LockLabel label{state.key, std::string_view(state.name, ::strnlen(state.name, FairLockState::kNameBytes))};
   if (deadline == Clock::time_point::max()) check_lock_order(label);  // timed: no order (see lock.cpp)
   std::optional<TrackedWait> tracked_wait;
   bool taken = false;
   try {
-    taken = take_until(deadline, &tracked_wait);
+    taken = take_until(deadline, relock, &tracked_wait);
   } catch (const OwnerDied&) {
     tracked_wait.reset();
     lock_acquired(label);
@@ -225,7 +225,8 @@ bool FairLock::acquire_until(detail::Clock::time_point deadline) {
   return taken;
 }
 
-bool FairLock::take_until(detail::Clock::time_point deadline, std::optional<detail::TrackedWait>* tracked_wait) {
+bool FairLock::take_until(detail::Clock::time_point deadline, Relock relock,
+                          std::optional<detail::TrackedWait>* tracked_wait) {
   using namespace detail;
   FairLockState& state = *state_;
   const Agent self = calling_agent();
@@ -237,7 +238,10 @@ bool FairLock::take_until(detail::Clock::time_point deadline, std::optional<deta
       {
         BookkeepingGuard guard(state.bookkeeping);
         if (state.unrecoverable) throw_unrecoverable();
-        if (state.holder == self) throw Error("FairLock: this thread holds it already (a FairLock is not reentrant)");
+        if (state.holder == self) {
+          if (relock == Relock::fails) return false;
+          throw Error("FairLock: this thread holds it already (a FairLock is not reentrant)");
+        }
         take_over_if_holder_ended(state, self.process);
         if (is_nobody(state.holder)) {
           state.holder = self;

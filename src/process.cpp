@@ -233,7 +233,7 @@ void Process::join() {
   try_reap(state, true);
 }
 
-bool Process::join_until(detail::Clock::time_point deadline) {
+bool Process::join_by(detail::Clock::time_point deadline) {
   auto& state = this->state();
   check_started(state, "join_for");
   if (deadline == detail::Clock::time_point::max()) return try_reap(state, true);

@@ -49,7 +49,9 @@ bool RobustMutex::try_lock_until(std::chrono::steady_clock::time_point deadline)
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
   }
 #else
-  const auto since_epoch = deadline.time_since_epoch();
+  // A deadline before the clock's epoch (time_point::min(), a saturated past) would make a
+  // negative timespec, which the call refuses (EINVAL); the epoch is just as past.
+  const auto since_epoch = std::max(deadline, std::chrono::steady_clock::time_point{}).time_since_epoch();
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
   const timespec until{static_cast<time_t>(seconds.count()),
                        static_cast<long>(std::chrono::nanoseconds(since_epoch - seconds).count())};
@@ -57,7 +59,7 @@ bool RobustMutex::try_lock_until(std::chrono::steady_clock::time_point deadline)
   }
 #endif
   if (result == 0) return true;
-  if (result == ETIMEDOUT) return false;
+  if (result == ETIMEDOUT || result == EDEADLK) return false;  // EDEADLK: see on_try_result
   on_lock_result(result);
 }
 
@@ -78,7 +80,9 @@ void RobustMutex::on_lock_result(int result) {
 }
 
 bool RobustMutex::on_try_result(int result) {
-  if (result == EBUSY) return false;
+  // EDEADLK: the calling thread holds this plain mutex already. A try answers "not taken", as
+  // Python's acquire(blocking=False) does; only lock(), which would wait for ever, throws.
+  if (result == EBUSY || result == EDEADLK) return false;
   on_lock_result(result);
 }
 

@@ -63,7 +63,7 @@ std::uint32_t SemaphoreBase::reclaim_from_dead_holders() {
   return reclaimed;
 }
 
-bool SemaphoreBase::acquire_until(Clock::time_point deadline) {
+bool SemaphoreBase::acquire_by(Clock::time_point deadline) {
   SemaphoreState& state = *state_;
   auto sleep = [&](Clock::time_point until) {
     state.waiters.fetch_add(1, std::memory_order_seq_cst);

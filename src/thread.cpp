@@ -104,7 +104,7 @@ void Thread::start_thread(detail::ThreadState& state) {
 
 void Thread::join() { join_until(detail::Clock::time_point::max()); }
 
-bool Thread::join_until(detail::Clock::time_point deadline) {
+bool Thread::join_by(detail::Clock::time_point deadline) {
   auto& state = this->state();
   if (!state.started) throw Error("Thread::join: the thread has not been started");
   if (is_current(state)) throw Error("Thread::join: a thread cannot join itself");

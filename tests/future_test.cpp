@@ -104,7 +104,7 @@ TEST(Future, CancelWinsOnlyWhilePending) {
   EXPECT_TRUE(future.done());
   EXPECT_THROW(future.get(), tandem::CancelledError);
   EXPECT_FALSE(promise.set_value(3)) << "a cancelled future takes no value";
-  EXPECT_FALSE(future.cancel()) << "cancelling twice reports nothing new";
+  EXPECT_TRUE(future.cancel()) << "a cancelled future stays cancelled: true again, as Python's cancel()";
 
   tandem::Promise<int> done;
   auto finished = done.get_future();

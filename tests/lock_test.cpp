@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -145,6 +146,41 @@ TEST(Lock, RelockingOrUnlockingWhatOneDoesNotHoldIsAnErrorNotAHang) {
   std::thread other([&lock] { EXPECT_THROW(lock.unlock(), tandem::Error); });
   other.join();
   lock.unlock();
+}
+
+// Python's acquire(blocking=False) on a Lock its thread holds answers False; only a blocking
+// lock(), which would wait for ever, is an error.
+TEST(Lock, ATryOnALockTheCallerHoldsIsFalseNotAnError) {
+  tandem::Lock lock;
+  lock.lock();
+  EXPECT_FALSE(lock.try_lock());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(lock.try_lock_for(10s));
+  EXPECT_FALSE(lock.try_lock_until(std::chrono::system_clock::now() + 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "waiting cannot change the answer";
+  lock.unlock();
+  EXPECT_TRUE(lock.try_lock());
+  lock.unlock();
+}
+
+TEST(Lock, LockedTellsWhetherAnyAgentHoldsIt) {
+  tandem::Lock lock;
+  EXPECT_FALSE(lock.locked());
+  lock.lock();
+  EXPECT_TRUE(lock.locked());
+  tandem::Process other([](tandem::Lock seen) { std::exit(seen.locked() ? 0 : 1); }, lock);
+  other.start();
+  other.join();
+  EXPECT_EQ(other.exitcode(), 0) << "another process sees it held";
+  lock.unlock();
+  EXPECT_FALSE(lock.locked());
+  tandem::RLock reentrant;
+  reentrant.lock();
+  reentrant.lock();
+  reentrant.unlock();
+  EXPECT_TRUE(reentrant.locked()) << "held once more";
+  reentrant.unlock();
+  EXPECT_FALSE(reentrant.locked());
 }
 
 TEST(Lock, CopiesAreTheSameLock) {

@@ -405,9 +405,11 @@ TYPED_TEST(PoolTest, ACancelledPendingTaskNeverRuns) {
   auto blocker = pool.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
   auto victim = pool.submit([](SharedHandle<Counters> c) { c->started++; }, counters.get());
   EXPECT_TRUE(victim.cancel());
+  EXPECT_TRUE(victim.cancel()) << "cancelled already: still true, as in Python";
   gate->open();
   blocker.get();
   EXPECT_THROW(victim.get(), tandem::CancelledError);
+  EXPECT_FALSE(blocker.cancel()) << "a finished task is not cancelled";
   pool.submit([] {}).get();  // the queue has moved past the victim
   EXPECT_EQ(counters->started.load(), 0);
 }
@@ -499,6 +501,10 @@ TYPED_TEST(PoolTest, ThenAndWaitAnyWorkOnItsFutures) {
   EXPECT_EQ(doubled.get(), 42);
   std::vector<tandem::Future<int>> futures;
   for (int i = 0; i < 4; ++i) futures.push_back(pool.submit([](int x) { return x; }, i));
+  const std::size_t first = tandem::wait_any(futures);
+  ASSERT_LT(first, futures.size());
+  EXPECT_TRUE(futures[first].done()) << "wait_any names a future that is done";
+  EXPECT_EQ(futures[first].get(), static_cast<int>(first));
   tandem::wait_all(futures);
   for (auto& f : futures) EXPECT_TRUE(f.done());
 }

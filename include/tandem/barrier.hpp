@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
 #include "tandem/detail/robust_mutex.hpp"
@@ -72,11 +73,17 @@ class Barrier {
     return *this;
   }
 
-  // Blocks until all parties have arrived; BrokenBarrier as described above.
+  // Blocks until all parties have arrived; BrokenBarrier as described above. The timed forms
+  // do not return false: a timeout breaks the barrier for every waiter (as Python's does), and
+  // each of them gets BrokenBarrier saying so.
   std::uint32_t wait();
   template <class Rep, class Period>
   std::uint32_t wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+    return wait_by(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  std::uint32_t wait_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return wait_by(detail::deadline_at(deadline));
   }
   // Breaks the barrier: current and later waiters get BrokenBarrier until reset().
   void abort();
@@ -91,7 +98,7 @@ class Barrier {
   friend struct detail::Traveller<Barrier>;
   explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) { enroll(); }
   void enroll();
-  std::uint32_t wait_until(detail::Clock::time_point deadline);
+  std::uint32_t wait_by(detail::Clock::time_point deadline);
   bool a_participant_died();
 
   detail::SharedState<detail::BarrierState> state_;

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/shared_state.hpp"
 #include "tandem/lock.hpp"
@@ -47,28 +48,37 @@ class TANDEM_CAPABILITY("mutex") Condition {
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) TANDEM_TRY_ACQUIRE(true) {
     return lock_.try_lock_for(timeout);
   }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_TRY_ACQUIRE(true) {
+    return lock_.try_lock_until(deadline);
+  }
   void unlock() TANDEM_RELEASE() { lock_.unlock(); }
   Lock& get_lock() noexcept { return lock_; }
 
   // With the lock held: releases it, waits for a notify, takes it again.
-  void wait() TANDEM_REQUIRES(this) { wait_until_deadline(detail::Clock::time_point::max()); }
-  // False if `timeout` passed without a notify (the lock is held again either way).
+  void wait() TANDEM_REQUIRES(this) { wait_by(detail::Clock::time_point::max()); }
+  // False if `timeout` passed (`deadline` came) without a notify; the lock is held again either
+  // way.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) TANDEM_REQUIRES(this) {
-    return wait_until_deadline(deadline_after(timeout));
+    return wait_by(detail::deadline_after(timeout));
   }
-  // Waits until `predicate()` holds; returns it.
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_REQUIRES(this) {
+    return wait_by(detail::deadline_at(deadline));
+  }
+  // Waits until `predicate()` holds. The timed forms return the predicate's last value.
   template <class Predicate>
   void wait(Predicate predicate) TANDEM_REQUIRES(this) {
     while (!predicate()) wait();
   }
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::chrono::duration<Rep, Period> timeout, Predicate predicate) TANDEM_REQUIRES(this) {
-    const auto deadline = deadline_after(timeout);
-    while (!predicate()) {
-      if (!wait_until_deadline(deadline)) return predicate();
-    }
-    return true;
+    return wait_by(detail::deadline_after(timeout), predicate);
+  }
+  template <class Clock, class Duration, class Predicate>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline, Predicate predicate) TANDEM_REQUIRES(this) {
+    return wait_by(detail::deadline_at(deadline), predicate);
   }
 
   // Wakes at least n waiters, if any (in fact all of them: see condition.cpp). The lock need not
@@ -80,11 +90,14 @@ class TANDEM_CAPABILITY("mutex") Condition {
   friend struct detail::Traveller<Condition>;
   Condition(Lock lock, detail::SharedState<detail::ConditionState> state)
       : lock_(std::move(lock)), state_(std::move(state)) {}
-  template <class Rep, class Period>
-  static detail::Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
-    return detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
+  bool wait_by(detail::Clock::time_point deadline) TANDEM_REQUIRES(this);
+  template <class Predicate>
+  bool wait_by(detail::Clock::time_point deadline, Predicate& predicate) TANDEM_REQUIRES(this) {
+    while (!predicate()) {
+      if (!wait_by(deadline)) return predicate();
+    }
+    return true;
   }
-  bool wait_until_deadline(detail::Clock::time_point deadline) TANDEM_REQUIRES(this);
 
   Lock lock_;
   detail::SharedState<detail::ConditionState> state_;

@@ -77,9 +77,10 @@ class WorkerLost : public Error {
 };
 
 // A process-pool task ran longer than the pool's task_timeout; its worker was killed and replaced.
-class TaskTimeout : public Error {
+// A TimeoutError, so that one catch covers every way a result can fail to arrive in time.
+class TaskTimeout : public TimeoutError {
  public:
-  using Error::Error;
+  using TimeoutError::TimeoutError;
 };
 
 // A process-pool task allocated past the pool's memory_limit (its allocation failed).

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/shared_state.hpp"
 
@@ -36,17 +37,21 @@ class Event {
   void clear() noexcept { state_->flag.store(0, std::memory_order_release); }
   bool is_set() const noexcept { return state_->flag.load(std::memory_order_acquire) != 0; }
   // Blocks until the flag is set.
-  void wait() { wait_until(detail::Clock::time_point::max()); }
-  // False if the flag was still clear after `timeout`.
+  void wait() { wait_by(detail::Clock::time_point::max()); }
+  // False if the flag was still clear after `timeout` (by `deadline`).
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+    return wait_by(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return wait_by(detail::deadline_at(deadline));
   }
 
  private:
   friend struct detail::Traveller<Event>;
   explicit Event(detail::SharedState<detail::EventState> state) : state_(std::move(state)) {}
-  bool wait_until(detail::Clock::time_point deadline);
+  bool wait_by(detail::Clock::time_point deadline);
 
   detail::SharedState<detail::EventState> state_;
 };

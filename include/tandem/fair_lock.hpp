@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
 #include "tandem/detail/robust_mutex.hpp"
@@ -94,16 +95,18 @@ class TANDEM_CAPABILITY("mutex") FairLock {
   // Names longer than 47 bytes are cut.
   explicit FairLock(std::string_view name);
 
-  void lock() TANDEM_ACQUIRE() { acquire_until(detail::Clock::time_point::max()); }
-  // Without waiting; false if another agent holds it.
-  bool try_lock() TANDEM_TRY_ACQUIRE(true) { return acquire_until(detail::Clock::time_point::min()); }
+  // tandem::Error if the calling thread holds it already (it is not reentrant).
+  void lock() TANDEM_ACQUIRE() { acquire_until(detail::Clock::time_point::max(), Relock::throws); }
+  // Without waiting; false if another agent holds it, or the calling thread does (as Python's
+  // acquire(blocking=False)). The timed forms answer that relock with false at once.
+  bool try_lock() TANDEM_TRY_ACQUIRE(true) { return acquire_until(detail::Clock::time_point::min(), Relock::fails); }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) TANDEM_TRY_ACQUIRE(true) {
-    return acquire_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+    return acquire_until(detail::deadline_after(timeout), Relock::fails);
   }
   template <class Clock, class Duration>
   bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_TRY_ACQUIRE(true) {
-    return try_lock_for(deadline - Clock::now());
+    return acquire_until(detail::deadline_at(deadline), Relock::fails);
   }
   void unlock() TANDEM_RELEASE();
   // After OwnerDied, by its holder: the protected state is whole again and the lock usable.
@@ -117,9 +120,11 @@ class TANDEM_CAPABILITY("mutex") FairLock {
  private:
   friend struct detail::Traveller<FairLock>;
   explicit FairLock(detail::SharedState<detail::FairLockState> state) : state_(std::move(state)) {}
-  bool acquire_until(detail::Clock::time_point deadline);
+  // What locking a FairLock that the calling thread holds does.
+  enum class Relock { throws, fails };
+  bool acquire_until(detail::Clock::time_point deadline, Relock relock);
   // `tracked_wait`, when given, is started once the caller queues (the diagnostics are on).
-  bool take_until(detail::Clock::time_point deadline, std::optional<detail::TrackedWait>* tracked_wait);
+  bool take_until(detail::Clock::time_point deadline, Relock relock, std::optional<detail::TrackedWait>* tracked_wait);
 
   detail::SharedState<detail::FairLockState> state_;
 };

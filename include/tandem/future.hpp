@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/future_state.hpp"
 #include "tandem/detail/inbox.hpp"
 #include "tandem/error.hpp"
@@ -44,14 +45,6 @@ template <class T>
 struct IsFuture : std::false_type {};
 template <class T>
 struct IsFuture<Future<T>> : std::true_type {};
-
-inline Clock::time_point deadline_after(auto timeout) {
-  const auto now = Clock::now();
-  if (timeout >= std::chrono::duration_cast<decltype(timeout)>(Clock::time_point::max() - now)) {
-    return Clock::time_point::max();
-  }
-  return now + std::chrono::ceil<Clock::duration>(timeout);
-}
 
 // What the rest of the library needs of a Future that users do not.
 struct FutureAccess {
@@ -135,7 +128,7 @@ class Future {
   }
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
-    return wait_for(deadline - Clock::now());
+    return checked().wait_until(detail::deadline_at(deadline));
   }
 
   // Done: finished with a value or an exception, or cancelled.
@@ -145,24 +138,33 @@ class Future {
   bool cancelled() const { return checked().phase() == detail::kCancelled; }
 
   // True when the future ends cancelled: get() then throws CancelledError.
-  // - A pending task is cancelled and will never run: true.
+  // - A pending task is cancelled and will never run: true; so is a cancelled one, again.
   // - A task running on a ThreadPool cannot be stopped from outside: it is asked to stop through
   //   its std::stop_token (if it takes one) and finishes as it will; false.
   // - A task running on a ProcessPool is stopped: its worker process is killed (and replaced); true.
   // - A finished one: false.
   bool cancel() const {
     auto& state = checked();
-    if (state.try_cancel()) return true;
+    if (state.try_cancel() || state.phase() == detail::kCancelled) return true;
     if (state.phase() == detail::kRunning) state.request_stop();
     return false;
   }
 
-  // Blocks until done; the exception the task ended with, or nullptr after a value.
+  // Blocks until done; the exception the task ended with, or nullptr after a value. The timed
+  // forms throw TimeoutError when not done in time (as Python's exception(timeout)).
   std::exception_ptr exception() const {
     wait();
-    const auto& state = *state_;
-    if (state.phase() == detail::kCancelled) return detail::cancelled_error();
-    return state.error();
+    return done_exception();
+  }
+  template <class Rep, class Period>
+  std::exception_ptr exception_for(std::chrono::duration<Rep, Period> timeout) const {
+    if (!wait_for(timeout)) detail::throw_timeout("Future::exception_for: the task was not done in time");
+    return done_exception();
+  }
+  template <class Clock, class Duration>
+  std::exception_ptr exception_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    if (!wait_until(deadline)) detail::throw_timeout("Future::exception_until: the task was not done in time");
+    return done_exception();
   }
 
   // Chains `f` to run when this future is done, on the thread that completes it (or at once,
@@ -222,6 +224,11 @@ class Future {
     return *state_.get();
   }
 
+  std::exception_ptr done_exception() const {
+    const auto& state = *state_;
+    if (state.phase() == detail::kCancelled) return detail::cancelled_error();
+    return state.error();
+  }
   decltype(auto) outcome() const {
     const auto& state = *state_;
     if (state.phase() != detail::kValue) detail::rethrow_outcome(state);
@@ -371,7 +378,7 @@ std::optional<std::size_t> run_one_here(const Range& futures) {
 }
 
 template <class Range>
-std::optional<std::size_t> wait_any_until(const Range& futures, Clock::time_point deadline) {
+std::optional<std::size_t> wait_any_by(const Range& futures, Clock::time_point deadline) {
   if (auto index = first_done(futures)) return index;
   if (std::ranges::empty(futures)) throw Error("wait_any: no futures to wait for");
   if (auto index = run_one_here(futures)) return index;
@@ -390,34 +397,43 @@ template <std::ranges::input_range Range>
 void wait_all(const Range& futures) {
   for (const auto& future : futures) future.wait();
 }
+// True when all were done by `deadline`.
+template <std::ranges::input_range Range, class Clock, class Duration>
+bool wait_all_until(const Range& futures, std::chrono::time_point<Clock, Duration> deadline) {
+  const auto steady_deadline = detail::deadline_at(deadline);
+  for (const auto& future : futures) {
+    if (!future.wait_until(steady_deadline)) return false;
+  }
+  return true;
+}
 // True when all were done within `timeout`.
 template <std::ranges::input_range Range, class Rep, class Period>
 bool wait_all_for(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
-  const auto deadline = detail::deadline_after(timeout);
-  for (const auto& future : futures) {
-    if (!future.wait_for(deadline - detail::Clock::now())) return false;
-  }
-  return true;
+  return wait_all_until(futures, detail::deadline_after(timeout));
 }
 
 // Blocks until one future is done; returns its index. Throws tandem::Error on an empty range.
 template <std::ranges::input_range Range>
 std::size_t wait_any(const Range& futures) {
-  return *detail::wait_any_until(futures, detail::Clock::time_point::max());
+  return *detail::wait_any_by(futures, detail::Clock::time_point::max());
 }
-// The index of a done future, or nullopt when none was done within `timeout`.
+// The index of a done future, or nullopt when none was done within `timeout` (by `deadline`).
 template <std::ranges::input_range Range, class Rep, class Period>
 std::optional<std::size_t> wait_any_for(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
-  return detail::wait_any_until(futures, detail::deadline_after(timeout));
+  return detail::wait_any_by(futures, detail::deadline_after(timeout));
+}
+template <std::ranges::input_range Range, class Clock, class Duration>
+std::optional<std::size_t> wait_any_until(const Range& futures, std::chrono::time_point<Clock, Duration> deadline) {
+  return detail::wait_any_by(futures, detail::deadline_at(deadline));
 }
 
 // The futures of a range in the order they complete, as an input range:
 //
 //   for (tandem::Future<int>& f : tandem::as_completed(futures)) use(f.get());
 //
-// A future listed more than once is yielded once (as in Python). With a timeout, iteration
-// throws TimeoutError when the next future is not done in time (the timeout counts from the
-// call, as in Python). It holds its futures only while it lives: one dropped after a timeout
+// A future listed more than once is yielded once (as in Python). With a timeout (or a deadline),
+// iteration throws TimeoutError when the next future is not done in time (the timeout counts
+// from the call, as in Python). It holds its futures only while it lives: one dropped after a timeout
 // keeps no result alive.
 template <class R>
 class AsCompleted {
@@ -459,18 +475,27 @@ class AsCompleted {
   detail::Clock::time_point deadline_;
 };
 
+namespace detail {
+template <class Range>
+auto as_completed_by(const Range& futures, Clock::time_point deadline) {
+  using F = std::ranges::range_value_t<Range>;
+  static_assert(IsFuture<F>::value, "as_completed takes a range of tandem::Future");
+  return AsCompleted<typename F::value_type>(std::vector<F>(std::ranges::begin(futures), std::ranges::end(futures)),
+                                             deadline);
+}
+}  // namespace detail
+
 template <std::ranges::input_range Range>
 auto as_completed(const Range& futures) {
-  using F = std::ranges::range_value_t<Range>;
-  static_assert(detail::IsFuture<F>::value, "as_completed takes a range of tandem::Future");
-  return AsCompleted<typename F::value_type>(std::vector<F>(std::ranges::begin(futures), std::ranges::end(futures)));
+  return detail::as_completed_by(futures, detail::Clock::time_point::max());
 }
 template <std::ranges::input_range Range, class Rep, class Period>
 auto as_completed(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
-  using F = std::ranges::range_value_t<Range>;
-  static_assert(detail::IsFuture<F>::value, "as_completed takes a range of tandem::Future");
-  return AsCompleted<typename F::value_type>(std::vector<F>(std::ranges::begin(futures), std::ranges::end(futures)),
-                                             detail::deadline_after(timeout));
+  return detail::as_completed_by(futures, detail::deadline_after(timeout));
+}
+template <std::ranges::input_range Range, class Clock, class Duration>
+auto as_completed(const Range& futures, std::chrono::time_point<Clock, Duration> deadline) {
+  return detail::as_completed_by(futures, detail::deadline_at(deadline));
 }
 
 }  // namespace tandem

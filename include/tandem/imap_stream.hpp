@@ -46,11 +46,15 @@ class ImapStream {
   // The next result; nullopt at the end. Rethrows the exception of the element's chunk (and
   // goes on after it). An input range that throws while it is read: the results of what it
   // yielded before come first, then its exception, then the end (as Python's imap).
-  std::optional<R> next() { return next_until(detail::Clock::time_point::max()); }
-  // Like next(), but throws TimeoutError when no result is ready within `timeout`.
+  std::optional<R> next() { return next_by(detail::Clock::time_point::max()); }
+  // Like next(), but throws TimeoutError when no result is ready within `timeout` (by `deadline`).
   template <class Rep, class Period>
   std::optional<R> next_for(std::chrono::duration<Rep, Period> timeout) {
-    return next_until(detail::deadline_after(timeout));
+    return next_by(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  std::optional<R> next_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return next_by(detail::deadline_at(deadline));
   }
 
   using iterator = detail::NextIterator<ImapStream, R>;
@@ -58,7 +62,7 @@ class ImapStream {
   std::default_sentinel_t end() { return {}; }
 
  private:
-  std::optional<R> next_until(detail::Clock::time_point deadline) {
+  std::optional<R> next_by(detail::Clock::time_point deadline) {
     while (position_ == current_.size()) {
       fill_window();
       if (window_.empty()) {

@@ -30,6 +30,7 @@
 #include <string_view>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/robust_mutex.hpp"
 #include "tandem/detail/shared_state.hpp"
@@ -99,14 +100,11 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) TANDEM_TRY_ACQUIRE(true) {
-    const auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
-    if (detail::tracking_on()) [[unlikely]]
-      return detail::tracked_try_lock_until(*state_, deadline);
-    return state_->mutex.try_lock_until(deadline);
+    return try_lock_by(detail::deadline_after(timeout));
   }
   template <class Clock, class Duration>
   bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) TANDEM_TRY_ACQUIRE(true) {
-    return try_lock_for(deadline - Clock::now());
+    return try_lock_by(detail::deadline_at(deadline));
   }
   void unlock() TANDEM_RELEASE() {
     state_->mutex.unlock();
@@ -115,6 +113,8 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   }
   // After OwnerDied, by its holder: the protected state is whole again and the lock usable.
   void mark_consistent() { state_->mutex.mark_consistent(); }
+  // Whether some agent holds it now (Python's Lock.locked()): a snapshot, stale as it returns.
+  bool locked() const noexcept { return state_->mutex.holder() != 0; }
   std::string name() const { return std::string(state_->name.view()); }
 
  private:
@@ -122,6 +122,11 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   template <detail::RobustMutex::Kind>
   friend struct detail::LockMaker;
   explicit BasicLock(detail::SharedState<detail::LockState> state) : state_(std::move(state)) {}
+  bool try_lock_by(detail::Clock::time_point deadline) TANDEM_TRY_ACQUIRE(true) {
+    if (detail::tracking_on()) [[unlikely]]
+      return detail::tracked_try_lock_until(*state_, deadline);
+    return state_->mutex.try_lock_until(deadline);
+  }
 
   detail::SharedState<detail::LockState> state_;
 };

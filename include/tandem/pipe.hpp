@@ -25,17 +25,27 @@ namespace tandem {
 template <class T>
 class Connection {
  public:
-  // tandem::Error on an end that only receives.
+  // tandem::Error on an end that only receives. The timed forms throw TimeoutError when the
+  // direction stayed full.
   void send(const T& item) { outgoing("send").put(item); }
   template <class Rep, class Period>
   void send_for(const T& item, std::chrono::duration<Rep, Period> timeout) {
     outgoing("send_for").put_for(item, timeout);
   }
-  // tandem::Error on an end that only sends.
+  template <class Clock, class Duration>
+  void send_until(const T& item, std::chrono::time_point<Clock, Duration> deadline) {
+    outgoing("send_until").put_until(item, deadline);
+  }
+  // tandem::Error on an end that only sends. The timed forms throw TimeoutError when nothing
+  // arrived.
   T recv() { return incoming("recv").get(); }
   template <class Rep, class Period>
   T recv_for(std::chrono::duration<Rep, Period> timeout) {
     return incoming("recv_for").get_for(timeout);
+  }
+  template <class Clock, class Duration>
+  T recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return incoming("recv_until").get_until(deadline);
   }
   std::optional<T> try_recv() { return incoming("try_recv").try_get(); }
   // Whether something is waiting to be received (a snapshot).

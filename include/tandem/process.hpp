@@ -40,6 +40,7 @@
 
 #include "tandem/agent.hpp"
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/remote_task.hpp"
 #include "tandem/detail/wait.hpp"
 #include "tandem/start_method.hpp"
@@ -119,10 +120,14 @@ class Process {
   void start();
   // Waits for the child to exit and reaps it. tandem::Error before start() or from the child.
   void join();
-  // join() with a timeout: false if the child is still running after `timeout`.
+  // join() with a timeout: false if the child is still running after `timeout` (at `deadline`).
   template <class Rep, class Period>
   bool join_for(std::chrono::duration<Rep, Period> timeout) {
-    return join_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+    return join_by(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  bool join_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return join_by(detail::deadline_at(deadline));
   }
   bool is_alive() const;
 
@@ -146,7 +151,7 @@ class Process {
 
  private:
   Process(ProcessOptions options, detail::ProcessBody body);
-  bool join_until(detail::Clock::time_point deadline);
+  bool join_by(detail::Clock::time_point deadline);
   detail::ProcessState& state() const;
 
   std::shared_ptr<detail::ProcessState> state_;

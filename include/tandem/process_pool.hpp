@@ -173,15 +173,19 @@ class ProcessPool {
   // per worker, fewer if a chunk would not fit a ring).
   template <class F, std::ranges::input_range Range>
   auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map_until(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
+    return map_by(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
   }
 
-  // map with a deadline: throws TimeoutError when the results are not all there in `timeout`;
-  // the chunks not finished by then are cancelled (their workers keep running the one they have,
+  // map with a timeout (a deadline): throws TimeoutError when the results are not all there in
+  // `timeout` (by `deadline`); the chunks not finished by then are cancelled (their workers keep running the one they have,
   // whose result is dropped).
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_until(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+    return map_by(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Clock, class Duration>
+  auto map_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
+    return map_by(f, std::forward<Range>(range), detail::deadline_at(deadline), chunksize);
   }
 
   // map over tuples, each unpacked into f's arguments (Python's starmap).
@@ -192,6 +196,10 @@ class ProcessPool {
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
     return map_for(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), timeout, chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Clock, class Duration>
+  auto starmap_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
+    return map_until(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), deadline, chunksize);
   }
 
   // Lazy, ordered map (see ThreadPool::imap): reads the input a bounded window ahead.
@@ -210,6 +218,10 @@ class ProcessPool {
   template <class Rep, class Period>
   bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
     return detail::shutdown_until(*core_, detail::deadline_after(timeout), cancel_pending);
+  }
+  template <class Clock, class Duration>
+  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, bool cancel_pending = false) {
+    return detail::shutdown_until(*core_, detail::deadline_at(deadline), cancel_pending);
   }
 
  private:
@@ -291,7 +303,7 @@ class ProcessPool {
   }
 
   template <class F, class Range>
-  auto map_until(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+  auto map_by(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
     using T = std::ranges::range_value_t<Range>;
     if constexpr (std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>) {
       return map_span(f, std::span<const T>(std::ranges::data(range), std::ranges::size(range)), deadline, chunksize);

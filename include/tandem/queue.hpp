@@ -21,8 +21,8 @@
 //
 // A process that dies inside put or get (SIGKILL included) does not stop the queue: within
 // about 50 ms a waiter frees the slots it held (see docs/shared_state.md). Every blocking call
-// has a timeout form (put_for, get_for: tandem::TimeoutError) and a non-blocking one (try_put,
-// try_get). close() wakes every blocked caller: put then throws
+// has timed forms (put_for/put_until, get_for/get_until: tandem::TimeoutError) and a
+// non-blocking one (try_put, try_get). close() wakes every blocked caller: put then throws
 // tandem::QueueClosed; get still returns what is queued, then throws QueueClosed.
 #pragma once
 
@@ -36,6 +36,7 @@
 
 #include "tandem/detail/byte_queue.hpp"
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem {
@@ -75,25 +76,31 @@ class Queue {
   Queue() : Queue(QueueOptions{}) {}
   explicit Queue(QueueOptions options) : queue_(detail::ByteQueue::create(options.capacity_bytes, options.maxsize, false, options.name)) {}
 
-  // Blocks while the queue is full.
-  void put(const T& item) { put_until(item, detail::Clock::time_point::max()); }
+  // Blocks while the queue is full. The timed forms throw TimeoutError when it stayed full.
+  void put(const T& item) { put_by(item, detail::Clock::time_point::max()); }
   template <class Rep, class Period>
   void put_for(const T& item, std::chrono::duration<Rep, Period> timeout) {
-    if (!put_until(item, deadline_after(timeout))) detail::throw_queue_timeout("Queue::put_for: the queue stayed full", queue_);
+    if (!put_by(item, detail::deadline_after(timeout))) detail::throw_queue_timeout("Queue::put_for: the queue stayed full", queue_);
+  }
+  template <class Clock, class Duration>
+  void put_until(const T& item, std::chrono::time_point<Clock, Duration> deadline) {
+    if (!put_by(item, detail::deadline_at(deadline))) detail::throw_queue_timeout("Queue::put_until: the queue stayed full", queue_);
   }
   // Without waiting; false if the queue is full.
-  bool try_put(const T& item) { return put_until(item, detail::Clock::time_point::min()); }
+  bool try_put(const T& item) { return put_by(item, detail::Clock::time_point::min()); }
 
-  // Blocks while the queue is empty.
-  T get() { return *get_until(detail::Clock::time_point::max()); }
+  // Blocks while the queue is empty. The timed forms throw TimeoutError when it stayed empty.
+  T get() { return *get_by(detail::Clock::time_point::max()); }
   template <class Rep, class Period>
   T get_for(std::chrono::duration<Rep, Period> timeout) {
-    auto item = get_until(deadline_after(timeout));
-    if (!item) detail::throw_queue_timeout("Queue::get_for: the queue stayed empty", queue_);
-    return std::move(*item);
+    return got(get_by(detail::deadline_after(timeout)), "Queue::get_for: the queue stayed empty");
+  }
+  template <class Clock, class Duration>
+  T get_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return got(get_by(detail::deadline_at(deadline)), "Queue::get_until: the queue stayed empty");
   }
   // Without waiting; nullopt if the queue is empty.
-  std::optional<T> try_get() { return get_until(detail::Clock::time_point::min()); }
+  std::optional<T> try_get() { return get_by(detail::Clock::time_point::min()); }
 
   void close() { queue_.close(); }
   bool closed() const noexcept { return queue_.closed(); }
@@ -104,11 +111,7 @@ class Queue {
  protected:
   explicit Queue(detail::ByteQueue queue) : queue_(std::move(queue)) {}
 
-  template <class Rep, class Period>
-  static detail::Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
-    return detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout);
-  }
-  bool put_until(const T& item, detail::Clock::time_point deadline) {
+  bool put_by(const T& item, detail::Clock::time_point deadline) {
     if constexpr (detail::kIsRaw<T> && !detail::TravelsByHandle<T>) {  // its encoding is its bytes
       return queue_.put({reinterpret_cast<const std::byte*>(&item), sizeof(T)}, deadline);
     }
@@ -116,7 +119,11 @@ class Queue {
     detail::encode(scratch.writer(), item);
     return queue_.put(scratch.writer().bytes(), deadline);
   }
-  std::optional<T> get_until(detail::Clock::time_point deadline) {
+  T got(std::optional<T> item, const char* timeout_message) {
+    if (!item) detail::throw_queue_timeout(timeout_message, queue_);
+    return std::move(*item);
+  }
+  std::optional<T> get_by(detail::Clock::time_point deadline) {
     std::optional<T> item;
     queue_.get(
         [](void* context, std::span<const std::byte> bytes) {
@@ -145,11 +152,16 @@ class JoinableQueue : public Queue<T> {
 
   // One item taken by get is handled. tandem::Error if called more often than items were put.
   void task_done() { this->queue_.task_done(); }
-  // Blocks until every item put has been reported done.
+  // Blocks until every item put has been reported done. The timed forms return false when some
+  // were still not done.
   void join() { this->queue_.join(detail::Clock::time_point::max()); }
   template <class Rep, class Period>
   bool join_for(std::chrono::duration<Rep, Period> timeout) {
-    return this->queue_.join(Queue<T>::deadline_after(timeout));
+    return this->queue_.join(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  bool join_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return this->queue_.join(detail::deadline_at(deadline));
   }
 
  private:

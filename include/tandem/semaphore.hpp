@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
 #include "tandem/detail/robust_mutex.hpp"
@@ -53,11 +54,16 @@ struct SemaphoreState {
 
 class SemaphoreBase {
  public:
-  void acquire() { acquire_until(Clock::time_point::max()); }
-  bool try_acquire() { return acquire_until(Clock::time_point::min()); }
+  void acquire() { acquire_by(Clock::time_point::max()); }
+  // False when no unit came free: at once, within `timeout`, or by `deadline`.
+  bool try_acquire() { return acquire_by(Clock::time_point::min()); }
   template <class Rep, class Period>
   bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_until(Clock::now() + std::chrono::ceil<Clock::duration>(timeout));
+    return acquire_by(deadline_after(timeout));
+  }
+  template <class OtherClock, class Duration>
+  bool try_acquire_until(std::chrono::time_point<OtherClock, Duration> deadline) {
+    return acquire_by(deadline_at(deadline));
   }
   void release(std::uint32_t n = 1);
   // A snapshot of the count.
@@ -70,7 +76,7 @@ class SemaphoreBase {
  protected:
   SemaphoreBase(std::uint32_t initial, bool bounded) : state_(SharedState<SemaphoreState>::create(0, initial, bounded)) {}
   explicit SemaphoreBase(SharedState<SemaphoreState> state) : state_(std::move(state)) {}
-  bool acquire_until(Clock::time_point deadline);
+  bool acquire_by(Clock::time_point deadline);
 
   SharedState<SemaphoreState> state_;
 

@@ -77,9 +77,19 @@ class Synchronized {
     lock_.lock();
     return Locked(this);
   }
+  // nullopt when the lock is taken (and stayed taken for `timeout`, until `deadline`).
+  std::optional<Locked> try_lock() {
+    if (!lock_.try_lock()) return std::nullopt;
+    return Locked(this);
+  }
   template <class Rep, class Period>
   std::optional<Locked> try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     if (!lock_.try_lock_for(timeout)) return std::nullopt;
+    return Locked(this);
+  }
+  template <class Clock, class Duration>
+  std::optional<Locked> try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    if (!lock_.try_lock_until(deadline)) return std::nullopt;
     return Locked(this);
   }
   // f(T&) under the lock; returns what f returns.

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "tandem/agent.hpp"
+#include "tandem/detail/deadline.hpp"
 #include "tandem/detail/wait.hpp"
 
 namespace tandem {
@@ -42,10 +43,14 @@ class Thread {
   void start();
   // Waits for the thread to finish. tandem::Error before start() or from the thread itself.
   void join();
-  // join() with a timeout: false if the thread is still running after `timeout`.
+  // join() with a timeout: false if the thread is still running after `timeout` (at `deadline`).
   template <class Rep, class Period>
   bool join_for(std::chrono::duration<Rep, Period> timeout) {
-    return join_until(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(timeout));
+    return join_by(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  bool join_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return join_by(detail::deadline_at(deadline));
   }
   bool is_alive() const;
 
@@ -61,7 +66,7 @@ class Thread {
  private:
   Thread(AgentOptions options, std::unique_ptr<detail::AgentBody> body);
   void start_thread(detail::ThreadState& state);
-  bool join_until(detail::Clock::time_point deadline);
+  bool join_by(detail::Clock::time_point deadline);
   detail::ThreadState& state() const;
 
   std::shared_ptr<detail::ThreadState> state_;

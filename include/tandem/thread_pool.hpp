@@ -105,16 +105,20 @@ class ThreadPool {
   // 8 chunks per worker). The range is read in place when random-access and sized, else copied.
   template <class F, std::ranges::input_range Range>
   auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map_until(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
+    return map_by(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
   }
 
-  // map with a deadline: throws TimeoutError when the results are not all there within
-  // `timeout`, at the deadline. The chunks not yet started are then cancelled; those running
+  // map with a timeout (a deadline): throws TimeoutError when the results are not all there
+  // within `timeout` (by `deadline`), at that moment. The chunks not yet started are then cancelled; those running
   // finish in the background and their results are dropped (a thread cannot be stopped). So that
   // they touch nothing of yours, map_for works on its own copies of the input and of `f`.
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_until(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+    return map_by(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Clock, class Duration>
+  auto map_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
+    return map_by(f, std::forward<Range>(range), detail::deadline_at(deadline), chunksize);
   }
 
   // map over tuples, each unpacked into f's arguments (Python's starmap).
@@ -124,9 +128,13 @@ class ThreadPool {
   }
   template <class F, std::ranges::input_range Range, class Rep, class Period>
   auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
+    return starmap_until(std::forward<F>(f), std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, class Clock, class Duration>
+  auto starmap_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
     // A copy of f: chunks still running after a timeout outlive the caller's f.
-    return map_for([f = std::decay_t<F>(f)](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
-                   std::forward<Range>(range), timeout, chunksize);
+    return map_until([f = std::decay_t<F>(f)](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
+                     std::forward<Range>(range), deadline, chunksize);
   }
 
   // Lazy, ordered map: an input range whose elements are f(x) in input order. The input is read
@@ -149,11 +157,15 @@ class ThreadPool {
   // worker has finished; otherwise returns at once and the destructor joins. Tasks already
   // running may still submit follow-up work while the pool drains. Idempotent.
   void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*scheduler_, wait, cancel_pending); }
-  // shutdown(wait = true) that gives up after `timeout`: false if workers are still busy then
-  // (the pool stays closed; call again, or let the destructor join them).
+  // shutdown(wait = true) that gives up after `timeout` (at `deadline`): false if workers are
+  // still busy then (the pool stays closed; call again, or let the destructor join them).
   template <class Rep, class Period>
   bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
     return detail::shutdown_until(*scheduler_, detail::deadline_after(timeout), cancel_pending);
+  }
+  template <class Clock, class Duration>
+  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, bool cancel_pending = false) {
+    return detail::shutdown_until(*scheduler_, detail::deadline_at(deadline), cancel_pending);
   }
 
  private:
@@ -186,7 +198,7 @@ class ThreadPool {
   }
 
   template <class F, class Range>
-  auto map_until(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
+  auto map_by(F& f, Range&& range, detail::Clock::time_point deadline, std::size_t chunksize) {
     if (deadline != detail::Clock::time_point::max()) return map_timed(f, std::forward<Range>(range), deadline, chunksize);
     if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
       return map_indexed(f, range, chunksize);

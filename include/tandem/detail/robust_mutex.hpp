@@ -19,7 +19,7 @@ class RobustMutex {
   RobustMutex& operator=(const RobustMutex&) = delete;
 
   // OwnerDied (held by the caller then), LockUnrecoverable, or tandem::Error when a plain mutex
-  // is locked again by its holder.
+  // is locked again by its holder (its try_lock and try_lock_until return false instead).
   void lock() {
     if (const int result = ::pthread_mutex_lock(&mutex_); result != 0) [[unlikely]]
       on_lock_result(result);
