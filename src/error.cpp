@@ -111,6 +111,11 @@ std::pair<std::string, std::string> describe_current_exception() {
   return {std::move(type_name), std::move(message)};
 }
 
+std::string shortened(const std::string& text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  return text.substr(0, limit) + " [cut: " + std::to_string(text.size()) + " bytes in all]";
+}
+
 [[noreturn]] void throw_malformed(const char* what) { throw Error(std::string("tandem: malformed message: ") + what); }
 
 void register_remote_exception(std::string type_name, RemoteExceptionFactory factory) {

@@ -56,10 +56,14 @@ void write_all(int fd, const std::string& text) {
   }
 }
 
-// In a child, inside a catch block: reports the exception as "type\0message".
+// In a child, inside a catch block: reports the exception as "type\0message" to the parent, and
+// on the child's own stderr, as Python prints an uncaught exception's traceback there.
 void write_report(int error_fd) {
   const auto [type, message] = detail::describe_current_exception();
-  write_all(error_fd, type.substr(0, 512) + '\0' + message.substr(0, kMaxErrorText));
+  const std::string short_type = detail::shortened(type, 512), short_message = detail::shortened(message, kMaxErrorText);
+  write_all(error_fd, short_type + '\0' + short_message);
+  write_all(STDERR_FILENO, "tandem::Process " + std::to_string(::getpid()) + ": uncaught " + short_type + ": " +
+                               short_message + "\n");
 }
 
 // In a forked child: runs the body and reports an escaped exception.

@@ -36,6 +36,8 @@ namespace {
 bool this_process_is_worker = false;
 
 constexpr auto kWorkerSpin = std::chrono::microseconds(300);
+// Of a task's exception, the pool gets the first 4 KiB of what() (and a note of its length).
+constexpr std::size_t kExceptionMessageBytes = 4096;
 
 std::int64_t monotonic_ns() noexcept {
   timespec ts{};
@@ -63,8 +65,8 @@ void begin_response(ByteWriter& out, std::uint64_t sequence, ResponseStatus stat
 
 void write_exception(ByteWriter& out, std::uint64_t sequence, const std::string& type, const std::string& message) {
   begin_response(out, sequence, ResponseStatus::exception);
-  encode_text(out, type.substr(0, 512));
-  encode_text(out, message.substr(0, 4096));
+  encode_text(out, shortened(type, 512));
+  encode_text(out, shortened(message, kExceptionMessageBytes));
 }
 
 // Runs request number `sequence` into `out`: `in` is the request without its flags word,

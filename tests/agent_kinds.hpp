@@ -6,13 +6,34 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <exception>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "tandem/process.hpp"
 #include "tandem/thread.hpp"
+
+// Waits (up to `limit`) until thread `tid` of process `pid` sleeps in the kernel in a futex wait:
+// proof that a blocking call it made has blocked, where a sleep in the test would only hope so.
+// Where the kernel hides wchan, sleeping at all is taken as enough.
+inline bool wait_until_asleep_in_futex(long pid, long tid, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    std::string stat, wchan;
+    std::getline(std::ifstream(task + "/stat"), stat);
+    std::getline(std::ifstream(task + "/wchan"), wchan);
+    const auto name_end = stat.rfind(')');
+    const bool sleeping = name_end != std::string::npos && stat.compare(name_end + 1, 3, " S ") == 0;
+    if (sleeping && (wchan.find("futex") != std::string::npos || wchan == "0")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
 
 enum class AgentKind { thread, fork, forkserver, spawn };
 
@@ -64,6 +85,8 @@ class TestAgent {
   // on its main thread, whose id is the pid).
   long pid() const { return process_ ? process_->pid() : static_cast<long>(::getpid()); }
   long tid() const { return process_ ? process_->pid() : thread_->id(); }
+  // Until the agent's thread sleeps in a futex wait (see wait_until_asleep_in_futex).
+  bool wait_until_asleep() const { return wait_until_asleep_in_futex(pid(), tid()); }
   // The process's exit code after join (0 for a thread).
   int exitcode() const { return process_ ? process_->exitcode().value_or(-999) : 0; }
 

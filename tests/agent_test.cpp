@@ -285,6 +285,23 @@ TEST(Process, ANonStdExceptionStillReportsItsType) {
   }
 }
 
+// As Python prints a child's uncaught exception on its stderr, a tandem child says what escaped
+// (the parent still gets the exception itself from exception()). fork and spawn children write to
+// the stderr they were started with, which the test captures.
+TEST(Process, AnUncaughtExceptionIsPrintedOnTheChildsStderr) {
+  for (const auto method : {tandem::StartMethod::fork, tandem::StartMethod::spawn}) {
+    tandem::Process process(tandem::ProcessOptions{.start_method = method},
+                            [] { throw std::invalid_argument("no such column: price"); });
+    ::testing::internal::CaptureStderr();
+    process.start();
+    process.join();
+    const std::string printed = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(printed.find("uncaught std::invalid_argument: no such column: price"), std::string::npos) << printed;
+    EXPECT_NE(printed.find(std::to_string(process.pid())), std::string::npos) << printed;
+    EXPECT_THROW(std::rethrow_exception(process.exception()), std::invalid_argument);
+  }
+}
+
 TEST(Process, NoZombieIsLeftByTheDestructor) {
   long pid = 0;
   {

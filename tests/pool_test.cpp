@@ -509,6 +509,23 @@ TYPED_TEST(PoolTest, ThenAndWaitAnyWorkOnItsFutures) {
   for (auto& f : futures) EXPECT_TRUE(f.done());
 }
 
+// A process pool carries the first 4 KiB of an exception's message and says how long it was; a
+// thread pool hands over the exception itself.
+TYPED_TEST(PoolTest, ALongExceptionMessageArrivesWholeOrCutWithANote) {
+  TypeParam pool(1);
+  try {
+    pool.submit([] { throw std::runtime_error(std::string(10000, 'x')); }).get();
+    ADD_FAILURE() << "expected the task's exception";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    if (Traits<TypeParam>::shares_memory) {
+      EXPECT_EQ(message, std::string(10000, 'x'));
+    } else {
+      EXPECT_EQ(message, std::string(4096, 'x') + " [cut: 10000 bytes in all]");
+    }
+  }
+}
+
 // The inherent difference: a thread writes the caller's memory, a process writes its own copy.
 TYPED_TEST(PoolTest, OnlyThreadsShareTheCallersMemory) {
   TypeParam pool(1);

@@ -109,22 +109,32 @@ TEST_P(QueueAcrossAgents, CloseWakesABlockedGetterAndABlockedPutter) {
   tandem::Queue<int> full_queue(tandem::QueueOptions{.maxsize = 1});
   full_queue.put(1);
   tandem::Value<int> woken(0);
-  auto wait_for_close = [](tandem::Queue<int> empty, tandem::Queue<int> full, tandem::Value<int> woken_count) {
+  tandem::Value<int> stage(0);  // which blocking call the agent is about to make
+  auto wait_for_close = [](tandem::Queue<int> empty, tandem::Queue<int> full, tandem::Value<int> woken_count,
+                           tandem::Value<int> at) {
+    at.store(1);
     try {
       empty.get();
     } catch (const tandem::QueueClosed&) {
       woken_count.with_lock([](int& n) { ++n; });
     }
+    at.store(2);
     try {
       full.put(2);
     } catch (const tandem::QueueClosed&) {
       woken_count.with_lock([](int& n) { ++n; });
     }
   };
-  TestAgent agent(GetParam(), wait_for_close, empty_queue, full_queue, woken);
-  std::this_thread::sleep_for(50ms);
+  TestAgent agent(GetParam(), wait_for_close, empty_queue, full_queue, woken, stage);
+  // Each close must wake a caller that is truly blocked: at its call, and asleep in the kernel.
+  auto blocked_at = [&](int call) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (stage.load() != call && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    return stage.load() == call && agent.wait_until_asleep();
+  };
+  ASSERT_TRUE(blocked_at(1)) << "the get never blocked";
   empty_queue.close();
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(blocked_at(2)) << "the put never blocked";
   full_queue.close();
   agent.join();
   EXPECT_EQ(woken.load(), 2);
@@ -233,8 +243,8 @@ TEST(Queue, TimeoutsAndNonBlockingCalls) {
   start = std::chrono::steady_clock::now();
   EXPECT_THROW(queue.put_for(3, 50ms), tandem::TimeoutError);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
-  std::thread consumer([queue]() mutable {
-    std::this_thread::sleep_for(30ms);
+  std::thread consumer([queue, putter = ::gettid()]() mutable {
+    EXPECT_TRUE(wait_until_asleep_in_futex(::getpid(), putter)) << "the put into a full queue never blocked";
     EXPECT_EQ(queue.get(), 1);
   });
   queue.put(3);  // blocks until the consumer makes room

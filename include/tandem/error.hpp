@@ -119,6 +119,9 @@ namespace detail {
 std::string demangle(const char* mangled_name);
 // Inside a catch block: the current exception's demangled type name and what() text.
 std::pair<std::string, std::string> describe_current_exception();
+// `text` cut to its first `limit` bytes with a note of its full length, when it is longer: what
+// crosses between processes is bounded, and the reader is told what was left out.
+std::string shortened(const std::string& text, std::size_t limit);
 using RemoteExceptionFactory = std::function<std::exception_ptr(const std::string& message)>;
 void register_remote_exception(std::string type_name, RemoteExceptionFactory factory);
 }  // namespace detail
