@@ -121,6 +121,7 @@ class ProcessPoolCore {
   void cancel(RemoteResult& task) noexcept;
   void shutdown(bool wait, bool cancel_pending);
   bool shutdown_until(Clock::time_point deadline, bool cancel_pending);
+  void terminate();
 
   void check_owner() const {
     if (::getpid() != owner_) {
@@ -197,6 +198,10 @@ class ProcessPoolCore {
     SharedMapping large;
   };
   using Done = std::vector<RemoteResult*>;
+
+  // What close_and_cancel cancels besides closing: nothing, the tasks not begun, or all.
+  enum class Cancel { none, pending, all };
+  void close_and_cancel(Cancel which);
 
   void wake_supervisor() noexcept {
     const std::uint64_t one = 1;
@@ -973,32 +978,48 @@ void ProcessPoolCore::break_pool(const std::string& reason) {
 }
 
 void ProcessPoolCore::shutdown(bool wait, bool cancel_pending) {
-  std::vector<RemoteResult*> to_cancel;
+  close_and_cancel(cancel_pending ? Cancel::pending : Cancel::none);
+  if (wait) {
+    std::lock_guard lock(join_mutex_);
+    if (supervisor_.joinable()) supervisor_.join();
+  }
+}
+
+// Cancelling a running task kills its worker (see cancel()); the pool is closed, so none is
+// started in its place, and the supervisor ends once every worker has gone.
+void ProcessPoolCore::terminate() {
+  close_and_cancel(Cancel::all);
+  std::lock_guard lock(join_mutex_);
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+void ProcessPoolCore::close_and_cancel(Cancel which) {
+  std::vector<RemoteResult*> quietly, loudly;
   {
     std::lock_guard lock(mutex_);
     closed_.store(true, std::memory_order_release);
     stopping_ = true;
-    if (cancel_pending) {
-      for (Pending& pending : backlog_) to_cancel.push_back(pending.task);
+    if (which != Cancel::none) {
+      for (Pending& pending : backlog_) quietly.push_back(pending.task);
       for (auto& worker : workers_) {
         for (std::size_t i = 0; i < worker->in_flight.size(); ++i) {
-          // Not those already begun: ThreadPool's shutdown does not cancel running tasks either.
-          if (!worker->shared || worker->shared->started.load() <= worker->in_flight[i].index) {
-            to_cancel.push_back(worker->in_flight[i].task);
+          const bool begun = worker->shared && worker->shared->started.load() > worker->in_flight[i].index;
+          // Shutdown leaves begun tasks to finish (as ThreadPool's does); terminate stops them.
+          if (!begun) {
+            quietly.push_back(worker->in_flight[i].task);
+          } else if (which == Cancel::all) {
+            loudly.push_back(worker->in_flight[i].task);
           }
         }
       }
     }
   }
-  for (RemoteResult* task : to_cancel) {
+  for (RemoteResult* task : quietly) {
     task->set_quiet_cancel();
     task->state().try_cancel();
   }
+  for (RemoteResult* task : loudly) task->state().try_cancel();
   wake_supervisor();
-  if (wait) {
-    std::lock_guard lock(join_mutex_);
-    if (supervisor_.joinable()) supervisor_.join();
-  }
 }
 
 bool ProcessPoolCore::shutdown_until(Clock::time_point deadline, bool cancel_pending) {
@@ -1022,6 +1043,7 @@ std::size_t worker_count(const ProcessPoolCore& core) noexcept { return core.siz
 bool is_closed(const ProcessPoolCore& core) noexcept { return core.closed(); }
 std::size_t max_message(const ProcessPoolCore& core) noexcept { return core.max_message(); }
 void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending) { core.shutdown(wait, cancel_pending); }
+void terminate(ProcessPoolCore& core) { core.terminate(); }
 bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending) {
   return core.shutdown_until(deadline, cancel_pending);
 }

@@ -435,7 +435,7 @@ TYPED_TEST(PoolTest, ShutdownWaitRunsEverythingAlreadySubmitted) {
         },
         counters.get()));
   }
-  pool.shutdown(true);
+  pool.shutdown();
   EXPECT_EQ(counters->finished.load(), 200);
   for (auto& f : futures) EXPECT_NO_THROW(f.get());
 }
@@ -453,7 +453,7 @@ TYPED_TEST(PoolTest, ShutdownCancelPendingCancelsQueuedTasksWhileBusy) {
   started->wait();
   std::vector<tandem::Future<int>> queued;
   for (int i = 0; i < 50; ++i) queued.push_back(pool.submit([] { return 2; }));
-  pool.shutdown(false, true);
+  pool.shutdown({.wait = false, .cancel_pending = true});
   release->open();
   EXPECT_EQ(running.get(), 1) << "the running task finishes";
   for (auto& f : queued) EXPECT_THROW(f.get(), tandem::CancelledError);
@@ -463,6 +463,9 @@ TYPED_TEST(PoolTest, ShutdownForGivesUpOnBusyWorkersAndSucceedsLater) {
   SharedBlock<Gate> gate;
   TypeParam pool(1);
   auto busy = pool.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(pool.shutdown_for(10s, {.wait = false})) << "told not to wait, it only looks";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_FALSE(pool.shutdown_for(20ms));
   EXPECT_TRUE(pool.closed());
   EXPECT_THROW(pool.submit([] {}), tandem::PoolClosed);

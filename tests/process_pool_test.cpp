@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "process_tree.hpp"
+#include "tandem/event.hpp"
 #include "shared_block.hpp"
 #include "tandem/process.hpp"
 
@@ -222,6 +223,40 @@ TEST(ProcessPoolIsolation, ATaskPastItsTimeoutIsStoppedAndTheOthersGoOn) {
   EXPECT_LT(took, 2s) << "the timeout fired late";
   for (int i = 0; i < 20; ++i) EXPECT_EQ(quick[static_cast<std::size_t>(i)].get(), i);
   EXPECT_EQ(pool.submit([] { return 5; }).get(), 5);
+}
+
+int wait_on(tandem::Event event, int x) {
+  event.wait();
+  return x;
+}
+
+// Python's Pool.terminate(): running tasks are stopped (their workers killed), queued ones
+// cancelled, and every worker is gone when it returns, where shutdown waits for running tasks.
+TEST(ProcessPoolLifecycle, TerminateStopsRunningTasksAndLeavesNoWorker) {
+  const auto before = descendant_pids();
+  tandem::ProcessPool pool(2);
+  tandem::Event never;
+  std::vector<tandem::Future<int>> running, queued;
+  for (int i = 0; i < 2; ++i) running.push_back(pool.submit(tandem::partial(&wait_on, never), i));
+  for (int i = 0; i < 10; ++i) queued.push_back(pool.submit([](int x) { return x; }, i));
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (!(running[0].running() && running[1].running()) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(running[0].running() && running[1].running());
+  const auto start = std::chrono::steady_clock::now();
+  pool.terminate();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  for (auto& f : running) EXPECT_THROW(f.get(), tandem::CancelledError);
+  for (auto& f : queued) {
+    EXPECT_TRUE(f.done());
+    if (!f.cancelled()) {
+      EXPECT_NO_THROW(f.get()) << "a queued task either ran before the terminate or was cancelled";
+    }
+  }
+  EXPECT_TRUE(pool.closed());
+  EXPECT_THROW(pool.submit([] { return 0; }), tandem::PoolClosed);
+  EXPECT_TRUE(new_descendants(before, true).empty()) << "no worker is left";
 }
 
 TEST(ProcessPoolIsolation, CancellingARunningTaskKillsAndReplacesItsWorker) {

@@ -306,14 +306,14 @@ TEST(ThreadPoolShutdown, TasksMayFanOutWhileThePoolDrains) {
     release.wait();
     return pool.submit([] { return 7; }).get();
   });
-  pool.shutdown(false);
+  pool.shutdown({.wait = false});
   release.count_down();
   EXPECT_EQ(parent.get_for(10s), 7);
 }
 
 TEST(ThreadPoolShutdown, ShutdownFromInsideATaskWithWaitIsAnError) {
   tandem::ThreadPool pool(2);
-  auto f = pool.submit([&] { pool.shutdown(true); });
+  auto f = pool.submit([&] { pool.shutdown(); });
   EXPECT_THROW(f.get(), tandem::Error);
 }
 
@@ -336,7 +336,7 @@ TEST(ThreadPoolStress, CancelPendingReachesTasksBeyondTheInjectionRing) {
   auto blocker = pool.submit([&] { release.wait(); });
   std::vector<tandem::Future<int>> futures;
   for (int i = 0; i < 10'000; ++i) futures.push_back(pool.submit([] { return 1; }));
-  pool.shutdown(false, true);
+  pool.shutdown({.wait = false, .cancel_pending = true});
   release.count_down();
   for (auto& f : futures) EXPECT_THROW(f.get(), tandem::CancelledError);
 }

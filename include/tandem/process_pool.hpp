@@ -60,6 +60,7 @@
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
 #include "tandem/partial.hpp"
+#include "tandem/shutdown.hpp"
 #include "tandem/start_method.hpp"
 
 namespace tandem {
@@ -109,6 +110,7 @@ std::size_t worker_count(const ProcessPoolCore& core) noexcept;
 bool is_closed(const ProcessPoolCore& core) noexcept;
 std::size_t max_message(const ProcessPoolCore& core) noexcept;
 void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending);
+void terminate(ProcessPoolCore& core);
 bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending);
 // True in a worker process of any ProcessPool.
 bool in_worker_process() noexcept;
@@ -213,15 +215,21 @@ class ProcessPool {
     return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
   }
 
-  // As ThreadPool::shutdown. cancel_pending also skips tasks queued in a worker's ring.
-  void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*core_, wait, cancel_pending); }
+  // Stops everything now, as Python's Pool.terminate(): closes the pool, cancels every task,
+  // kills the workers that are running one (their futures throw CancelledError, as do those of
+  // the tasks not begun), and returns once every worker has exited and been reaped.
+  void terminate() { detail::terminate(*core_); }
+  // As ThreadPool::shutdown. .cancel_pending also skips tasks queued in a worker's ring.
+  void shutdown(ShutdownOptions options = {}) { detail::shutdown(*core_, options.wait, options.cancel_pending); }
   template <class Rep, class Period>
-  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
-    return detail::shutdown_until(*core_, detail::deadline_after(timeout), cancel_pending);
+  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, ShutdownOptions options = {}) {
+    return detail::shutdown_until(*core_, options.wait ? detail::deadline_after(timeout) : detail::Clock::now(),
+                                  options.cancel_pending);
   }
   template <class Clock, class Duration>
-  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, bool cancel_pending = false) {
-    return detail::shutdown_until(*core_, detail::deadline_at(deadline), cancel_pending);
+  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, ShutdownOptions options = {}) {
+    return detail::shutdown_until(*core_, options.wait ? detail::deadline_at(deadline) : detail::Clock::now(),
+                                  options.cancel_pending);
   }
 
  private:

@@ -42,6 +42,7 @@
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
+#include "tandem/shutdown.hpp"
 
 namespace tandem {
 
@@ -152,20 +153,22 @@ class ThreadPool {
     return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
   }
 
-  // Stops accepting work (submit then throws PoolClosed). cancel_pending: queued tasks that have
-  // not started are cancelled (their futures throw CancelledError). wait: blocks until every
+  // Stops accepting work (submit then throws PoolClosed). .cancel_pending: queued tasks that have
+  // not started are cancelled (their futures throw CancelledError). .wait: blocks until every
   // worker has finished; otherwise returns at once and the destructor joins. Tasks already
   // running may still submit follow-up work while the pool drains. Idempotent.
-  void shutdown(bool wait = true, bool cancel_pending = false) { detail::shutdown(*scheduler_, wait, cancel_pending); }
-  // shutdown(wait = true) that gives up after `timeout` (at `deadline`): false if workers are
-  // still busy then (the pool stays closed; call again, or let the destructor join them).
+  void shutdown(ShutdownOptions options = {}) { detail::shutdown(*scheduler_, options.wait, options.cancel_pending); }
+  // shutdown() that gives up after `timeout` (at `deadline`): false if workers are still busy
+  // then (the pool stays closed; call again, or let the destructor join them).
   template <class Rep, class Period>
-  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, bool cancel_pending = false) {
-    return detail::shutdown_until(*scheduler_, detail::deadline_after(timeout), cancel_pending);
+  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, ShutdownOptions options = {}) {
+    return detail::shutdown_until(*scheduler_, options.wait ? detail::deadline_after(timeout) : detail::Clock::now(),
+                                  options.cancel_pending);
   }
   template <class Clock, class Duration>
-  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, bool cancel_pending = false) {
-    return detail::shutdown_until(*scheduler_, detail::deadline_at(deadline), cancel_pending);
+  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, ShutdownOptions options = {}) {
+    return detail::shutdown_until(*scheduler_, options.wait ? detail::deadline_at(deadline) : detail::Clock::now(),
+                                  options.cancel_pending);
   }
 
  private:
