@@ -316,15 +316,6 @@ std::exception_ptr Process::exception() const {
 
 namespace detail {
 
-void throw_body_cannot_travel(StartMethod method) {
-  throw Error(std::string("tandem::Process: StartMethod::") + std::string(to_string(method)) +
-              " starts a child that does not share this process's memory, so the callable and its arguments must "
-              "travel: a function pointer or a captureless lambda (C++ cannot see what a lambda captured), and "
-              "arguments that are trivially copyable without pointers, vectors or strings of such, or "
-              "cereal-serializable. Pass the state as arguments or bind it with tandem::partial(f, values...), or "
-              "use StartMethod::fork for this callable.");
-}
-
 void run_process_from_fds(int request_fd, int error_fd) {
   // Nothing of the server's or the spawning program's descriptors but these and stdio.
   close_descriptors_except({request_fd, error_fd});

@@ -561,7 +561,8 @@ TEST_F(Diagnostics, APoolThatFinishesTasksIsNotStalled) {
 
 // Runs `body` in a forked child that turns the diagnostics on in abort mode and sends its stderr
 // to a file; returns the child's exit code and what it printed.
-std::pair<int, std::string> run_in_aborting_child(void (*body)()) {
+template <void (*Body)()>
+std::pair<int, std::string> run_in_aborting_child() {
   char path[] = "/tmp/tandem-diagnostics-XXXXXX";
   const int fd = ::mkstemp(path);
   EXPECT_GE(fd, 0);
@@ -569,14 +570,14 @@ std::pair<int, std::string> run_in_aborting_child(void (*body)()) {
   tandem::diagnostics::disable();
   tandem::Process child(
       tandem::ProcessOptions{.start_method = tandem::StartMethod::fork},
-      [](std::string output, void (*run)()) {
+      [](std::string output) {
         const int out = ::open(output.c_str(), O_WRONLY | O_TRUNC);
         ::dup2(out, STDERR_FILENO);
         tandem::diagnostics::enable({.mode = tandem::diagnostics::Mode::abort, .watchdog_period = 50ms});
-        run();
+        Body();
         std::_Exit(0);
       },
-      std::string(path), body);
+      std::string(path));
   child.start();
   child.join();
   std::ifstream in(path);
@@ -604,7 +605,7 @@ void two_threads_that_deadlock() {
 }
 
 TEST(DiagnosticsAbort, AnInversionStopsTheProgramBeforeItHangs) {
-  const auto [code, printed] = run_in_aborting_child(two_threads_that_deadlock);
+  const auto [code, printed] = run_in_aborting_child<two_threads_that_deadlock>();
   EXPECT_EQ(code, -SIGABRT) << printed;
   EXPECT_NE(printed.find("tandem diagnostics: potential deadlock: lock order inversion between"), std::string::npos)
       << printed;
@@ -622,7 +623,7 @@ void deadlock_without_order_check() {
 }
 
 TEST(DiagnosticsAbort, ADeadlockStopsTheProgramWithTheReport) {
-  const auto [code, printed] = run_in_aborting_child(deadlock_without_order_check);
+  const auto [code, printed] = run_in_aborting_child<deadlock_without_order_check>();
   EXPECT_EQ(code, -SIGABRT) << printed;
   EXPECT_NE(printed.find("tandem diagnostics: deadlock: 2 agents wait for each other"), std::string::npos) << printed;
 }

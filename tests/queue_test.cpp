@@ -329,7 +329,8 @@ TEST(Queue, ScribbledSharedWordsNeverHoldABoundedCallPastItsDeadline) {
     // The slot records follow the state, at the next 64-byte boundary.
     std::byte* records = memory.data() + (sizeof(tandem::detail::Tagged<tandem::detail::QueueState>) + 63) / 64 * 64;
     scribbles[which](state, records);
-    tandem::Process child([queue]() mutable {
+    // Forked: the child checks the very queue the scribbles hit, not a handle decoded afresh.
+    tandem::Process child(tandem::ProcessOptions{.start_method = tandem::StartMethod::fork}, [](tandem::Queue<int> queue) {
       auto bounded = [](auto call) {
         const auto start = std::chrono::steady_clock::now();
         try {
@@ -343,7 +344,7 @@ TEST(Queue, ScribbledSharedWordsNeverHoldABoundedCallPastItsDeadline) {
       bounded([&] { (void)queue.try_get(); });
       bounded([&] { (void)queue.try_put(8); });
       std::_Exit(0);
-    });
+    }, queue);
     child.start();
     if (!child.join_for(20s)) {
       child.kill();

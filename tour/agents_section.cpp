@@ -26,14 +26,17 @@ double start_join_micros(int runs, Options... options) {
   return median(std::move(samples));
 }
 
-// Whether a write made by the agent is visible to the code that started it.
-template <class Agent>
-bool shares_memory() {
-  int value = 0;
-  Agent agent([&value] { value = 42; });
+int written_by_agent = 0;
+
+// Whether a write made by the agent is visible to the code that started it. A process is forked,
+// the start method that gives it a copy of this memory: the write goes to that copy.
+template <class Agent, class... Options>
+bool shares_memory(Options... options) {
+  written_by_agent = 0;
+  Agent agent(options..., [] { written_by_agent = 42; });
   agent.start();
   agent.join();
-  return value == 42;
+  return written_by_agent == 42;
 }
 
 }  // namespace
@@ -48,8 +51,8 @@ Section agents(const Options& options, Progress& progress) {
 
   progress.step("Thread start + join, " + std::to_string(runs) + " times");
   const double thread_us = start_join_micros<Thread>(runs);
-  progress.step("Process start + join, " + std::to_string(runs) + " times");
-  const double process_us = start_join_micros<Process>(runs);
+  progress.step("Process start + join by fork, " + std::to_string(runs) + " times");
+  const double process_us = start_join_micros<Process>(runs, ProcessOptions{.start_method = StartMethod::fork});
   const int slow_runs = runs / 5;  // spawn starts a whole program: fewer samples keep the tour short
   progress.step("Process start + join by forkserver, " + std::to_string(slow_runs) + " times");
   const double forkserver_us =
@@ -58,7 +61,7 @@ Section agents(const Options& options, Progress& progress) {
   const double spawn_us = start_join_micros<Process>(slow_runs, ProcessOptions{.start_method = StartMethod::spawn});
   progress.step("who sees whose memory");
   const bool thread_shares = shares_memory<Thread>();
-  const bool process_shares = shares_memory<Process>();
+  const bool process_shares = shares_memory<Process>(ProcessOptions{.start_method = StartMethod::fork});
 
   Table table{{"agent", "start + join (us)", "relative", "its write is seen by the starter"}, {}};
   table.rows.push_back({"tandem::Thread", fixed(thread_us, 1), times(1), thread_shares ? "yes" : "no"});

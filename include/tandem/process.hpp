@@ -9,19 +9,16 @@
 // signal, exitcode() is minus the signal number, as in Python. The child never runs this
 // process's atexit handlers or static destructors.
 //
-// How the child starts (ProcessOptions::start_method, see start_method.hpp):
-// - fork (the default): a copy of this process's memory as it is at start(); any callable works,
-//   captures of any type included. A fork copies only the calling thread: in a program that
-//   runs other threads, keep the child's work free of locks they may hold.
-// - forkserver / spawn: safe however many threads the program runs. The child does not share
-//   this process's memory, so the callable and its arguments must travel as to a ProcessPool:
-//   a function pointer or a captureless lambda (values as arguments or bound by tandem::partial),
-//   and arguments that are trivially copyable without addresses, vectors or strings of such, or
-//   cereal-serializable. Anything else makes
-//   the constructor throw tandem::Error (it cannot be told at compile time, since the method is
-//   chosen at run time). Both need tandem::init(argc, argv) at the top of main.
+// The callable and its arguments travel to the child as to a ProcessPool's worker, whatever the
+// start method: a function pointer or a captureless lambda (values as arguments or bound by
+// tandem::partial), and arguments that are trivially copyable without addresses, vectors or
+// strings of such, or cereal-serializable. Anything else does not compile, with a message that
+// says what to do: a capture would read memory the child may not have.
 //
-//   tandem::Process p(tandem::ProcessOptions{.start_method = tandem::StartMethod::forkserver}, work, 7);
+// How the child starts (ProcessOptions::start_method, see start_method.hpp): forkserver (the
+// default, as for the pools), spawn, or fork.
+//
+//   tandem::Process p(tandem::ProcessOptions{.start_method = tandem::StartMethod::spawn}, work, 7);
 //
 // Destruction: a started, non-daemon child is waited for; a daemon child is sent SIGTERM, then
 // SIGKILL after a second, and reaped. Either way no zombie remains.
@@ -50,7 +47,7 @@ namespace tandem {
 struct ProcessOptions {
   std::string name = {};  // as AgentOptions::name
   bool daemon = false;    // as AgentOptions::daemon
-  StartMethod start_method = StartMethod::fork;
+  StartMethod start_method = kDefaultStartMethod;
 };
 
 namespace detail {
@@ -73,25 +70,26 @@ void process_entry(ByteReader& in, ByteWriter&) {
 }
 
 template <class F, class... Args>
-inline constexpr bool kProcessBodyCanTravel = kCallableCanTravel<F> && (kCanTravel<Args> && ...);
-
-[[noreturn]] void throw_body_cannot_travel(StartMethod method);
-
-template <class F, class... Args>
 ProcessBody make_process_body(StartMethod method, F&& f, Args&&... args) {
-  if (method == StartMethod::fork) return {make_agent_body(std::forward<F>(f), std::forward<Args>(args)...), {}};
   using Fn = std::decay_t<F>;
-  if constexpr (kProcessBodyCanTravel<Fn, std::decay_t<Args>...>) {
-    static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>...>,
-                  "tandem::Process: the callable cannot be invoked with these arguments");
-    ByteWriter out;
-    out.write_raw(code_offset(reinterpret_cast<const void*>(&process_entry<Fn, std::decay_t<Args>...>)));
-    encode_callable(out, Fn(std::forward<F>(f)));
-    (encode<std::decay_t<Args>>(out, args), ...);
-    return {nullptr, std::vector<std::byte>(out.data(), out.data() + out.size())};
-  } else {
-    throw_body_cannot_travel(method);
-  }
+  static_assert(kCallableCanTravel<Fn>,
+                "tandem::Process: this callable cannot be sent to another process. C++ cannot see what a lambda "
+                "captured, and a captured reference, pointer or this would read memory the child may not have, so "
+                "only state the compiler can check travels: use a function pointer or a captureless lambda, and "
+                "pass the data as arguments, tandem::Process(f, args...), or bind it with tandem::partial(f, "
+                "values...).");
+  static_assert((kCanTravel<std::decay_t<Args>> && ...),
+                "tandem::Process: an argument type cannot travel between processes. Use a trivially copyable "
+                "type that holds no pointer, reference or view, a std::vector or std::string of such, a tandem "
+                "handle (Queue, Lock, SharedMemory...), or give the type a cereal serialize() function.");
+  static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>...>,
+                "tandem::Process: the callable cannot be invoked with these arguments");
+  if (method == StartMethod::fork) return {make_agent_body(std::forward<F>(f), std::forward<Args>(args)...), {}};
+  ByteWriter out;
+  out.write_raw(code_offset(reinterpret_cast<const void*>(&process_entry<Fn, std::decay_t<Args>...>)));
+  encode_callable(out, Fn(std::forward<F>(f)));
+  (encode<std::decay_t<Args>>(out, args), ...);
+  return {nullptr, std::vector<std::byte>(out.data(), out.data() + out.size())};
 }
 
 }  // namespace detail
@@ -104,9 +102,8 @@ class Process {
       : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
   template <class F, class... Args>
   Process(AgentOptions options, F&& f, Args&&... args)
-      : Process(ProcessOptions{std::move(options.name), options.daemon, StartMethod::fork}, std::forward<F>(f),
+      : Process(ProcessOptions{std::move(options.name), options.daemon, kDefaultStartMethod}, std::forward<F>(f),
                 std::forward<Args>(args)...) {}
-  // tandem::Error if the start method is not fork and the callable or an argument cannot travel.
   template <class F, class... Args>
   Process(ProcessOptions options, F&& f, Args&&... args)
       : Process(options, detail::make_process_body(options.start_method, std::forward<F>(f),

@@ -7,7 +7,7 @@
 //     ...
 //   }
 //
-// - forkserver (pools' default): a small server process is forked while the program still has one
+// - forkserver (the default): a small server process is forked while the program still has one
 //   thread (by init, or by the first pool if the program then has one thread); workers are
 //   forked from it. Safe however many threads the program runs later, and fast however much
 //   memory it has touched. Workers see the program as it was when the server started: globals
@@ -18,7 +18,9 @@
 //   the C library; your own locks and other libraries' are not).
 // - spawn: each worker is this program started afresh (/proc/self/exe), which init turns into a
 //   worker (or a Process's child). The slowest start; nothing of the parent's state is shared.
-// Pools default to forkserver; a Process to fork, the one method that runs any callable.
+// The pools and Process share one default, forkserver, the method that is safe in a program with
+// threads; whatever the method, the callable and its arguments travel as values (a capture does
+// not compile), so changing the method never changes what the child sees of its arguments.
 #pragma once
 
 #include <string_view>
@@ -26,6 +28,9 @@
 namespace tandem {
 
 enum class StartMethod { fork, forkserver, spawn };
+
+// What ProcessPoolOptions and ProcessOptions start with.
+inline constexpr StartMethod kDefaultStartMethod = StartMethod::forkserver;
 
 constexpr std::string_view to_string(StartMethod method) noexcept {
   switch (method) {
