@@ -336,3 +336,78 @@ TEST(Future, GetOnAnRvalueLeavesTheValueToOtherHandles) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<tandem::Future<int>> futures_of(std::vector<tandem::Promise<int>>& promises) {
+  std::vector<tandem::Future<int>> futures;
+  for (auto& promise : promises) futures.push_back(promise.get_future());
+  return futures;
+}
+
+TEST(Wait, ReturnsWhenTheFirstEndsWithAnExceptionAsPythonsFirstException) {
+  std::vector<tandem::Promise<int>> promises(3);
+  auto futures = futures_of(promises);
+  promises[0].set_value(1);
+  futures[2].cancel();  // a cancellation is not an exception
+  std::thread failer([&] {
+    std::this_thread::sleep_for(20ms);
+    promises[1].set_exception(std::make_exception_ptr(std::runtime_error("bad")));
+  });
+  auto [done, not_done] = tandem::wait(futures, tandem::ReturnWhen::first_exception);
+  failer.join();
+  ASSERT_EQ(done.size(), 3u);
+  EXPECT_TRUE(not_done.empty());
+  EXPECT_THROW(done[1].get(), std::runtime_error);
+
+  std::vector<tandem::Promise<int>> fine(2);
+  auto ok = futures_of(fine);
+  fine[0].set_value(1);
+  std::thread late([&] {
+    std::this_thread::sleep_for(20ms);
+    fine[1].set_value(2);
+  });
+  auto [all_done, none] = tandem::wait(ok, tandem::ReturnWhen::first_exception);
+  late.join();
+  EXPECT_EQ(all_done.size(), 2u) << "no exception: it returns when all are done";
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(Wait, FirstCompletedSplitsDoneFromNotDone) {
+  std::vector<tandem::Promise<int>> promises(3);
+  auto futures = futures_of(promises);
+  std::thread setter([&] {
+    std::this_thread::sleep_for(20ms);
+    promises[2].set_value(3);
+  });
+  auto [done, not_done] = tandem::wait(futures, tandem::ReturnWhen::first_completed);
+  setter.join();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].get(), 3);
+  EXPECT_EQ(not_done.size(), 2u);
+  EXPECT_EQ(not_done[0].id(), futures[0].id()) << "in the order of the input";
+  promises[0].set_value(1);
+  promises[1].set_value(2);
+  auto [every, nothing] = tandem::wait(futures);
+  EXPECT_EQ(every.size(), 3u);
+  EXPECT_TRUE(nothing.empty());
+}
+
+TEST(Wait, TheTimedFormsReturnWhatIsNotDoneAtTheLimit) {
+  std::vector<tandem::Promise<int>> promises(2);
+  auto futures = futures_of(promises);
+  promises[0].set_value(1);
+  const auto start = std::chrono::steady_clock::now();
+  auto [done, not_done] = tandem::wait_for(futures, 30ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+  EXPECT_EQ(done.size(), 1u);
+  EXPECT_EQ(not_done.size(), 1u);
+  auto [done_until, not_done_until] =
+      tandem::wait_until(futures, std::chrono::system_clock::now() + 10ms, tandem::ReturnWhen::all_completed);
+  EXPECT_EQ(not_done_until.size(), 1u);
+  const std::vector<tandem::Future<int>> none;
+  auto [empty_done, empty_not_done] = tandem::wait(none, tandem::ReturnWhen::first_completed);
+  EXPECT_TRUE(empty_done.empty() && empty_not_done.empty()) << "an empty range returns at once, as in Python";
+}
+
+}  // namespace

@@ -427,6 +427,77 @@ std::optional<std::size_t> wait_any_until(const Range& futures, std::chrono::tim
   return detail::wait_any_by(futures, detail::deadline_at(deadline));
 }
 
+// When tandem::wait returns, as Python's concurrent.futures.wait(return_when=...).
+enum class ReturnWhen { first_completed, first_exception, all_completed };
+
+// What tandem::wait returns: the futures split as Python's (done, not_done) pair, each in the
+// order of the input range.
+template <class R>
+struct DoneAndNotDone {
+  std::vector<Future<R>> done;
+  std::vector<Future<R>> not_done;
+};
+
+namespace detail {
+template <class Range>
+auto wait_by(const Range& futures, ReturnWhen when, Clock::time_point deadline) {
+  using F = std::ranges::range_value_t<Range>;
+  static_assert(IsFuture<F>::value, "tandem::wait takes a range of tandem::Future");
+  std::vector<F> all(std::ranges::begin(futures), std::ranges::end(futures));
+  // Each future reports its completion once (at once if it is done); the waiter counts them.
+  auto inbox = std::make_shared<Inbox<std::size_t>>();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    FutureAccess::state(all[i]).on_ready([weak = std::weak_ptr(inbox), i] {
+      if (const auto alive = weak.lock()) alive->push(i);
+    });
+  }
+  std::size_t completed = 0;
+  bool failed = false;
+  auto satisfied = [&] {
+    switch (when) {
+      case ReturnWhen::first_completed:
+        return completed > 0 || all.empty();
+      case ReturnWhen::first_exception:
+        return failed || completed == all.size();
+      case ReturnWhen::all_completed:
+        break;
+    }
+    return completed == all.size();
+  };
+  while (!satisfied()) {
+    if (inbox->empty()) run_one_here(all);
+    const std::optional<std::size_t> index = inbox->pop(deadline);
+    if (!index) break;
+    ++completed;
+    failed = failed || FutureAccess::state(all[*index]).phase() == kError;
+  }
+  DoneAndNotDone<typename F::value_type> split;
+  for (auto& future : all) (future.done() ? split.done : split.not_done).push_back(std::move(future));
+  return split;
+}
+}  // namespace detail
+
+// Waits for `futures` as Python's concurrent.futures.wait: until all are done (the default), the
+// first is done, or the first ends with an exception (a cancellation is none; or all are done). The
+// timed forms return when the limit comes too, with what is not done yet in not_done (as
+// Python's, they do not throw).
+//
+//   auto [done, not_done] = tandem::wait(futures, tandem::ReturnWhen::first_exception);
+template <std::ranges::input_range Range>
+auto wait(const Range& futures, ReturnWhen when = ReturnWhen::all_completed) {
+  return detail::wait_by(futures, when, detail::Clock::time_point::max());
+}
+template <std::ranges::input_range Range, class Rep, class Period>
+auto wait_for(const Range& futures, std::chrono::duration<Rep, Period> timeout,
+              ReturnWhen when = ReturnWhen::all_completed) {
+  return detail::wait_by(futures, when, detail::deadline_after(timeout));
+}
+template <std::ranges::input_range Range, class Clock, class Duration>
+auto wait_until(const Range& futures, std::chrono::time_point<Clock, Duration> deadline,
+                ReturnWhen when = ReturnWhen::all_completed) {
+  return detail::wait_by(futures, when, detail::deadline_at(deadline));
+}
+
 // The futures of a range in the order they complete, as an input range:
 //
 //   for (tandem::Future<int>& f : tandem::as_completed(futures)) use(f.get());
