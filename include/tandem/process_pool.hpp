@@ -26,8 +26,10 @@
 // an idle pool sleeps on futexes. A message larger than an eighth of a ring travels in a memory
 // file of its own instead (no size limit but memory; see docs/process_pool.md).
 //
-// The inherent difference from ThreadPool: a task runs on a copy of this process's memory, so
-// what it writes there stays in the worker. Results come back only through its return value.
+// The inherent difference from ThreadPool: a task runs in a process of its own, started by the
+// pool's start method (forkserver by default: the program as the fork server saw it, not this
+// process's memory now), so what it writes there stays in the worker. Results come back only
+// through its return value.
 //
 // Workers are forked from this process by a supervisor thread, so they start with a copy of the
 // program as it is when the pool (or a replacement worker) starts. They ignore SIGINT (Ctrl-C
