@@ -6,11 +6,11 @@
 //   tandem::Process worker([](tandem::Queue<std::string> q) { while (true) handle(q.get()); }, jobs);
 //   jobs.put("first");
 //
-// Items travel as to a ProcessPool (BRIEF §2): trivially copyable types and vectors or strings
-// of them as raw bytes, other types through cereal; a T that cannot travel is a compile-time
-// error. Each put copies the encoded item into a ring in shared memory and each get copies it
-// out: no feeder thread, no pipe, so a producer can always exit and nothing put is lost when
-// it does.
+// Items travel as to a ProcessPool (process_pool.hpp, "What travels"): trivially copyable types
+// and vectors or strings of them as raw bytes, other types through cereal; a T that cannot
+// travel is a compile-time error. Each put copies the encoded item into a ring in shared memory
+// and each get copies it out: no feeder thread, no pipe, so a producer can always exit and
+// nothing put is lost when it does.
 //
 // A Queue is a handle: copies are the same queue, and it reaches other agents as an argument or
 // by inheritance (any start method, pool tasks included). It holds QueueOptions::capacity_bytes
