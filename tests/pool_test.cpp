@@ -267,6 +267,19 @@ TYPED_TEST(PoolTest, StarmapUnpacksTuples) {
   EXPECT_EQ(pool.starmap(tandem::partial(&multiply_add, 100), pairs), (std::vector<int>{102, 112, 130}));
 }
 
+// Python's map(f, xs, ys): one element of each range per call, up to the shortest.
+TYPED_TEST(PoolTest, MapOverSeveralRangesZipsThem) {
+  TypeParam pool(2);
+  const std::vector<int> xs{1, 2, 3, 4};
+  const std::vector<int> ys{10, 20, 30};
+  EXPECT_EQ(pool.map(&multiply, xs, ys), (std::vector<int>{10, 40, 90}));
+  const std::vector<std::string> names{"a", "b", "c"};
+  EXPECT_EQ(pool.map([](int x, std::string name, int y) { return name + std::to_string(x + y); }, xs, names, ys),
+            (std::vector<std::string>{"a11", "b22", "c33"}));
+  EXPECT_TRUE(pool.map(&multiply, xs, std::vector<int>{}).empty());
+  EXPECT_EQ(pool.map([](int x) { return x + 1; }, xs, 2), (std::vector<int>{2, 3, 4, 5})) << "a chunksize is no range";
+}
+
 // What a task can carry besides its arguments: values bound with tandem::partial, checked and
 // encoded as arguments are (strings, vectors, nested structs, shared handles), on every pool.
 TYPED_TEST(PoolTest, APartialCarriesItsBoundValues) {

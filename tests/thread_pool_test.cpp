@@ -332,8 +332,14 @@ TEST(ThreadPoolStress, TasksQueuedBeyondTheInjectionRingAllRunInOrder) {
 
 TEST(ThreadPoolStress, CancelPendingReachesTasksBeyondTheInjectionRing) {
   tandem::ThreadPool pool(1);
-  std::latch release(1);
-  auto blocker = pool.submit([&] { release.wait(); });
+  std::latch started(1), release(1);
+  auto blocker = pool.submit([&] {
+    started.count_down();
+    release.wait();
+  });
+  // The worker must be inside the blocker: were the blocker still queued, the cancel would skip
+  // it and the worker could start the next tasks while the cancel is still walking the queue.
+  started.wait();
   std::vector<tandem::Future<int>> futures;
   for (int i = 0; i < 10'000; ++i) futures.push_back(pool.submit([] { return 1; }));
   pool.shutdown({.wait = false, .cancel_pending = true});

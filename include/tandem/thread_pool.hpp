@@ -39,6 +39,7 @@
 #include "tandem/detail/map_job.hpp"
 #include "tandem/detail/scheduler.hpp"
 #include "tandem/detail/task_result.hpp"
+#include "tandem/detail/zip.hpp"
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
@@ -107,6 +108,14 @@ class ThreadPool {
   template <class F, std::ranges::input_range Range>
   auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
     return map_by(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
+  }
+
+  // map over several ranges side by side, f taking one element of each (Python's map(f, xs, ys)),
+  // stopping at the end of the shortest. The ranges are read into tuples first, then starmap.
+  template <class F, std::ranges::input_range First, std::ranges::input_range Second,
+            std::ranges::input_range... More>
+  auto map(F&& f, First&& first, Second&& second, More&&... more) {
+    return starmap(std::forward<F>(f), detail::zip_to_tuples(first, second, more...));
   }
 
   // map with a timeout (a deadline): throws TimeoutError when the results are not all there
