@@ -386,3 +386,34 @@ TEST(ThreadPoolIdle, AnIdlePoolUsesAlmostNoCpu) {
 }
 
 }  // namespace
+
+namespace {
+
+// then(f) runs f on whichever thread completes the future; then(executor, f) runs it as a task
+// of the executor, so that a continuation never runs on a thread that holds what it needs.
+TEST(ThreadPoolThen, AContinuationGivenAnExecutorRunsThereNotOnTheCompletingThread) {
+  tandem::ThreadPool executor(1);
+  const auto pool_thread = executor.submit([] { return std::this_thread::get_id(); }).get();
+  tandem::Promise<int> promise;
+  auto future = promise.get_future();
+  auto inline_on = future.then([](int) { return std::this_thread::get_id(); });
+  auto on_pool = future.then(executor, [](int v) { return std::make_pair(v * 2, std::this_thread::get_id()); });
+  promise.set_value(21);  // completed here, on this thread
+  EXPECT_EQ(inline_on.get(), std::this_thread::get_id()) << "inline: on the completing thread";
+  const auto [value, ran_on] = on_pool.get();
+  EXPECT_EQ(value, 42);
+  EXPECT_EQ(ran_on, pool_thread) << "on the executor's worker";
+
+  tandem::Promise<int> failing;
+  auto skipped = failing.get_future().then(executor, [](int v) { return v; });
+  failing.set_exception(std::make_exception_ptr(std::runtime_error("no value")));
+  EXPECT_THROW(skipped.get(), std::runtime_error) << "the error passes on, as with then(f)";
+
+  tandem::Promise<int> late;
+  auto refused = late.get_future().then(executor, [](int v) { return v; });
+  executor.shutdown();
+  late.set_value(1);
+  EXPECT_THROW(refused.get(), tandem::PoolClosed) << "a closed executor refuses the continuation";
+}
+
+}  // namespace

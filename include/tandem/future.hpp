@@ -167,26 +167,42 @@ class Future {
     return done_exception();
   }
 
-  // Chains `f` to run when this future is done, on the thread that completes it (or at once,
-  // here, if it is done already). `f` takes either the done Future<R> itself (to see errors) or
-  // the value (`const R&`, or nothing for void); in the second form an exception or cancellation
-  // skips `f` and passes on to the returned future. Keep `f` short, or submit from it.
+  // Chains `f` to run when this future is done, inline: on the thread that completes it (or at
+  // once, here, if it is done already). `f` takes either the done Future<R> itself (to see
+  // errors) or the value (`const R&`, or nothing for void); in the second form an exception or
+  // cancellation skips `f` and passes on to the returned future. The completing thread may be
+  // any: a pool worker, or for a ProcessPool a thread that waits in an unrelated get() and reads
+  // the answer; an `f` that takes a lock that thread holds deadlocks it. Keep `f` short and
+  // lock-free, or give it an executor.
   template <class F>
   auto then(F f) const {
     using U = ThenResult<F>;
     Promise<U> promise;
     Future<U> next = promise.get_future();
     checked().on_ready([self = *this, promise = std::move(promise), f = std::move(f)]() mutable {
-      promise.set_from([&]() -> U {
-        if constexpr (std::is_invocable_v<F&, const Future<R>&>) {
-          return f(self);
-        } else if constexpr (std::is_void_v<R>) {
-          self.get();
-          return f();
-        } else {
-          return f(self.get());
-        }
-      });
+      promise.set_from([&]() -> U { return continue_with(self, f); });
+    });
+    return next;
+  }
+  // Like then(f), but `f` runs as a task of `executor` (a ThreadPool; anything whose submit(g)
+  // runs a callable g on threads of its own), never on the completing thread. If the executor
+  // refuses the task (PoolClosed after its shutdown), the returned future throws that.
+  //
+  //   auto report = pool.submit(load).then(ui_pool, [](const Data& d) { return render(d); });
+  template <class Executor, class F>
+    requires requires(Executor& executor) { executor.submit([] {}); }
+  auto then(Executor& executor, F f) const {
+    using U = ThenResult<F>;
+    auto promise = std::make_shared<Promise<U>>();
+    Future<U> next = promise->get_future();
+    checked().on_ready([self = *this, promise, f = std::move(f), &executor]() mutable {
+      try {
+        executor.submit([self, promise, f = std::move(f)]() mutable {
+          promise->set_from([&]() -> U { return continue_with(self, f); });
+        });
+      } catch (...) {
+        promise->set_exception(std::current_exception());
+      }
     });
     return next;
   }
@@ -224,6 +240,17 @@ class Future {
     return *state_.get();
   }
 
+  template <class F>
+  static decltype(auto) continue_with(const Future& self, F& f) {
+    if constexpr (std::is_invocable_v<F&, const Future<R>&>) {
+      return f(self);
+    } else if constexpr (std::is_void_v<R>) {
+      self.get();
+      return f();
+    } else {
+      return f(self.get());
+    }
+  }
   std::exception_ptr done_exception() const {
     const auto& state = *state_;
     if (state.phase() == detail::kCancelled) return detail::cancelled_error();
