@@ -40,11 +40,11 @@ void Barrier::enroll() {
   participant_entry(*state_);
 }
 
-Barrier::Barrier(std::uint32_t parties, const detail::RemoteCall& action, std::chrono::nanoseconds timeout)
+Barrier::Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout)
     : state_([&] {
         if (parties == 0) throw Error("Barrier: at least one party");
         if (timeout.count() < 0) throw Error("Barrier: a negative timeout");
-        return detail::SharedState<detail::BarrierState>::create(0, parties, timeout.count(), action.bytes());
+        return detail::SharedState<detail::BarrierState>::create(0, parties, timeout.count());
       }()) {
   enroll();
 }
@@ -57,7 +57,6 @@ std::uint32_t Barrier::wait() {
 std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
   detail::BarrierState& state = *state_;
   std::uint32_t round = 0, index = 0;
-  bool runs_action = false;
   {
     detail::BookkeepingGuard guard(state.mutex);
     if (state.broken) throw BrokenBarrier("Barrier: broken (reset() makes it usable again)");
@@ -65,18 +64,12 @@ std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
     if (auto* entry = participant_entry(state)) entry->last_round = round;
     index = state.arrived++;
     if (state.arrived == state.parties) {
-      if (state.action_size == 0) {
-        state.arrived = 0;
-        state.generation.fetch_add(1, std::memory_order_seq_cst);
-        detail::futex_wake_all(state.generation);
-        return index;
-      }
-      // While its action runs, this process counts as not arrived: if it dies, the round breaks.
-      if (auto* entry = participant_entry(state)) entry->last_round = detail::BarrierState::kNever;
-      runs_action = true;
+      state.arrived = 0;
+      state.generation.fetch_add(1, std::memory_order_seq_cst);
+      detail::futex_wake_all(state.generation);
+      return index;
     }
   }
-  if (runs_action) return trip_after_action(round, index);
   auto round_over = [&] { return state.generation.load(std::memory_order_acquire) != round; };
   auto sleep = [&](detail::Clock::time_point until) {
     const bool woken = detail::futex_wait(state.generation, round, std::min(until, detail::Clock::now() + detail::kLivenessCheckEvery));
@@ -95,30 +88,6 @@ std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
   if (state.last_broken_round == round) {
     throw BrokenBarrier("Barrier: broken while waiting (a participant died, a wait timed out, or abort/reset)");
   }
-  return index;
-}
-
-std::uint32_t Barrier::trip_after_action(std::uint32_t round, std::uint32_t index) {
-  detail::BarrierState& state = *state_;
-  std::exception_ptr failure;
-  try {
-    detail::RemoteCall::run({state.action, state.action_size});
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  detail::BookkeepingGuard guard(state.mutex);
-  if (auto* entry = participant_entry(state)) entry->last_round = round;
-  if (state.generation.load(std::memory_order_relaxed) != round) {
-    if (failure) std::rethrow_exception(failure);
-    throw BrokenBarrier("Barrier: broken while its action ran (a participant died, a wait timed out, or abort/reset)");
-  }
-  if (failure) {
-    break_round(state, round);
-    std::rethrow_exception(failure);  // the others get BrokenBarrier
-  }
-  state.arrived = 0;
-  state.generation.fetch_add(1, std::memory_order_seq_cst);
-  detail::futex_wake_all(state.generation);
   return index;
 }
 

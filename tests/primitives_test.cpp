@@ -3,12 +3,10 @@
 // left to hang its peers.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <stdexcept>
 #include <thread>
 
 #include "agent_kinds.hpp"
@@ -17,7 +15,6 @@
 #include "tandem/condition.hpp"
 #include "tandem/error.hpp"
 #include "tandem/event.hpp"
-#include "tandem/partial.hpp"
 #include "tandem/semaphore.hpp"
 #include "tandem/shared_memory.hpp"
 #include "tandem/value.hpp"
@@ -183,75 +180,6 @@ TEST_P(PrimitivesAcrossAgents, BarrierRoundsGiveDistinctIndices) {
   }
   EXPECT_EQ(meet.n_waiting(), 0u);
   EXPECT_FALSE(meet.broken());
-}
-
-void count_round(tandem::Value<int> rounds) {
-  rounds.with_lock([](int& n) { ++n; });
-}
-
-// Python's Barrier(parties, action): the last to arrive runs it, once per round, before anyone of
-// the round is released, whichever agent (thread or process) that is.
-TEST_P(PrimitivesAcrossAgents, BarrierActionRunsOncePerRoundBeforeTheRelease) {
-  constexpr int kRounds = 5;
-  tandem::Value<int> rounds(0);
-  tandem::Barrier meet(3, tandem::partial(&count_round, rounds));
-  tandem::Array<int> seen(3 * kRounds, -1);
-  auto take_part = [](tandem::Barrier b, tandem::Value<int> counted, tandem::Array<int> out, int agent) {
-    for (int round = 0; round < kRounds; ++round) {
-      b.wait_for(10s);
-      out.store(static_cast<std::size_t>(round * 3 + agent), counted.load());
-    }
-  };
-  TestAgent first(GetParam(), take_part, meet, rounds, seen, 1);
-  TestAgent second(GetParam(), take_part, meet, rounds, seen, 2);
-  take_part(meet, rounds, seen, 0);
-  first.join();
-  second.join();
-  EXPECT_EQ(rounds.load(), kRounds);
-  const auto values = seen.to_vector();
-  for (int i = 0; i < 3 * kRounds; ++i) {
-    EXPECT_GE(values[static_cast<std::size_t>(i)], i / 3 + 1) << "released before round " << i / 3 << "'s action ran";
-  }
-}
-
-void die_unless_in(long survivor) {
-  if (::getpid() != survivor) ::raise(SIGKILL);
-}
-
-TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenItsActionKillsTheAgentRunningIt) {
-  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
-  tandem::Barrier meet(2, tandem::partial(&die_unless_in, static_cast<long>(::getpid())));
-  TestAgent partner(GetParam(), [](tandem::Barrier b) {
-    // Arrives last, so that it runs the action (which kills it).
-    while (b.n_waiting() == 0) std::this_thread::sleep_for(1ms);
-    b.wait_for(30s);
-  }, meet);
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(meet.wait_for(30s), tandem::BrokenBarrier);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << "noticed, not timed out";
-  partner.join();
-  EXPECT_EQ(partner.exitcode(), -SIGKILL);
-}
-
-TEST(Barrier, AnActionThatThrowsReachesItsRunnerAndBreaksTheBarrier) {
-  tandem::Barrier meet(2, [] { throw std::runtime_error("action failed"); });
-  std::atomic<int> runner{0}, broken{0};
-  auto take_part = [&] {
-    try {
-      meet.wait_for(10s);
-    } catch (const tandem::BrokenBarrier&) {
-      ++broken;
-    } catch (const std::runtime_error& e) {
-      EXPECT_STREQ(e.what(), "action failed");
-      ++runner;
-    }
-  };
-  std::thread other(take_part);
-  take_part();
-  other.join();
-  EXPECT_EQ(runner.load(), 1);
-  EXPECT_EQ(broken.load(), 1);
-  EXPECT_TRUE(meet.broken());
 }
 
 TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenAParticipantDies) {

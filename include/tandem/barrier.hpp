@@ -11,15 +11,7 @@
 //   the round the others wait in. Every process that holds a copy of the barrier counts as a
 //   participant: it enrolls when it receives one (as an argument, by inheritance, or by copy);
 // - a wait times out (the barrier's own timeout, or wait_for's);
-// - abort() is called, or reset() while agents wait;
-// - the barrier's action (if given) throws: its exception reaches the agent that ran it.
-//
-// An action, as Python's Barrier(parties, action): a callable that the last agent to arrive runs
-// once per round, before any of the round's waiters is released. It travels as a pool task's
-// does (a function pointer or a captureless lambda, values bound by tandem::partial), since the
-// last to arrive may be any participant process:
-//
-//   tandem::Barrier step(4, tandem::partial([](tandem::Value<int> r) { r.with_lock([](int& n) { ++n; }); }, rounds));
+// - abort() is called, or reset() while agents wait.
 // A broken barrier stays broken until reset(). (Threads are not watched this way: a thread that
 // ends early leaves the others to their timeout.)
 //
@@ -34,7 +26,6 @@
 #include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
-#include "tandem/detail/remote_task.hpp"
 #include "tandem/detail/robust_mutex.hpp"
 #include "tandem/detail/shared_state.hpp"
 
@@ -45,10 +36,7 @@ struct BarrierState {
   static constexpr std::uint32_t kTag = 0x42415252;  // "BARR"
   static constexpr int kParticipantSlots = 64;
 
-  BarrierState(std::uint32_t count, std::int64_t timeout, std::span<const std::byte> action_bytes)
-      : parties(count), timeout_ns(timeout), mutex(RobustMutex::Kind::plain), action_size(static_cast<std::uint32_t>(action_bytes.size())) {
-    std::copy(action_bytes.begin(), action_bytes.end(), action);
-  }
+  BarrierState(std::uint32_t count, std::int64_t timeout) : parties(count), timeout_ns(timeout), mutex(RobustMutex::Kind::plain) {}
 
   const std::uint32_t parties;
   const std::int64_t timeout_ns;  // 0: none
@@ -57,9 +45,6 @@ struct BarrierState {
   std::uint32_t broken = 0;
   std::atomic<std::uint32_t> generation{0};  // the round; bumped when it ends, by trip or break
   std::uint32_t last_broken_round = UINT32_MAX;
-  // The action as RemoteCall bytes (none: 0). Written once, before any other process sees it.
-  const std::uint32_t action_size;
-  std::byte action[RemoteCall::kMaxBytes] = {};
   // Processes that hold the barrier, with the last round they arrived in (kNever before their
   // first): one that is dead without having arrived in the current round breaks it.
   static constexpr std::uint32_t kNever = UINT32_MAX;
@@ -73,13 +58,7 @@ struct BarrierState {
 class Barrier {
  public:
   // `parties` >= 1; `timeout` (zero: none) applies to every wait().
-  explicit Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero())
-      : Barrier(parties, detail::RemoteCall(), timeout) {}
-  // With an action that the last to arrive runs, once per round, before the round's release.
-  template <class F>
-    requires(!std::is_convertible_v<F, std::chrono::nanoseconds>)
-  Barrier(std::uint32_t parties, F action, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero())
-      : Barrier(parties, detail::RemoteCall(std::move(action)), timeout) {}
+  explicit Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
   // A copy enrolls the process that makes it (see above).
   Barrier(const Barrier& other) : state_(other.state_) { enroll(); }
   Barrier(Barrier&& other) : state_(std::move(other.state_)) { enroll(); }
@@ -118,9 +97,6 @@ class Barrier {
  private:
   friend struct detail::Traveller<Barrier>;
   explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) { enroll(); }
-  Barrier(std::uint32_t parties, const detail::RemoteCall& action, std::chrono::nanoseconds timeout);
-  // The last to arrive in `round`: runs the action outside the state's mutex, then trips.
-  std::uint32_t trip_after_action(std::uint32_t round, std::uint32_t index);
   void enroll();
   std::uint32_t wait_by(detail::Clock::time_point deadline);
   bool a_participant_died();
@@ -135,7 +111,6 @@ struct Traveller<Barrier> {
   static Barrier decode(ByteReader& in) {
     auto state = SharedState<BarrierState>::decode(in);
     if (state->parties == 0) throw_malformed("a Barrier handle with no parties");
-    if (state->action_size > RemoteCall::kMaxBytes) throw_malformed("a Barrier handle with an oversized action");
     return Barrier(std::move(state));
   }
 };

@@ -100,8 +100,7 @@ void map_entry(ByteReader& in, ByteWriter& out) {
 }
 
 // A callable without arguments kept as bytes, so that it can run in another process (a
-// ProcessPool's initializer runs in each worker, whatever its start method; a Barrier's action
-// runs in whichever participant arrives last).
+// ProcessPool's initializer runs in each worker, whatever its start method).
 class RemoteCall {
  public:
   static constexpr std::size_t kMaxBytes = 512;
@@ -111,17 +110,15 @@ class RemoteCall {
     requires(!std::is_same_v<std::decay_t<F>, RemoteCall>)
   RemoteCall(F f) {  // NOLINT: implicit, as std::function's, so that `options.initializer = [] {...}` reads naturally
     static_assert(kCallableCanTravel<F>,
-                  "tandem: this callable (a ProcessPoolOptions::initializer, a Barrier's action) runs in other "
-                  "processes, so it must travel there: a function pointer or a captureless lambda, with any values "
-                  "bound by tandem::partial(f, values...)");
-    static_assert(std::is_invocable_v<F&>,
-                  "tandem: a ProcessPoolOptions::initializer or a Barrier's action takes no arguments");
+                  "ProcessPoolOptions::initializer runs in the worker processes, so it must travel there: a "
+                  "function pointer or a captureless lambda, with any values bound by tandem::partial(f, values...)");
+    static_assert(std::is_invocable_v<F&>, "ProcessPoolOptions::initializer takes no arguments");
     ByteWriter out;
     out.write_raw(code_offset(reinterpret_cast<const void*>(&call_entry<F>)));
     encode_callable(out, f);
     if (out.size() > kMaxBytes) {
-      throw Error("tandem: the bound values of an initializer or a barrier action take " + std::to_string(out.size()) +
-                  " bytes encoded, more than the " + std::to_string(kMaxBytes) + " such a callable may carry");
+      throw Error("ProcessPoolOptions::initializer: its bound values take " + std::to_string(out.size()) +
+                  " bytes encoded, more than the " + std::to_string(kMaxBytes) + " an initializer may carry");
     }
     size_ = out.size();
     std::memcpy(bytes_, out.data(), size_);
