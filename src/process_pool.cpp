@@ -155,14 +155,21 @@ class ProcessPoolCore {
   // For the diagnostics' stall report: a worker is busy from the moment it begins a request
   // until it has served it.
   PoolActivity activity() {
-    PoolActivity now{"ProcessPool", options_.workers, 0, backlog_size_.load(std::memory_order_relaxed), 0};
+    std::uint64_t completed = 0;
+    const PoolStats now = stats(&completed);
+    return {"ProcessPool", now.workers, now.busy, now.queued, completed};
+  }
+  // `completed`, if given, gets the tasks finished by the workers alive now.
+  PoolStats stats(std::uint64_t* completed = nullptr) {
+    PoolStats now{options_.workers, 0, 0, backlog_size_.load(std::memory_order_relaxed)};
     std::lock_guard lock(mutex_);
     for (const auto& worker : workers_) {
+      if (worker->pid > 0) ++now.live;
       if (worker->shared == nullptr) continue;
       const std::uint64_t finished = worker->shared->finished.load(std::memory_order_acquire);
       const bool busy = worker->shared->started.load(std::memory_order_acquire) > finished;
       now.busy += busy ? 1 : 0;
-      now.completed += finished;
+      if (completed) *completed += finished;
       now.queued += worker->in_flight.size() - (busy && !worker->in_flight.empty() ? 1 : 0);
     }
     return now;
@@ -1041,6 +1048,7 @@ void submit_remote(ProcessPoolCore& core, const RequestSource& request, RemoteRe
 }
 std::size_t worker_count(const ProcessPoolCore& core) noexcept { return core.size(); }
 bool is_closed(const ProcessPoolCore& core) noexcept { return core.closed(); }
+PoolStats stats(ProcessPoolCore& core) { return core.stats(); }
 std::size_t max_message(const ProcessPoolCore& core) noexcept { return core.max_message(); }
 void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending) { core.shutdown(wait, cancel_pending); }
 void terminate(ProcessPoolCore& core) { core.terminate(); }

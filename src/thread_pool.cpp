@@ -130,6 +130,15 @@ class Scheduler final {
   bool is_current() const noexcept { return current_ == this; }
   bool has_initializer() const noexcept { return has_initializer_; }
 
+  PoolStats stats() const noexcept {
+    PoolStats now{slots_.size(), running_workers_.load(std::memory_order_acquire), 0, injection_.size_hint()};
+    for (const WorkerSlot& slot : slots_) {
+      now.busy += slot.busy.load(std::memory_order_relaxed) > 0 ? 1 : 0;
+      now.queued += slot.queue.size_hint();
+    }
+    return now;
+  }
+
  private:
   static void name_thread(const std::string& name, std::size_t index) {
     std::string full = name + "-" + std::to_string(index);
@@ -152,13 +161,10 @@ class Scheduler final {
   }
 
   PoolActivity activity() const {
-    PoolActivity now{"ThreadPool", slots_.size(), 0, injection_.size_hint(), 0};
-    for (const WorkerSlot& slot : slots_) {
-      now.busy += slot.busy.load(std::memory_order_relaxed) > 0 ? 1 : 0;
-      now.completed += slot.completed.load(std::memory_order_relaxed);
-      now.queued += slot.queue.size_hint();
-    }
-    return now;
+    const PoolStats now = stats();
+    std::uint64_t completed = 0;
+    for (const WorkerSlot& slot : slots_) completed += slot.completed.load(std::memory_order_relaxed);
+    return {"ThreadPool", now.workers, now.busy, now.queued, completed};
   }
 
   static void discard_all(TaskQueue& queue) {
@@ -324,6 +330,7 @@ std::size_t worker_count(const Scheduler& scheduler) noexcept { return scheduler
 bool is_closed(const Scheduler& scheduler) noexcept { return scheduler.closed(); }
 bool on_worker_of(const Scheduler& scheduler) noexcept { return scheduler.is_current(); }
 bool has_initializer(const Scheduler& scheduler) noexcept { return scheduler.has_initializer(); }
+PoolStats stats(const Scheduler& scheduler) noexcept { return scheduler.stats(); }
 void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending) { scheduler.stop(wait, cancel_pending); }
 bool shutdown_until(Scheduler& scheduler, Clock::time_point deadline, bool cancel_pending) {
   return scheduler.stop_until(deadline, cancel_pending);

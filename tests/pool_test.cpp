@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "shared_block.hpp"
+#include "tandem/executor.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/thread_pool.hpp"
 
@@ -31,13 +32,6 @@ constexpr int kManyTasks = 5'000;
 constexpr int kManyTasks = 50'000;
 #endif
 
-template <class Pool>
-struct Traits;
-template <>
-struct Traits<tandem::ThreadPool> {
-  using Options = tandem::ThreadPoolOptions;
-  static constexpr bool shares_memory = true;
-};
 // A ProcessPool whose workers start the way `Method` says.
 template <tandem::StartMethod Method>
 class ProcessPoolStarting : public tandem::ProcessPool {
@@ -56,11 +50,6 @@ class ProcessPoolStarting : public tandem::ProcessPool {
     options.start_method = Method;
     return options;
   }
-};
-template <tandem::StartMethod Method>
-struct Traits<ProcessPoolStarting<Method>> {
-  using Options = tandem::ProcessPoolOptions;
-  static constexpr bool shares_memory = false;
 };
 
 std::vector<int> iota_vector(int n) {
@@ -92,7 +81,7 @@ int global_value = 0;
 template <class Pool>
 class PoolTest : public ::testing::Test {
  protected:
-  using Options = typename Traits<Pool>::Options;
+  using Options = typename Pool::Options;
   static Options options(std::size_t workers) {
     Options options;
     options.workers = workers;
@@ -229,6 +218,29 @@ TYPED_TEST(PoolTest, MapAcceptsNonRandomAccessRangesAndAnyResultType) {
   EXPECT_EQ(pool.map([](int x) { return std::string(static_cast<std::size_t>(x), 'x'); }, numbers),
             (std::vector<std::string>{"x", "xx", "xxx", "xxxx"}));
   EXPECT_EQ(pool.map([](int x) { return x * 2; }, std::views::iota(0, 4)), (std::vector<int>{0, 2, 4, 6}));
+}
+
+// A result type without a default constructor: map, imap and submit take it on both pools, also
+// inside a vector (ProcessPool::map used to refuse it at compile time).
+struct Meters {
+  explicit Meters(double v) : value(v) {}
+  double value;
+  bool operator==(const Meters&) const = default;
+};
+
+TYPED_TEST(PoolTest, ResultsWithoutADefaultConstructorTravelLikeAnyOther) {
+  static_assert(!std::is_default_constructible_v<Meters>);
+  TypeParam pool(2);
+  const auto to_meters = [](int x) { return Meters(x * 0.5); };
+  const std::vector<Meters> expected{Meters(0), Meters(0.5), Meters(1), Meters(1.5), Meters(2)};
+  EXPECT_EQ(pool.map(to_meters, iota_vector(5)), expected);
+  EXPECT_EQ(pool.map(to_meters, iota_vector(5), 2), expected);
+  std::vector<Meters> streamed;
+  for (const Meters& m : pool.imap(to_meters, iota_vector(5))) streamed.push_back(m);
+  EXPECT_EQ(streamed, expected);
+  EXPECT_EQ(pool.submit(to_meters, 3).get(), Meters(1.5));
+  EXPECT_EQ(pool.submit([](int n) { return std::vector<Meters>(static_cast<std::size_t>(n), Meters(2)); }, 3).get(),
+            std::vector<Meters>(3, Meters(2)));
 }
 
 TYPED_TEST(PoolTest, MapOfVoidFunctionsVisitsEveryElementOnce) {
@@ -534,7 +546,7 @@ TYPED_TEST(PoolTest, ALongExceptionMessageArrivesWholeOrCutWithANote) {
     ADD_FAILURE() << "expected the task's exception";
   } catch (const std::runtime_error& e) {
     const std::string message = e.what();
-    if (Traits<TypeParam>::shares_memory) {
+    if (TypeParam::kSharesMemory) {
       EXPECT_EQ(message, std::string(10000, 'x'));
     } else {
       EXPECT_EQ(message, std::string(4096, 'x') + " [cut: 10000 bytes in all]");
@@ -542,12 +554,72 @@ TYPED_TEST(PoolTest, ALongExceptionMessageArrivesWholeOrCutWithANote) {
   }
 }
 
+// Code written once over tandem::Executor runs on every pool.
+static_assert(tandem::Executor<tandem::ThreadPool> && tandem::Executor<tandem::ProcessPool>);
+static_assert(!tandem::Executor<int> && !tandem::Executor<std::vector<int>>);
+
+template <tandem::Executor Pool>
+std::vector<int> sum_of_squares_by_row(Pool& pool, const std::vector<std::vector<int>>& rows) {
+  auto squares = pool.map(+[](std::vector<int> row) {
+    int sum = 0;
+    for (int x : row) sum += x * x;
+    return sum;
+  }, rows);
+  std::vector<int> doubled;
+  for (int x : pool.imap(+[](int x) { return 2 * x; }, squares)) doubled.push_back(x);
+  return doubled;
+}
+
+TYPED_TEST(PoolTest, AFunctionWrittenOverExecutorRunsOnEveryPool) {
+  TypeParam pool(2);
+  EXPECT_EQ(sum_of_squares_by_row(pool, {{1, 2}, {3}, {}}), (std::vector<int>{10, 18, 0}));
+}
+
+// stats(): busy and queued follow the work; live follows the workers.
+TYPED_TEST(PoolTest, StatsSeeLiveBusyAndQueuedWork) {
+  SharedBlock<Gate> release;
+  SharedBlock<Counters> counters;
+  TypeParam pool(2);
+  tandem::PoolStats idle = pool.stats();
+  EXPECT_EQ(idle.workers, 2u);
+  EXPECT_EQ(idle.live, 2u);
+  EXPECT_EQ(idle.busy, 0u);
+  EXPECT_EQ(idle.queued, 0u);
+  auto blocker = [](SharedHandle<Counters> c, SharedHandle<Gate> r) {
+    c->started++;
+    r->wait();
+  };
+  std::vector<tandem::Future<void>> tasks;
+  for (int i = 0; i < 5; ++i) tasks.push_back(pool.submit(blocker, counters.get(), release.get()));
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  tandem::PoolStats busy = pool.stats();
+  while ((busy.busy < 2 || counters->started.load() < 2) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+    busy = pool.stats();
+  }
+  EXPECT_EQ(busy.busy, 2u);
+  EXPECT_EQ(busy.queued, 3u) << "five tasks, two running";
+  EXPECT_EQ(busy.live, 2u);
+  release->open();
+  for (auto& task : tasks) task.get();
+  tandem::PoolStats after = pool.stats();
+  while (after.busy != 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+    after = pool.stats();
+  }
+  EXPECT_EQ(after.busy, 0u);
+  EXPECT_EQ(after.queued, 0u);
+  pool.shutdown();
+  EXPECT_EQ(pool.stats().live, 0u) << "a pool shut down has no workers";
+  EXPECT_EQ(pool.stats().workers, 2u) << "the configured count stays";
+}
+
 // The inherent difference: a thread writes the caller's memory, a process writes its own copy.
 TYPED_TEST(PoolTest, OnlyThreadsShareTheCallersMemory) {
   TypeParam pool(1);
   global_value = 1;
   pool.submit([] { global_value = 2; }).get();
-  EXPECT_EQ(global_value, Traits<TypeParam>::shares_memory ? 2 : 1);
+  EXPECT_EQ(global_value, TypeParam::kSharesMemory ? 2 : 1);
   EXPECT_EQ(pool.submit([] { return global_value; }).get(), 2) << "the worker sees its own write";
   global_value = 0;
 }

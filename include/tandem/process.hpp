@@ -81,7 +81,7 @@ ProcessBody make_process_body(StartMethod method, F&& f, Args&&... args) {
   static_assert((kCanTravel<std::decay_t<Args>> && ...),
                 "tandem::Process: an argument type cannot travel between processes. Use a trivially copyable "
                 "type that holds no pointer, reference or view, a std::vector or std::string of such, a tandem "
-                "handle (Queue, Lock, SharedMemory...), or give the type a cereal serialize() function.");
+                "handle (Queue, Lock, SharedMemory...), or give the type a cereal serialize() function and a default constructor.");
   static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>...>,
                 "tandem::Process: the callable cannot be invoked with these arguments");
   if (method == StartMethod::fork) return {make_agent_body(std::forward<F>(f), std::forward<Args>(args)...), {}};

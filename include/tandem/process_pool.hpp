@@ -31,8 +31,8 @@
 // process's memory now), so what it writes there stays in the worker. Results come back only
 // through its return value.
 //
-// Workers are forked from this process by a supervisor thread, so they start with a copy of the
-// program as it is when the pool (or a replacement worker) starts. They ignore SIGINT (Ctrl-C
+// A supervisor thread of this process starts the workers (and their replacements) by the start
+// method, and watches them. They ignore SIGINT (Ctrl-C
 // stops the parent, whose death kills them within moments), die with the parent (even on
 // SIGKILL), inherit no file descriptors besides stdin, stdout and stderr, and are reaped.
 #pragma once
@@ -56,14 +56,13 @@
 
 #include "tandem/cpu.hpp"
 #include "tandem/detail/codec.hpp"
+#include "tandem/detail/pool_surface.hpp"
 #include "tandem/detail/remote_task.hpp"
 #include "tandem/detail/task_result.hpp"
-#include "tandem/detail/zip.hpp"
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
 #include "tandem/partial.hpp"
-#include "tandem/shutdown.hpp"
 #include "tandem/start_method.hpp"
 
 namespace tandem {
@@ -111,6 +110,7 @@ struct RequestSource {
 void submit_remote(ProcessPoolCore& core, const RequestSource& request, RemoteResult* task);
 std::size_t worker_count(const ProcessPoolCore& core) noexcept;
 bool is_closed(const ProcessPoolCore& core) noexcept;
+PoolStats stats(ProcessPoolCore& core);
 std::size_t max_message(const ProcessPoolCore& core) noexcept;
 void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending);
 void terminate(ProcessPoolCore& core);
@@ -136,14 +136,18 @@ void check_value() {
   static_assert(kCanTravel<T>,
                 "ProcessPool: an argument or result type cannot travel between processes. Use a trivially "
                 "copyable type that holds no pointer, reference or view (std::string_view, std::span), not even "
-                "in a field; a std::vector or std::string of such; or a type with a cereal serialize() function "
-                "(and include the cereal/types/ header for the std containers it uses).");
+                "in a field; a std::vector or std::string of such; or a type with a cereal serialize() function and a "
+                "default constructor (and include the cereal/types/ header for the std containers it uses).");
 }
 
 }  // namespace detail
 
-class ProcessPool {
+class ProcessPool : public detail::PoolSurface<ProcessPool> {
  public:
+  using Options = ProcessPoolOptions;
+  // Tasks run in worker processes: what they write stays there; results come back by value.
+  static constexpr bool kSharesMemory = false;
+
   // cpu_count() workers.
   ProcessPool() : ProcessPool(ProcessPoolOptions{}) {}
   explicit ProcessPool(std::size_t workers) : ProcessPool(options_with(workers)) {}
@@ -156,6 +160,10 @@ class ProcessPool {
 
   std::size_t size() const noexcept { return detail::worker_count(*core_); }
   bool closed() const noexcept { return detail::is_closed(*core_); }
+  // map, map_for, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
+  // on both pools, documented once in detail/pool_surface.hpp. Here shutdown's .cancel_pending
+  // also skips the tasks queued in a worker's ring, and map_for's late chunks finish in their
+  // workers, whose results are dropped.
 
   // Runs f(args...) in a worker process (see the header comment for what may travel). If `f`
   // accepts a std::stop_token first, it gets one that never fires: cancel() of a running task
@@ -173,79 +181,24 @@ class ProcessPool {
     return send<detail::RemoteState<R>, R>(request);
   }
 
-  // f applied to every element, results in input order. Blocks until done; the first exception
-  // cancels the chunks not yet started and is rethrown. `chunksize` 0 picks one (about 8 chunks
-  // per worker, fewer if a chunk would not fit a ring).
-  template <class F, std::ranges::input_range Range>
-  auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
-  }
-
-  // map over several ranges side by side, f taking one element of each (Python's map(f, xs, ys)),
-  // stopping at the end of the shortest. The ranges are read into tuples first, then starmap.
-  template <class F, std::ranges::input_range First, std::ranges::input_range Second,
-            std::ranges::input_range... More>
-  auto map(F&& f, First&& first, Second&& second, More&&... more) {
-    return starmap(std::forward<F>(f), detail::zip_to_tuples(first, second, more...));
-  }
-
-  // map with a timeout (a deadline): throws TimeoutError when the results are not all there in
-  // `timeout` (by `deadline`); the chunks not finished by then are cancelled (their workers keep running the one they have,
-  // whose result is dropped).
-  template <class F, std::ranges::input_range Range, class Rep, class Period>
-  auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Clock, class Duration>
-  auto map_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::deadline_at(deadline), chunksize);
-  }
-
-  // map over tuples, each unpacked into f's arguments (Python's starmap).
-  template <class F, std::ranges::input_range Range>
-  auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Rep, class Period>
-  auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_for(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), timeout, chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Clock, class Duration>
-  auto starmap_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
-    return map_until(detail::Unpacking<std::decay_t<F>>{f}, std::forward<Range>(range), deadline, chunksize);
-  }
-
-  // Lazy, ordered map (see ThreadPool::imap): reads the input a bounded window ahead.
-  template <class F, std::ranges::input_range Range>
-  auto imap(F&& f, Range&& range, std::size_t chunksize = 1) {
-    return make_imap<true>(std::forward<F>(f), std::forward<Range>(range), chunksize);
-  }
-  // Like imap, but results come in completion order.
-  template <class F, std::ranges::input_range Range>
-  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1) {
-    return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
-  }
-
   // Stops everything now, as Python's Pool.terminate(): closes the pool, cancels every task,
   // kills the workers that are running one (their futures throw CancelledError, as do those of
   // the tasks not begun), and returns once every worker has exited and been reaped.
   void terminate() { detail::terminate(*core_); }
-  // As ThreadPool::shutdown. .cancel_pending also skips tasks queued in a worker's ring.
-  void shutdown(ShutdownOptions options = {}) { detail::shutdown(*core_, options.wait, options.cancel_pending); }
-  template <class Rep, class Period>
-  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, ShutdownOptions options = {}) {
-    return detail::shutdown_until(*core_, options.wait ? detail::deadline_after(timeout) : detail::Clock::now(),
-                                  options.cancel_pending);
-  }
-  template <class Clock, class Duration>
-  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, ShutdownOptions options = {}) {
-    return detail::shutdown_until(*core_, options.wait ? detail::deadline_at(deadline) : detail::Clock::now(),
-                                  options.cancel_pending);
-  }
-
  private:
   template <class Pool, class R, class View, class F, bool Ordered>
   friend class ImapStream;
+  friend class detail::PoolSurface<ProcessPool>;
+
+  void stop(bool wait, bool cancel_pending) { detail::shutdown(*core_, wait, cancel_pending); }
+  bool stop_until(detail::Clock::time_point deadline, bool cancel_pending) {
+    return detail::shutdown_until(*core_, deadline, cancel_pending);
+  }
+  PoolStats activity() const { return detail::stats(*core_); }
+  template <class F>
+  static auto unpacking(F& f) {
+    return detail::Unpacking<std::decay_t<F>>{f};
+  }
 
   static ProcessPoolOptions options_with(std::size_t workers) {
     ProcessPoolOptions options;
@@ -338,8 +291,6 @@ class ProcessPool {
     detail::check_callable<Fn>();
     detail::check_value<T>();
     using R = std::invoke_result_t<Fn&, T&>;
-    static_assert(std::is_void_v<R> || std::is_default_constructible_v<R>,
-                  "ProcessPool::map: the result type must be default-constructible");
     detail::check_value<R>();
     const std::size_t n = items.size();
     if (chunksize == 0) chunksize = auto_chunksize<T, R>(n);
@@ -406,6 +357,11 @@ class ProcessPool {
       out.resize(n);  // it was allocated with at least one element, also for an empty input
       if constexpr (std::is_same_v<R, bool>) {
         return std::vector<bool>(out.begin(), out.end());
+      } else if constexpr (!std::is_same_v<detail::MapSlot<R>, R>) {
+        std::vector<R> results;
+        results.reserve(n);
+        for (const auto& slot : out) results.push_back(detail::ByteReader::load_raw<R>(slot.bytes));
+        return results;
       } else {
         return out;
       }

@@ -70,7 +70,7 @@ template <class T>
 class Queue {
   static_assert(detail::kCanTravel<T>,
                 "tandem::Queue<T>: an argument or result type cannot travel between processes: use a trivially "
-                "copyable type, a std::vector or std::string of such, or give T a cereal serialize() function");
+                "copyable type, a std::vector or std::string of such, or give T a cereal serialize() function and a default constructor");
 
  public:
   Queue() : Queue(QueueOptions{}) {}

@@ -37,9 +37,9 @@
 
 #include "tandem/cpu.hpp"
 #include "tandem/detail/map_job.hpp"
+#include "tandem/detail/pool_surface.hpp"
 #include "tandem/detail/scheduler.hpp"
 #include "tandem/detail/task_result.hpp"
-#include "tandem/detail/zip.hpp"
 #include "tandem/error.hpp"
 #include "tandem/future.hpp"
 #include "tandem/imap_stream.hpp"
@@ -69,8 +69,12 @@ inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
 
 }  // namespace detail
 
-class ThreadPool {
+class ThreadPool : public detail::PoolSurface<ThreadPool> {
  public:
+  using Options = ThreadPoolOptions;
+  // Tasks run in this process: they see (and may race on) its memory.
+  static constexpr bool kSharesMemory = true;
+
   // cpu_count() workers.
   ThreadPool() : ThreadPool(ThreadPoolOptions{}) {}
   explicit ThreadPool(std::size_t workers) : ThreadPool(options_with(workers)) {}
@@ -82,6 +86,8 @@ class ThreadPool {
 
   std::size_t size() const noexcept { return detail::worker_count(*scheduler_); }
   bool closed() const noexcept { return detail::is_closed(*scheduler_); }
+  // map, map_for, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
+  // on both pools, documented once in detail/pool_surface.hpp.
 
   // Runs f(args...) on a worker. `f` and `args` are decay-copied (move-only ones are moved in)
   // and invoked as rvalues, like std::thread. If `f` accepts a std::stop_token first, it gets
@@ -102,87 +108,16 @@ class ThreadPool {
     return detail::FutureAccess::make(detail::StateRef<detail::State<R>>(task.release()));
   }
 
-  // f applied to every element, results in input order, in one vector. Blocks until done; the
-  // first exception stops the remaining chunks and is rethrown. `chunksize` 0 picks one (about
-  // 8 chunks per worker). The range is read in place when random-access and sized, else copied.
-  template <class F, std::ranges::input_range Range>
-  auto map(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::Clock::time_point::max(), chunksize);
-  }
-
-  // map over several ranges side by side, f taking one element of each (Python's map(f, xs, ys)),
-  // stopping at the end of the shortest. The ranges are read into tuples first, then starmap.
-  template <class F, std::ranges::input_range First, std::ranges::input_range Second,
-            std::ranges::input_range... More>
-  auto map(F&& f, First&& first, Second&& second, More&&... more) {
-    return starmap(std::forward<F>(f), detail::zip_to_tuples(first, second, more...));
-  }
-
-  // map with a timeout (a deadline): throws TimeoutError when the results are not all there
-  // within `timeout` (by `deadline`), at that moment. The chunks not yet started are then cancelled; those running
-  // finish in the background and their results are dropped (a thread cannot be stopped). So that
-  // they touch nothing of yours, map_for works on its own copies of the input and of `f`.
-  template <class F, std::ranges::input_range Range, class Rep, class Period>
-  auto map_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Clock, class Duration>
-  auto map_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
-    return map_by(f, std::forward<Range>(range), detail::deadline_at(deadline), chunksize);
-  }
-
-  // map over tuples, each unpacked into f's arguments (Python's starmap).
-  template <class F, std::ranges::input_range Range>
-  auto starmap(F&& f, Range&& range, std::size_t chunksize = 0) {
-    return map(unpacking(f), std::forward<Range>(range), chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Rep, class Period>
-  auto starmap_for(F&& f, Range&& range, std::chrono::duration<Rep, Period> timeout, std::size_t chunksize = 0) {
-    return starmap_until(std::forward<F>(f), std::forward<Range>(range), detail::deadline_after(timeout), chunksize);
-  }
-  template <class F, std::ranges::input_range Range, class Clock, class Duration>
-  auto starmap_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
-    // A copy of f: chunks still running after a timeout outlive the caller's f.
-    return map_until([f = std::decay_t<F>(f)](auto&& args) { return std::apply(f, std::forward<decltype(args)>(args)); },
-                     std::forward<Range>(range), deadline, chunksize);
-  }
-
-  // Lazy, ordered map: an input range whose elements are f(x) in input order. The input is read
-  // only as far as a bounded window ahead of the consumer (2 x workers + 2 chunks), so endless
-  // ranges work. An exception surfaces when its element is reached. Keep the returned stream in
-  // place (it is not movable) and do not let it outlive the pool or a borrowed input range.
-  template <class F, std::ranges::input_range Range>
-  auto imap(F&& f, Range&& range, std::size_t chunksize = 1) {
-    return make_imap<true>(std::forward<F>(f), std::forward<Range>(range), chunksize);
-  }
-
-  // Like imap, but results come in completion order.
-  template <class F, std::ranges::input_range Range>
-  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1) {
-    return make_imap<false>(std::forward<F>(f), std::forward<Range>(range), chunksize);
-  }
-
-  // Stops accepting work (submit then throws PoolClosed). .cancel_pending: queued tasks that have
-  // not started are cancelled (their futures throw CancelledError). .wait: blocks until every
-  // worker has finished; otherwise returns at once and the destructor joins. Tasks already
-  // running may still submit follow-up work while the pool drains. Idempotent.
-  void shutdown(ShutdownOptions options = {}) { detail::shutdown(*scheduler_, options.wait, options.cancel_pending); }
-  // shutdown() that gives up after `timeout` (at `deadline`): false if workers are still busy
-  // then (the pool stays closed; call again, or let the destructor join them).
-  template <class Rep, class Period>
-  bool shutdown_for(std::chrono::duration<Rep, Period> timeout, ShutdownOptions options = {}) {
-    return detail::shutdown_until(*scheduler_, options.wait ? detail::deadline_after(timeout) : detail::Clock::now(),
-                                  options.cancel_pending);
-  }
-  template <class Clock, class Duration>
-  bool shutdown_until(std::chrono::time_point<Clock, Duration> deadline, ShutdownOptions options = {}) {
-    return detail::shutdown_until(*scheduler_, options.wait ? detail::deadline_at(deadline) : detail::Clock::now(),
-                                  options.cancel_pending);
-  }
-
  private:
   template <class Pool, class R, class View, class F, bool Ordered>
   friend class ImapStream;
+  friend class detail::PoolSurface<ThreadPool>;
+
+  void stop(bool wait, bool cancel_pending) { detail::shutdown(*scheduler_, wait, cancel_pending); }
+  bool stop_until(detail::Clock::time_point deadline, bool cancel_pending) {
+    return detail::shutdown_until(*scheduler_, deadline, cancel_pending);
+  }
+  PoolStats activity() const { return detail::stats(*scheduler_); }
 
   template <bool Ordered, class F, class Range>
   auto make_imap(F&& f, Range&& range, std::size_t chunksize);

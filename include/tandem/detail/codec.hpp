@@ -140,7 +140,7 @@ void encode(ByteWriter& out, const T& value) {
   static_assert(kCanTravel<T>,
                 "This type cannot travel to another process: use a trivially copyable type holding no pointer, "
                 "reference or view (also in a field), a std::vector or std::string of such, or give the type a "
-                "cereal serialize() function "
+                "cereal serialize() function and a default constructor "
                 "(https://uscilab.github.io/cereal/) and include the cereal/types/ header it needs.");
   if constexpr (TravelsByHandle<T>) {
     Traveller<T>::encode(out, value);
@@ -187,8 +187,13 @@ T decode(ByteReader& in) {
     const auto count = in.read_raw<std::uint64_t>();
     if (count > in.left() / sizeof(Element)) throw_malformed("a sequence is longer than its message");
     T value;
-    value.resize(static_cast<std::size_t>(count));
-    in.read(value.data(), static_cast<std::size_t>(count) * sizeof(Element));
+    if constexpr (std::is_default_constructible_v<Element>) {
+      value.resize(static_cast<std::size_t>(count));
+      in.read(value.data(), static_cast<std::size_t>(count) * sizeof(Element));
+    } else {
+      value.reserve(static_cast<std::size_t>(count));
+      for (std::uint64_t i = 0; i < count; ++i) value.push_back(in.read_raw<Element>());
+    }
     return value;
   } else {
     T value;

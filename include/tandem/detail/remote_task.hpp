@@ -249,10 +249,19 @@ class RemoteState final : public RemoteStateOf<R> {
   }
 };
 
-// Where map stores a result: vector<bool> packs bits, so bools are gathered as bytes first.
-// (A void map stores nothing; its slots are placeholders.)
+// The bytes of a trivially copyable R that has no default constructor: map allocates its output
+// before results arrive, and the bytes are the value once they have (implicit-lifetime type).
 template <class R>
-using MapSlot = std::conditional_t<std::is_same_v<R, bool> || std::is_void_v<R>, unsigned char, R>;
+struct alignas(R) ResultBytes {
+  std::byte bytes[sizeof(R)];
+};
+
+// Where map stores a result: vector<bool> packs bits, so bools are gathered as bytes first, as
+// are results without a default constructor. (A void map stores nothing; its slots are
+// placeholders.)
+template <class R>
+using MapSlot = std::conditional_t<std::is_same_v<R, bool> || std::is_void_v<R>, unsigned char,
+                                   std::conditional_t<std::is_default_constructible_v<R>, R, ResultBytes<R>>>;
 
 // One chunk of ProcessPool::map: decodes its results straight into the caller's output vector,
 // at `offset` from `*base`. The caller allocates that vector after sending its first chunks, so

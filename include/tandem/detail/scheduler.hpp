@@ -9,6 +9,7 @@
 #include <string>
 
 #include "tandem/detail/future_state.hpp"
+#include "tandem/pool_stats.hpp"
 
 namespace tandem::detail {
 
@@ -32,6 +33,7 @@ bool is_closed(const Scheduler& scheduler) noexcept;
 // True on a worker thread of `scheduler`.
 bool on_worker_of(const Scheduler& scheduler) noexcept;
 bool has_initializer(const Scheduler& scheduler) noexcept;
+PoolStats stats(const Scheduler& scheduler) noexcept;
 void shutdown(Scheduler& scheduler, bool wait, bool cancel_pending);
 // Closes, then waits for the workers until `deadline`; false if some are still running then.
 bool shutdown_until(Scheduler& scheduler, Clock::time_point deadline, bool cancel_pending);
