@@ -147,8 +147,13 @@ TEST(Synchronized, TheDataIsReachableOnlyThroughTheLock) {
   EXPECT_EQ(number.copy(), 7);
 }
 
+// Where the data lives is in the type: the default reaches processes, Sharing::threads does not.
+static_assert(tandem::detail::kCanTravel<tandem::Synchronized<int>>);
+static_assert(!tandem::detail::kCanTravel<tandem::Synchronized<int, tandem::Sharing::threads>>);
+static_assert(!tandem::detail::kCanTravel<tandem::Synchronized<std::vector<std::string>, tandem::Sharing::threads>>);
+
 TEST(Synchronized, AnyTypeBetweenThreads) {
-  tandem::Synchronized<std::vector<std::string>> words;
+  tandem::Synchronized<std::vector<std::string>, tandem::Sharing::threads> words;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([words, t]() mutable {

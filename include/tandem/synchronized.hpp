@@ -1,15 +1,20 @@
 // Synchronized<T>: a T fused with its lock, reachable only while the lock is held (folly's
 // Synchronized), so unguarded access cannot be written by accident.
 //
-//   tandem::Synchronized<Account> account;
+//   tandem::Synchronized<Account> account;                       // threads and processes
 //   account.with_lock([](Account& a) { a.balance += 10; });
 //   { auto locked = account.lock(); locked->balance -= 5; }   // unlocked at the end of scope
+//   tandem::Synchronized<std::vector<std::string>, tandem::Sharing::threads> names;   // threads only
 //
-// A Synchronized is a handle: copies are the same data and lock. For a trivially copyable T the
-// data lives in shared memory beside a tandem::Lock, and the handle travels to other processes
-// like a Lock (argument or inheritance, any start method). Any other T lives in this process's
-// memory: it is shared between threads and cannot be sent to another process (a compile-time
-// error); a forked child would see its own copy.
+// A Synchronized is a handle: copies are the same data and lock. Where the data lives is part of
+// the type, never guessed from T:
+// - Sharing::processes (the default): T, trivially copyable and holding no address, lives in
+//   shared memory beside a tandem::Lock, and the handle travels to other processes like a Lock
+//   (argument or inheritance, any start method). Another T does not compile, with a message
+//   that names Sharing::threads.
+// - Sharing::threads: any T, in this process's memory, guarded by a lock of its own. Shared
+//   between threads; sending it to a process does not compile (a forked child would only see a
+//   copy).
 //
 // A holder that died (thread or process): lock() and with_lock() throw tandem::OwnerDied with
 // the lock held by the caller, who then calls recover(repair): repair(T&) runs under that lock,
@@ -42,9 +47,19 @@ struct GuardedState {
 
 }  // namespace detail
 
-template <class T>
+// Where a Synchronized keeps its data, and so which agents reach it.
+enum class Sharing {
+  processes,  // shared memory: threads and processes; T trivially copyable, holding no address
+  threads,    // this process's memory: threads only; any T
+};
+
+template <class T, Sharing kSharing = Sharing::processes>
 class Synchronized {
-  static constexpr bool kShared = std::is_trivially_copyable_v<T>;
+  static constexpr bool kShared = kSharing == Sharing::processes;
+  static_assert(!kShared || (std::is_trivially_copyable_v<T> && !detail::kHoldsAddress<T>),
+                "tandem::Synchronized<T> keeps T in shared memory, for threads and processes, which needs a "
+                "trivially copyable T holding no pointer, reference or view. For any other T shared by threads "
+                "only, write tandem::Synchronized<T, tandem::Sharing::threads>.");
   using SharedStateType = detail::SharedState<detail::GuardedState<T, detail::RobustMutex::Kind::plain>>;
   using Storage = std::conditional_t<kShared, SharedStateType, std::shared_ptr<T>>;
 
@@ -147,8 +162,7 @@ class Synchronized {
 
 namespace detail {
 template <class T>
-  requires std::is_trivially_copyable_v<T>
-struct Traveller<Synchronized<T>> {
+struct Traveller<Synchronized<T, Sharing::processes>> {
   using State = GuardedState<T, RobustMutex::Kind::plain>;
   static void encode(ByteWriter& out, const Synchronized<T>& value) { value.storage_.encode(out); }
   static Synchronized<T> decode(ByteReader& in) {
