@@ -150,7 +150,7 @@ void check_started(const detail::ProcessState& state, const char* what) {
 
 Process::Process(ProcessOptions options, detail::ProcessBody body)
     : state_(std::make_shared<detail::ProcessState>()) {
-  if (options.name.empty()) options.name = detail::default_agent_name("Process");
+  if (options.agent.name.empty()) options.agent.name = detail::default_agent_name("Process");
   state_->options = std::move(options);
   state_->body = std::move(body);
 }
@@ -168,7 +168,7 @@ Process& Process::operator=(Process&& other) noexcept {
 Process::~Process() {
   if (!state_ || state_->pid == -1 || state_->in_child || state_->exitcode) return;
   try {
-    if (state_->options.daemon) {
+    if (state_->options.agent.daemon) {
       ::kill(state_->pid, SIGTERM);
       if (!join_for(std::chrono::seconds(1))) {
         ::kill(state_->pid, SIGKILL);
@@ -263,22 +263,22 @@ bool Process::is_alive() const {
   return !try_reap(state, false);
 }
 
-const std::string& Process::name() const { return state().options.name; }
+const std::string& Process::name() const { return state().options.agent.name; }
 
 void Process::set_name(std::string name) {
   auto& state = this->state();
   check_not_started(state, "set_name");
-  state.options.name = std::move(name);
+  state.options.agent.name = std::move(name);
 }
 
-bool Process::daemon() const { return state().options.daemon; }
+bool Process::daemon() const { return state().options.agent.daemon; }
 
 StartMethod Process::start_method() const { return state().options.start_method; }
 
 void Process::set_daemon(bool daemon) {
   auto& state = this->state();
   check_not_started(state, "set_daemon");
-  state.options.daemon = daemon;
+  state.options.agent.daemon = daemon;
 }
 
 long Process::id() const {

@@ -403,7 +403,7 @@ void record(SharedHandle<Report> report, int a, std::string b, std::vector<int> 
 class ProcessStartMethod : public ::testing::TestWithParam<tandem::StartMethod> {
  protected:
   tandem::ProcessOptions options(bool daemon = false) const {
-    return {.name = "", .daemon = daemon, .start_method = GetParam()};
+    return {.agent = {.daemon = daemon}, .start_method = GetParam()};
   }
 };
 
@@ -418,6 +418,18 @@ TEST_P(ProcessStartMethod, RunsAFunctionWithArgumentsThatTravel) {
   EXPECT_EQ(report->sum.load(), 42);
   EXPECT_EQ(report->pid.load(), process.id()) << "id() is the child's own pid";
   EXPECT_STREQ(report->text, "travelled");
+}
+
+// ProcessOptions holds a Thread's options whole: what AgentOptions says holds for a Process too.
+TEST_P(ProcessStartMethod, TheAgentOptionsInsideProcessOptionsNameItAndMakeItADaemon) {
+  tandem::ProcessOptions options{.agent = {.name = "encoder", .daemon = true}};
+  options.start_method = GetParam();
+  tandem::Process process(options, [] {});
+  EXPECT_EQ(process.name(), "encoder");
+  EXPECT_TRUE(process.daemon());
+  process.start();
+  process.join();
+  EXPECT_EQ(process.exitcode(), 0);
 }
 
 TEST_P(ProcessStartMethod, RunsAPartialWithItsBoundValues) {

@@ -44,9 +44,10 @@
 
 namespace tandem {
 
+// A Thread's options (name, daemon) and how the child starts:
+//   tandem::ProcessOptions{.agent = {.name = "encoder", .daemon = true}, .start_method = tandem::StartMethod::spawn}
 struct ProcessOptions {
-  std::string name = {};  // as AgentOptions::name
-  bool daemon = false;    // as AgentOptions::daemon
+  AgentOptions agent = {};
   StartMethod start_method = kDefaultStartMethod;
 };
 
@@ -102,11 +103,11 @@ class Process {
       : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
   template <class F, class... Args>
   Process(AgentOptions options, F&& f, Args&&... args)
-      : Process(ProcessOptions{std::move(options.name), options.daemon, kDefaultStartMethod}, std::forward<F>(f),
+      : Process(ProcessOptions{.agent = std::move(options)}, std::forward<F>(f),
                 std::forward<Args>(args)...) {}
   template <class F, class... Args>
   Process(ProcessOptions options, F&& f, Args&&... args)
-      : Process(options, detail::make_process_body(options.start_method, std::forward<F>(f),
+      : Process(std::move(options), detail::make_process_body(options.start_method, std::forward<F>(f),
                                                    std::forward<Args>(args)...)) {}
 
   Process(Process&&) noexcept;
