@@ -37,6 +37,9 @@ void report(const char* name, Pool& pool) {
   std::vector<int> sums = pool.map(+[](int a, int b) { return a + b; }, std::vector{1, 2, 3}, std::vector{10, 20, 30});
   std::printf("%-11s shares memory: %-3s norms %g %g %g, sums %d %d %d\n", name, Pool::kSharesMemory ? "yes" : "no",
               norms[0].value, norms[1].value, norms[2].value, sums[0], sums[1], sums[2]);
+  // map without blocking: a future of the whole vector.
+  tandem::Future<std::vector<long>> cubes = pool.map_async(+[](int x) { return long{x} * x * x; }, std::vector{1, 2, 3});
+  std::printf("%-11s map_async: %ld %ld %ld\n", name, cubes.get()[0], cubes.get()[1], cubes.get()[2]);
 
   // Three slow tasks on two workers: stats() sees two busy and one queued.
   tandem::Event release;

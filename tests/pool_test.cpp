@@ -19,6 +19,7 @@
 
 #include "shared_block.hpp"
 #include "tandem/executor.hpp"
+#include "tandem/partial.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/thread_pool.hpp"
 
@@ -294,6 +295,45 @@ TYPED_TEST(PoolTest, MapOverSeveralRangesZipsThem) {
 
 // What a task can carry besides its arguments: values bound with tandem::partial, checked and
 // encoded as arguments are (strings, vectors, nested structs, shared handles), on every pool.
+TYPED_TEST(PoolTest, MapAsyncReturnsAtOnceAndItsFutureHoldsTheResultsInOrder) {
+  SharedBlock<Gate> gate;
+  TypeParam pool(1);
+  auto blocker = pool.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
+  tandem::Future<std::vector<int>> tripled = pool.map_async(triple, iota_vector(1000), 7);
+  EXPECT_FALSE(tripled.done()) << "the only worker is busy: map_async did not wait";
+  gate->open();
+  std::vector<int> expected;
+  for (int i = 0; i < 1000; ++i) expected.push_back(3 * i);
+  EXPECT_EQ(tripled.get(), expected);
+  EXPECT_TRUE(pool.map_async(triple, std::vector<int>{}).get().empty());
+  std::list<int> listed{1, 2, 3};
+  EXPECT_EQ(pool.map_async([](int x) { return std::to_string(x); }, listed).get(),
+            (std::vector<std::string>{"1", "2", "3"}));
+  blocker.get();
+}
+
+TYPED_TEST(PoolTest, MapAsyncFailsWithTheFirstExceptionAndCancelGoesToItsChunks) {
+  TypeParam pool(2);
+  auto failing = pool.map_async([](int x) {
+    if (x == 37) throw std::invalid_argument("thirty-seven");
+    return x;
+  }, iota_vector(100), 1);
+  EXPECT_THROW(failing.get(), std::invalid_argument);
+
+  SharedBlock<Gate> gate;
+  SharedBlock<Counters> counters;
+  TypeParam one(1);
+  auto blocker = one.submit([](SharedHandle<Gate> g) { g->wait(); }, gate.get());
+  auto count = tandem::partial([](SharedHandle<Counters> c, int x) { c->finished++; return x; }, counters.get());
+  auto never = one.map_async(count, iota_vector(20), 1);
+  EXPECT_TRUE(never.cancel());
+  EXPECT_THROW(never.get(), tandem::CancelledError);
+  gate->open();
+  blocker.get();
+  one.shutdown();
+  EXPECT_EQ(counters->finished.load(), 0) << "cancelling the future cancelled every chunk not begun";
+}
+
 TYPED_TEST(PoolTest, APartialCarriesItsBoundValues) {
   TypeParam pool(2);
   const auto greet = tandem::partial([](const std::string& greeting, const std::string& name) { return greeting + name; },

@@ -23,7 +23,7 @@ namespace detail {
 inline int executor_probe(int x) { return x; }
 }  // namespace detail
 
-// The shared surface: submit, map (also over several ranges and with a deadline), starmap,
+// The shared surface: submit, map (also over several ranges and with a deadline), map_async, starmap,
 // imap, imap_unordered, shutdown and its timed forms, size, closed, stats; `Pool::Options`
 // names its options (with .workers), and `Pool::kSharesMemory` says whether tasks see the
 // caller's memory (threads) or a copy of the program (processes).
@@ -36,6 +36,7 @@ concept Executor =
       { pool.map(&detail::executor_probe, xs) } -> std::same_as<std::vector<int>>;
       { pool.map(&detail::executor_probe, xs, 1) } -> std::same_as<std::vector<int>>;
       { pool.map_for(&detail::executor_probe, xs, std::chrono::seconds(1)) } -> std::same_as<std::vector<int>>;
+      { pool.map_async(&detail::executor_probe, xs) } -> std::same_as<Future<std::vector<int>>>;
       pool.imap(&detail::executor_probe, xs);
       pool.imap_unordered(&detail::executor_probe, xs);
       pool.shutdown(ShutdownOptions{});

@@ -160,7 +160,7 @@ class ProcessPool : public detail::PoolSurface<ProcessPool> {
 
   std::size_t size() const noexcept { return detail::worker_count(*core_); }
   bool closed() const noexcept { return detail::is_closed(*core_); }
-  // map, map_for, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
+  // map, map_for, map_async, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
   // on both pools, documented once in detail/pool_surface.hpp. Here shutdown's .cancel_pending
   // also skips the tasks queued in a worker's ring, and map_for's late chunks finish in their
   // workers, whose results are dropped.

@@ -86,7 +86,7 @@ class ThreadPool : public detail::PoolSurface<ThreadPool> {
 
   std::size_t size() const noexcept { return detail::worker_count(*scheduler_); }
   bool closed() const noexcept { return detail::is_closed(*scheduler_); }
-  // map, map_for, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
+  // map, map_for, map_async, starmap, imap, imap_unordered, shutdown, shutdown_for and stats are the same
   // on both pools, documented once in detail/pool_surface.hpp.
 
   // Runs f(args...) on a worker. `f` and `args` are decay-copied (move-only ones are moved in)

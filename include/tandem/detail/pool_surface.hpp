@@ -1,22 +1,63 @@
-// What ThreadPool and ProcessPool offer alike, written once: map in its forms, starmap, imap,
+// What ThreadPool and ProcessPool offer alike, written once: map in its forms, map_async, starmap, imap,
 // shutdown with its timed forms, stats. The pool derives from PoolSurface<Pool> and provides
 // the engine (private, befriending PoolSurface): map_by, make_imap, unpacking, stop,
 // stop_until and activity. A user writes code over either pool with tandem::Executor
 // (executor.hpp), not with this type.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
+#include <iterator>
+#include <memory>
 #include <ranges>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tandem/detail/deadline.hpp"
 #include "tandem/detail/travelling_callable.hpp"
 #include "tandem/detail/zip.hpp"
+#include "tandem/future.hpp"
 #include "tandem/pool_stats.hpp"
 #include "tandem/shutdown.hpp"
 
 namespace tandem::detail {
+
+// Joins the chunks of a map_async into its one future: the values in order once all are in, or
+// the first failure, which cancels the rest. The result's own end (a cancel() by its holder
+// included) cancels the chunks too.
+template <class R>
+struct MapAsyncJoin {
+  Promise<std::vector<R>> promise;
+  std::vector<Future<std::vector<R>>> parts;
+  std::atomic<std::size_t> remaining{0};
+  std::atomic<bool> ended{false};
+
+  void part_done(std::size_t index) {
+    auto& part = FutureAccess::state(parts[index]);
+    if (part.phase() != kValue) {
+      if (!ended.exchange(true, std::memory_order_acq_rel)) {
+        promise.set_exception(parts[index].exception());
+        cancel_parts();
+      }
+      return;
+    }
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1 || ended.exchange(true, std::memory_order_acq_rel)) {
+      return;
+    }
+    std::vector<R> all;
+    for (auto& each : parts) {
+      for (R& value : FutureAccess::state(each).take_value()) all.push_back(std::move(value));
+    }
+    promise.set_value(std::move(all));
+  }
+  void cancel_parts() noexcept {
+    for (auto& part : parts) part.cancel();
+  }
+};
 
 template <class Pool>
 class PoolSurface {
@@ -50,6 +91,47 @@ class PoolSurface {
   template <class F, std::ranges::input_range Range, class Clock, class Duration>
   auto map_until(F&& f, Range&& range, std::chrono::time_point<Clock, Duration> deadline, std::size_t chunksize = 0) {
     return pool().map_by(f, std::forward<Range>(range), deadline_at(deadline), chunksize);
+  }
+
+  // map without blocking (Python's map_async): the results arrive in input order in the returned
+  // future. The input is read into a copy first, so it may go once the call returns. The first
+  // exception fails the future and cancels the other chunks; cancel() on the future cancels them
+  // all (a chunk running on a ProcessPool stops with its worker, as Future::cancel says).
+  template <class F, std::ranges::input_range Range>
+  auto map_async(F&& f, Range&& range, std::size_t chunksize = 0) {
+    using T = std::ranges::range_value_t<Range>;
+    using Fn = std::decay_t<F>;
+    using R = std::invoke_result_t<Fn&, T&>;
+    static_assert(!std::is_void_v<R>,
+                  "map_async needs a function that returns a value (a future of the results); for a void "
+                  "function submit the work, or use map");
+    std::vector<T> items(std::ranges::begin(range), std::ranges::end(range));
+    const std::size_t n = items.size();
+    if (chunksize == 0) chunksize = std::max<std::size_t>(1, n / (pool().size() * 8));
+    auto join = std::make_shared<MapAsyncJoin<R>>();
+    Future<std::vector<R>> result = join->promise.get_future();
+    auto fn = std::make_shared<Fn>(std::forward<F>(f));
+    try {
+      for (std::size_t begin = 0; begin < n; begin += chunksize) {
+        const auto first = items.begin() + static_cast<std::ptrdiff_t>(begin);
+        const auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(n, begin + chunksize));
+        join->parts.push_back(
+            pool().submit_chunk(fn, std::vector<T>(std::make_move_iterator(first), std::make_move_iterator(last))));
+      }
+    } catch (...) {
+      join->cancel_parts();
+      throw;
+    }
+    if (join->parts.empty()) {
+      join->promise.set_value(std::vector<R>{});
+      return result;
+    }
+    join->remaining.store(join->parts.size(), std::memory_order_release);
+    for (std::size_t i = 0; i < join->parts.size(); ++i) {
+      FutureAccess::state(join->parts[i]).on_ready([join, i] { join->part_done(i); });
+    }
+    FutureAccess::state(result).on_ready([join] { join->cancel_parts(); });
+    return result;
   }
 
   // map over tuples, each unpacked into f's arguments (Python's starmap).
