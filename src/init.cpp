@@ -60,4 +60,14 @@ void init(int, char**) {
 
 bool initialized() noexcept { return init_ran.load(std::memory_order_acquire); }
 
+namespace {
+std::atomic<StartMethod> program_start_method{kDefaultStartMethod};
+}  // namespace
+
+StartMethod default_start_method() noexcept { return program_start_method.load(std::memory_order_acquire); }
+
+StartMethod set_default_start_method(StartMethod method) noexcept {
+  return program_start_method.exchange(method, std::memory_order_acq_rel);
+}
+
 }  // namespace tandem

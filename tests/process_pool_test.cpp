@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "process_tree.hpp"
@@ -116,6 +117,48 @@ int run_or_crash(int x, Crash how) {
       break;
   }
   return x * 2;
+}
+
+int set_after_start = 0;
+
+// Restores the program's default start method when a test ends.
+class DefaultStartMethod {
+ public:
+  explicit DefaultStartMethod(tandem::StartMethod method) : before_(tandem::set_default_start_method(method)) {}
+  ~DefaultStartMethod() { tandem::set_default_start_method(before_); }
+  DefaultStartMethod(const DefaultStartMethod&) = delete;
+  DefaultStartMethod& operator=(const DefaultStartMethod&) = delete;
+
+ private:
+  tandem::StartMethod before_;
+};
+
+// set_default_start_method (Python's set_start_method) reaches every options struct made after it:
+// a pool's workers are then spawned (this process is their parent, and they do not see a global
+// set after the program started) and a Process says so.
+TEST(StartMethods, TheProgramDefaultReachesPoolsAndProcessesMadeAfterIt) {
+  EXPECT_EQ(tandem::default_start_method(), tandem::kDefaultStartMethod);
+  const tandem::ProcessPoolOptions before;
+  {
+    DefaultStartMethod spawn(tandem::StartMethod::spawn);
+    EXPECT_EQ(tandem::default_start_method(), tandem::StartMethod::spawn);
+    EXPECT_EQ(tandem::ProcessPoolOptions{}.start_method, tandem::StartMethod::spawn);
+    EXPECT_EQ(tandem::ProcessOptions{}.start_method, tandem::StartMethod::spawn);
+    EXPECT_EQ(before.start_method, tandem::kDefaultStartMethod) << "options made before keep theirs";
+    set_after_start = 7;
+    tandem::ProcessPool pool(1);
+    const auto [parent_is_us, seen] =
+        pool.submit([](pid_t us) { return std::pair{::getppid() == us, set_after_start}; }, ::getpid()).get();
+    set_after_start = 0;
+    EXPECT_TRUE(parent_is_us) << "not a fork server's child";
+    EXPECT_EQ(seen, 0) << "a fresh program, not a fork of this one";
+    tandem::Process process([] {});
+    EXPECT_EQ(process.start_method(), tandem::StartMethod::spawn);
+    process.start();
+    process.join();
+    EXPECT_EQ(process.exitcode(), 0);
+  }
+  EXPECT_EQ(tandem::default_start_method(), tandem::kDefaultStartMethod) << "set_default_start_method returned it";
 }
 
 TEST(ProcessPoolIsolation, EachKindOfCrashFailsOnlyItsTaskAndNamesTheCause) {

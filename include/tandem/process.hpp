@@ -48,7 +48,7 @@ namespace tandem {
 //   tandem::ProcessOptions{.agent = {.name = "encoder", .daemon = true}, .start_method = tandem::StartMethod::spawn}
 struct ProcessOptions {
   AgentOptions agent = {};
-  StartMethod start_method = kDefaultStartMethod;
+  StartMethod start_method = default_start_method();
 };
 
 namespace detail {

@@ -72,7 +72,7 @@ struct ProcessPoolOptions {
   std::size_t workers = cpu_count();
   // How workers start (see start_method.hpp). The default, forkserver, is safe in a program
   // that runs threads; call tandem::init(argc, argv) at the top of main to use it from anywhere.
-  StartMethod start_method = kDefaultStartMethod;
+  StartMethod start_method = default_start_method();
   // Runs once in each worker process as it starts; like a task's callable, a function pointer or
   // a captureless lambda, with values bound by tandem::partial (up to 512 bytes). If it throws in the first workers, the pool's
   // constructor throws that exception; in a replacement worker, the worker counts as failing to

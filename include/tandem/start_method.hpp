@@ -18,7 +18,7 @@
 //   the C library; your own locks and other libraries' are not).
 // - spawn: each worker is this program started afresh (/proc/self/exe), which init turns into a
 //   worker (or a Process's child). The slowest start; nothing of the parent's state is shared.
-// The pools and Process share one default, forkserver, the method that is safe in a program with
+// The pools and Process share one default, forkserver (set_default_start_method changes it), the method that is safe in a program with
 // threads; whatever the method, the callable and its arguments travel as values (a capture does
 // not compile), so changing the method never changes what the child sees of its arguments.
 #pragma once
@@ -29,8 +29,17 @@ namespace tandem {
 
 enum class StartMethod { fork, forkserver, spawn };
 
-// What ProcessPoolOptions and ProcessOptions start with.
+// The program's default when it sets none.
 inline constexpr StartMethod kDefaultStartMethod = StartMethod::forkserver;
+
+// The start method that ProcessPoolOptions and ProcessOptions take when they name none:
+// kDefaultStartMethod until set_default_start_method changes it (Python's set_start_method).
+StartMethod default_start_method() noexcept;
+// Sets the program-wide default for options made from now on (options already made keep theirs)
+// and returns the one it replaces, so a caller (a test) can put it back. Unlike Python's
+// set_start_method it may be called again: a program that wants spawn everywhere calls it once at
+// the top of main.
+StartMethod set_default_start_method(StartMethod method) noexcept;
 
 constexpr std::string_view to_string(StartMethod method) noexcept {
   switch (method) {
