@@ -669,15 +669,16 @@ std::optional<int> ProcessPoolCore::exit_status(Worker& worker, bool block) {
 }
 
 void ProcessPoolCore::spawn(Worker& worker) {
-  SharedMapping memory(worker_mapping_bytes(options_.ring_bytes));
+  const auto initializer = options_.initializer.bytes();
+  SharedMapping memory(worker_mapping_bytes(options_.ring_bytes, initializer.size()));
   auto* shared = new (memory.data()) WorkerShared();
   WorkerConfig& config = shared->config;
+  config.ring_bytes = options_.ring_bytes;
   config.memory_limit = options_.memory_limit;
   config.max_tasks_per_child = options_.max_tasks_per_child;
   config.timed = options_.task_timeout.count() > 0 ? 1 : 0;
-  const auto initializer = options_.initializer.bytes();
-  config.initializer_size = static_cast<std::uint32_t>(initializer.size());
-  std::copy(initializer.begin(), initializer.end(), config.initializer);
+  config.initializer_size = initializer.size();
+  std::copy(initializer.begin(), initializer.end(), memory.data() + worker_mapping_bytes(options_.ring_bytes, 0));
   if (options_.start_method != StartMethod::fork) {
     ByteWriter context;
     encode_diagnostics_context(context);

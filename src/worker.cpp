@@ -309,15 +309,30 @@ bool push_response(WorkerChannel& channel, HandedOverFiles& files, ResponseFile&
 
 }  // namespace
 
+void run_initializer(std::span<const std::byte> bytes) {
+  ByteReader in(bytes);
+  const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+  ByteWriter unused;
+  entry(in, unused);
+}
+
 void mark_worker_process() noexcept { this_process_is_worker = true; }
 bool in_worker_process() noexcept { return this_process_is_worker; }
 
 WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd,
                              int channel_fd) {
   auto* shared = std::launder(reinterpret_cast<WorkerShared*>(worker_memory));
-  const std::size_t ring_bytes = (worker_bytes - kWorkerHeaderBytes) / 2;
+  const std::uint64_t ring_bytes = shared->config.ring_bytes, initializer_bytes = shared->config.initializer_size;
+  const bool ring_ok = ring_bytes >= 4096 && (ring_bytes & (ring_bytes - 1)) == 0 &&
+                       ring_bytes <= (worker_bytes - kWorkerHeaderBytes) / 2;
+  if (worker_bytes < kWorkerHeaderBytes || !ring_ok ||
+      initializer_bytes > worker_bytes - kWorkerHeaderBytes - 2 * ring_bytes) {
+    throw Error("ProcessPool worker: its mapping of " + std::to_string(worker_bytes) + " bytes cannot hold rings of " +
+                std::to_string(ring_bytes) + " bytes and an initializer of " + std::to_string(initializer_bytes));
+  }
   std::byte* rings = worker_memory + kWorkerHeaderBytes;
-  return {shared, ByteRing(&shared->requests, rings, ring_bytes),
+  return {shared, worker_bytes, {rings + 2 * ring_bytes, static_cast<std::size_t>(initializer_bytes)},
+          ByteRing(&shared->requests, rings, ring_bytes),
           ByteRing(&shared->responses, rings + ring_bytes, ring_bytes),
           std::launder(reinterpret_cast<PoolShared*>(pool_memory)), wake_fd, channel_fd};
 }
@@ -336,7 +351,7 @@ void worker_main(const WorkerContext& context) {
   // The child of a fork() inside a task gets none of the memory this worker shares with its pool
   // (here, and the files mapped later): it cannot write a response, or the task's timer; if it
   // returns into this loop, its first touch of them ends it.
-  ::madvise(context.shared, worker_mapping_bytes(context.requests.capacity()), MADV_DONTFORK);
+  ::madvise(context.shared, context.mapping_bytes, MADV_DONTFORK);
   ::madvise(context.pool, sizeof(PoolShared), MADV_DONTFORK);
   WorkerShared& shared = *context.shared;
   shared.began.store(1, std::memory_order_release);
@@ -345,7 +360,7 @@ void worker_main(const WorkerContext& context) {
   ResponseFile response_file{SharedMapping()};
   try {
     response_file.exchange(SharedMapping(ResponseFile::kFirstBytes));
-    if (config.initializer_size != 0) RemoteCall::run({config.initializer, config.initializer_size});
+    if (!context.initializer.empty()) run_initializer(context.initializer);
   } catch (...) {
     const auto [type, message] = describe_current_exception();
     copy_text(shared.failure_type, type);
@@ -434,8 +449,14 @@ void worker_main_from_fds(int worker_fd, int pool_fd, int wake_fd, int channel_f
   } catch (const Error& e) {
     std::fprintf(stderr, "tandem worker: the pitfall diagnostics stay off here: %s\n", e.what());
   }
-  worker_main(
-      worker_context(worker_memory.data(), worker_memory.size(), pool_memory.data(), wake_fd, channel_fd));
+  WorkerContext context;
+  try {
+    context = worker_context(worker_memory.data(), worker_memory.size(), pool_memory.data(), wake_fd, channel_fd);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "tandem worker: %s\n", e.what());
+    ::_exit(4);
+  }
+  worker_main(context);
 }
 
 }  // namespace tandem::detail

@@ -12,6 +12,8 @@
 
 #include "byte_ring.hpp"
 #include "large_message.hpp"
+#include <span>
+
 #include "tandem/detail/remote_task.hpp"
 
 namespace tandem::detail {
@@ -27,8 +29,9 @@ struct WorkerConfig {
   std::uint64_t memory_limit = 0;
   std::uint64_t max_tasks_per_child = 0;
   std::uint32_t timed = 0;  // the pool has a task_timeout: record when each task starts
-  std::uint32_t initializer_size = 0;
-  std::byte initializer[RemoteCall::kMaxBytes];
+  // Each ring's size; the initializer's bytes follow the two rings.
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t initializer_size = 0;
   // A worker that does not inherit the pool's memory joins the pitfall diagnostics through this
   // (diagnostics_session.hpp).
   std::uint32_t diagnostics_size = 0;
@@ -54,12 +57,17 @@ struct WorkerShared {
 inline constexpr std::size_t kWorkerHeaderBytes = 8192;
 static_assert(sizeof(WorkerShared) <= kWorkerHeaderBytes);
 
-// Bytes of a worker's mapping with rings of `ring_bytes` each.
-constexpr std::size_t worker_mapping_bytes(std::size_t ring_bytes) { return kWorkerHeaderBytes + 2 * ring_bytes; }
+// Bytes of a worker's mapping with rings of `ring_bytes` each and an initializer of
+// `initializer_bytes` after them.
+constexpr std::size_t worker_mapping_bytes(std::size_t ring_bytes, std::size_t initializer_bytes) {
+  return kWorkerHeaderBytes + 2 * ring_bytes + initializer_bytes;
+}
 
 // A worker's view of its mappings.
 struct WorkerContext {
   WorkerShared* shared;
+  std::size_t mapping_bytes;
+  std::span<const std::byte> initializer;
   ByteRing requests;
   ByteRing responses;
   PoolShared* pool;
@@ -67,6 +75,8 @@ struct WorkerContext {
   int channel_fd;  // a socket to the pool: carries the memory files of large messages
 };
 
+// The layout of a worker's mapping of `worker_bytes`, whose config says its ring and initializer
+// sizes. Throws Error when they do not fit the mapping.
 WorkerContext worker_context(std::byte* worker_memory, std::size_t worker_bytes, std::byte* pool_memory, int wake_fd,
                              int channel_fd);
 

@@ -88,7 +88,7 @@ tandem::detail::WorkerShared* own_worker_memory() {
     if (line.find("memfd:tandem") == std::string::npos) continue;
     unsigned long start = 0, end = 0;
     std::sscanf(line.c_str(), "%lx-%lx", &start, &end);
-    if (end - start == tandem::detail::worker_mapping_bytes(kRingBytes)) {
+    if (end - start == tandem::detail::worker_mapping_bytes(kRingBytes, 0)) {
       return reinterpret_cast<tandem::detail::WorkerShared*>(start);
     }
   }

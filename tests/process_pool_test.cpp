@@ -689,6 +689,39 @@ TEST_P(LargeMessages, QueuedLargeRequestsSurviveACrashAndACancel) {
   EXPECT_EQ(behind[2].get(), checksum(pattern(std::size_t{3} << 19, 27)));
 }
 
+// Python's initargs: values given after the initializer reach it in every worker, of any size
+// (the initializer used to be capped at 512 bytes), also in the worker that replaces a lost one.
+struct InitializerSeen {
+  std::atomic<int> runs{0};
+  std::atomic<std::uint64_t> bytes{0};
+  std::atomic<int> factor{0};
+};
+int initialized_factor = 0;
+
+TEST_P(LargeMessages, AnInitializerTakesItsValuesOfAnySize) {
+  SharedBlock<InitializerSeen> seen;
+  auto pool_options = options(2);
+  pool_options.initializer = {[](SharedHandle<InitializerSeen> s, std::string text, int factor) {
+                                s->runs++;
+                                s->bytes += text.size();
+                                s->factor = factor;
+                                initialized_factor = factor;
+                              },
+                              seen.get(), std::string(std::size_t{1} << 20, 'c'), 4};
+  tandem::ProcessPool pool(pool_options);
+  EXPECT_EQ(seen->runs.load(), 2);
+  EXPECT_EQ(seen->bytes.load(), 2u << 20) << "each worker got the whole MiB";
+  EXPECT_EQ(seen->factor.load(), 4);
+  EXPECT_EQ(pool.submit([] { return initialized_factor; }).get(), 4) << "tasks see what it set up";
+  EXPECT_THROW(pool.submit([] { std::abort(); }).get(), tandem::WorkerLost);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (seen->runs.load() < 3 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(seen->runs.load(), 3) << "the worker that replaced the lost one ran it too";
+  EXPECT_EQ(seen->bytes.load(), 3u << 20);
+}
+
 INSTANTIATE_TEST_SUITE_P(EachStartMethod, LargeMessages,
                          ::testing::Values(tandem::StartMethod::fork, tandem::StartMethod::forkserver,
                                            tandem::StartMethod::spawn),

@@ -64,6 +64,7 @@
 #include "tandem/imap_stream.hpp"
 #include "tandem/partial.hpp"
 #include "tandem/start_method.hpp"
+#include "tandem/worker_initializer.hpp"
 
 namespace tandem {
 
@@ -73,11 +74,12 @@ struct ProcessPoolOptions {
   // How workers start (see start_method.hpp). The default, forkserver, is safe in a program
   // that runs threads; call tandem::init(argc, argv) at the top of main to use it from anywhere.
   StartMethod start_method = default_start_method();
-  // Runs once in each worker process as it starts; like a task's callable, a function pointer or
-  // a captureless lambda, with values bound by tandem::partial (up to 512 bytes). If it throws in the first workers, the pool's
-  // constructor throws that exception; in a replacement worker, the worker counts as failing to
-  // start, and after 3 such failures in a row the pool closes with an error.
-  detail::RemoteCall initializer = {};
+  // Runs once in each worker process as it starts: `.initializer = setup` or, with values for
+  // it (Python's initargs), `.initializer = {setup, values...}` (worker_initializer.hpp). If it
+  // throws in the first workers, the pool's constructor throws that exception; in a replacement
+  // worker, the worker counts as failing to start, and after 3 such failures in a row the pool
+  // closes with an error.
+  WorkerInitializer initializer = {};
   // A task running longer is stopped (its worker killed and replaced); its future throws
   // TaskTimeout. Zero: no limit.
   std::chrono::milliseconds task_timeout{0};

@@ -99,53 +99,6 @@ void map_entry(ByteReader& in, ByteWriter& out) {
   }
 }
 
-// A callable without arguments kept as bytes, so that it can run in another process (a
-// ProcessPool's initializer runs in each worker, whatever its start method).
-class RemoteCall {
- public:
-  static constexpr std::size_t kMaxBytes = 512;
-
-  RemoteCall() = default;
-  template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, RemoteCall>)
-  RemoteCall(F f) {  // NOLINT: implicit, as std::function's, so that `options.initializer = [] {...}` reads naturally
-    static_assert(kCallableCanTravel<F>,
-                  "ProcessPoolOptions::initializer runs in the worker processes, so it must travel there: a "
-                  "function pointer or a captureless lambda, with any values bound by tandem::partial(f, values...)");
-    static_assert(std::is_invocable_v<F&>, "ProcessPoolOptions::initializer takes no arguments");
-    ByteWriter out;
-    out.write_raw(code_offset(reinterpret_cast<const void*>(&call_entry<F>)));
-    encode_callable(out, f);
-    if (out.size() > kMaxBytes) {
-      throw Error("ProcessPoolOptions::initializer: its bound values take " + std::to_string(out.size()) +
-                  " bytes encoded, more than the " + std::to_string(kMaxBytes) + " an initializer may carry");
-    }
-    size_ = out.size();
-    std::memcpy(bytes_, out.data(), size_);
-  }
-
-  explicit operator bool() const noexcept { return size_ != 0; }
-  std::span<const std::byte> bytes() const noexcept { return {bytes_, size_}; }
-  void operator()() const { run(bytes()); }
-  // Runs the call that `bytes` (from bytes()) describe, in this process.
-  static void run(std::span<const std::byte> bytes) {
-    ByteReader in(bytes);
-    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
-    ByteWriter unused;
-    entry(in, unused);
-  }
-
- private:
-  template <class F>
-  static void call_entry(ByteReader& in, ByteWriter&) {
-    F f = decode_callable<F>(in);
-    f();
-  }
-
-  std::size_t size_ = 0;
-  std::byte bytes_[kMaxBytes];
-};
-
 class ProcessPoolCore;
 // Spins while collecting results for up to the spin budget, or until ready(context) holds.
 void help_collect(ProcessPoolCore& core, bool (*ready)(const void*), const void* context, Clock::time_point deadline);
