@@ -18,6 +18,7 @@
 #include "diagnostics_session.hpp"
 #include "fork_server.hpp"
 #include "process_child.hpp"
+#include "process_family.hpp"
 #include "shared_mapping.hpp"
 #include "handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
@@ -97,6 +98,7 @@ std::exception_ptr read_child_error(int fd) {
 
 void record_exit(detail::ProcessState& state, int status) {
   state.exitcode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+  detail::remove_child(state.pid);
   if (state.error_pipe) {
     state.error = read_child_error(state.error_pipe.get());
     state.error_pipe.reset();
@@ -200,11 +202,13 @@ void Process::start() {
   // should follow what this process printed before starting it.
   std::fflush(nullptr);
   if (state.options.start_method == StartMethod::fork) {
+    const ProcessInfo parent = current_process();
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(errno_text("Process::start: fork"));
     if (pid == 0) {
       state.in_child = true;
       read_end.reset();
+      detail::become_child(state.options.agent.name, parent);
       run_child(state, write_end.get());
     }
     state.pid = pid;
@@ -212,6 +216,7 @@ void Process::start() {
     // The child joins this program's diagnostics first, then runs the body.
     detail::ByteWriter context;
     detail::encode_diagnostics_context(context);
+    detail::encode_family(context, state.options.agent.name);
     detail::SharedMapping request(context.size() + state.body.request.size());
     std::memcpy(request.data(), context.data(), context.size());
     std::memcpy(request.data() + context.size(), state.body.request.data(), state.body.request.size());
@@ -222,6 +227,7 @@ void Process::start() {
       state.pid = detail::spawn_program(detail::Role::process, {request.fd(), write_end.get()}, "Process::start");
     }
   }
+  detail::add_child(detail::ProcessIdentity::of(state.pid), state.options.agent.name);
   state.body = {};  // it runs in the child; the parent's copy is done with
   state.error_pipe = std::move(read_end);
   if (state.server) return;  // not this process's child: its server reports the exit
@@ -329,6 +335,7 @@ void run_process_from_fds(int request_fd, int error_fd) {
     }
     ByteReader in(request);
     adopt_diagnostics_context(in);
+    adopt_family(in);
     const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
     ByteWriter unused;
     entry(in, unused);

@@ -53,6 +53,13 @@ ProcessIdentity ProcessIdentity::self() {
   return {pid, cached_start.load(std::memory_order_relaxed)};
 }
 
+ProcessIdentity ProcessIdentity::of(std::int32_t pid) {
+  char state = 0;
+  std::uint64_t start = 0;
+  if (!read_stat(pid, state, start)) return {pid, 0};
+  return {pid, start};
+}
+
 bool ProcessIdentity::alive() const {
   char state = 0;
   std::uint64_t start = 0;

@@ -41,6 +41,7 @@
 
 #include "byte_ring.hpp"
 #include "descriptor_passing.hpp"
+#include "process_family.hpp"
 #include "fork_server.hpp"
 #include "shared_mapping.hpp"
 #include "diagnostics_session.hpp"
@@ -300,6 +301,7 @@ class ProcessPoolCore {
   std::mutex join_mutex_;
   std::thread supervisor_;
   std::atomic<std::uint32_t> finished_{0};
+  std::uint64_t workers_started_ = 0;  // the supervisor's; numbers the workers it starts
   // Last, so that it is destroyed first, while what its probe reads still exists.
   WatchedPool watched_{[this] { return activity(); }};
 };
@@ -674,6 +676,11 @@ void ProcessPoolCore::spawn(Worker& worker) {
   auto* shared = new (memory.data()) WorkerShared();
   WorkerConfig& config = shared->config;
   config.ring_bytes = options_.ring_bytes;
+  config.worker_number = ++workers_started_;
+  config.pool_pid = ::getpid();
+  const std::string pool_process = current_process().name;
+  std::memcpy(config.pool_process_name, pool_process.data(),
+              std::min(pool_process.size(), sizeof config.pool_process_name - 1));
   config.memory_limit = options_.memory_limit;
   config.max_tasks_per_child = options_.max_tasks_per_child;
   config.timed = options_.task_timeout.count() > 0 ? 1 : 0;

@@ -24,6 +24,7 @@
 #include "close_descriptors.hpp"
 #include "descriptor_passing.hpp"
 #include "private_descriptors.hpp"
+#include "process_family.hpp"
 #include "diagnostics_session.hpp"
 #include "shared_mapping.hpp"
 #include "tandem/detail/tracking.hpp"
@@ -356,6 +357,9 @@ void worker_main(const WorkerContext& context) {
   WorkerShared& shared = *context.shared;
   shared.began.store(1, std::memory_order_release);
   const WorkerConfig& config = shared.config;
+  become_child("ProcessPoolWorker-" + std::to_string(config.worker_number),
+               {static_cast<long>(config.pool_pid),
+                std::string(config.pool_process_name, strnlen(config.pool_process_name, sizeof config.pool_process_name))});
   if (config.memory_limit != 0) limit_address_space(config.memory_limit);
   ResponseFile response_file{SharedMapping()};
   try {

@@ -29,6 +29,10 @@ struct WorkerConfig {
   std::uint64_t memory_limit = 0;
   std::uint64_t max_tasks_per_child = 0;
   std::uint32_t timed = 0;  // the pool has a task_timeout: record when each task starts
+  // Who the worker is (current_process) and who asked for it (parent_process).
+  std::uint64_t worker_number = 0;
+  std::int64_t pool_pid = 0;
+  char pool_process_name[128] = {};
   // Each ring's size; the initializer's bytes follow the two rings.
   std::uint64_t ring_bytes = 0;
   std::uint64_t initializer_size = 0;

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "shared_block.hpp"
@@ -25,6 +26,7 @@
 #include "tandem/fair_lock.hpp"
 #include "tandem/partial.hpp"
 #include "tandem/process.hpp"
+#include "tandem/process_pool.hpp"
 #include "tandem/queue.hpp"
 #include "tandem/thread.hpp"
 
@@ -537,6 +539,74 @@ TEST(ProcessForkserver, ALostForkServerIsAnErrorNotAHang) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   ::kill(static_cast<pid_t>(process.id()), SIGKILL);  // the orphan, now init's to reap
+}
+
+// Python's current_process(), parent_process() and active_children(), under each start method:
+// the child knows its name and the process that asked for it (under forkserver not its OS parent,
+// the fork server), and the parent lists the child while it runs.
+struct Family {
+  std::atomic<long> self_pid{0};
+  std::atomic<long> parent_pid{0};
+  std::atomic<int> has_parent{0};
+  char self_name[64] = {};
+  char parent_name[64] = {};
+};
+
+TEST_P(ProcessStartMethod, AChildKnowsItsNameAndItsParentAndTheParentListsIt) {
+  EXPECT_EQ(tandem::current_process().name, "MainProcess");
+  EXPECT_EQ(tandem::current_process().pid, static_cast<long>(::getpid()));
+  EXPECT_FALSE(tandem::parent_process().has_value()) << "this program was not started by tandem";
+  SharedBlock<Family> family;
+  SharedBlock<Gate> release;
+  tandem::ProcessOptions child_options{.agent = {.name = "encoder"}};
+  child_options.start_method = GetParam();
+  tandem::Process child(child_options, [](SharedHandle<Family> f, SharedHandle<Gate> r) {
+    const tandem::ProcessInfo self = tandem::current_process();
+    const std::optional<tandem::ProcessInfo> parent = tandem::parent_process();
+    f->self_pid = self.pid;
+    std::snprintf(f->self_name, sizeof f->self_name, "%s", self.name.c_str());
+    if (parent) {
+      f->parent_pid = parent->pid;
+      std::snprintf(f->parent_name, sizeof f->parent_name, "%s", parent->name.c_str());
+      f->has_parent = 1;
+    }
+    r->wait();
+  }, family.get(), release.get());
+  EXPECT_TRUE(tandem::active_children().empty());
+  child.start();
+  const auto children = tandem::active_children();
+  ASSERT_EQ(children.size(), 1u);
+  EXPECT_EQ(children[0].pid, child.pid());
+  EXPECT_EQ(children[0].name, "encoder");
+  release->open();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_TRUE(tandem::active_children().empty()) << "a child that was joined is gone from the list";
+  EXPECT_EQ(family->self_pid.load(), child.pid());
+  EXPECT_STREQ(family->self_name, "encoder");
+  ASSERT_EQ(family->has_parent.load(), 1);
+  EXPECT_EQ(family->parent_pid.load(), static_cast<long>(::getpid()));
+  EXPECT_STREQ(family->parent_name, "MainProcess");
+}
+
+TEST(ProcessFamily, APoolWorkerIsNamedAndKnowsItsPool) {
+  for (const auto method : {tandem::StartMethod::fork, tandem::StartMethod::forkserver, tandem::StartMethod::spawn}) {
+    tandem::ProcessPoolOptions options;
+    options.workers = 1;
+    options.start_method = method;
+    tandem::ProcessPool pool(options);
+    const auto [name, parent_pid, parent_name] = pool.submit([] {
+      const auto parent = tandem::parent_process();
+      return std::tuple{tandem::current_process().name, parent ? parent->pid : 0L,
+                        parent ? parent->name : std::string()};
+    }).get();
+    EXPECT_EQ(name, "ProcessPoolWorker-1") << tandem::to_string(method);
+    EXPECT_EQ(parent_pid, static_cast<long>(::getpid())) << tandem::to_string(method);
+    EXPECT_EQ(parent_name, "MainProcess") << tandem::to_string(method);
+    EXPECT_THROW(pool.submit([] { std::abort(); }).get(), tandem::WorkerLost);
+    EXPECT_EQ(pool.submit([] { return tandem::current_process().name; }).get(), "ProcessPoolWorker-2")
+        << "the replacement has the next number";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStartMethod, ProcessStartMethod,

@@ -155,4 +155,23 @@ class Process {
   std::shared_ptr<detail::ProcessState> state_;
 };
 
+// Who a process is, as current_process(), parent_process() and active_children() tell it
+// (Python's multiprocessing.current_process().name and .pid).
+struct ProcessInfo {
+  long pid = 0;
+  std::string name;
+};
+
+// This process: "MainProcess" in a program tandem did not start; in a Process's child, the name
+// given to that Process; in a ProcessPool worker, "ProcessPoolWorker-<n>" (n counts the pool's
+// workers from 1, replacements included).
+ProcessInfo current_process();
+// The process that started this one with tandem (a Process's creator, a pool worker's pool),
+// whatever the start method (under forkserver the OS parent is the fork server; this is the
+// process that asked for the child). nullopt in a program tandem did not start.
+std::optional<ProcessInfo> parent_process();
+// The Process children this process started that have not exited (pool workers are counted by
+// pool.stats()). Unlike Python's, it reaps nothing: join() remains the owner's.
+std::vector<ProcessInfo> active_children();
+
 }  // namespace tandem

@@ -17,6 +17,8 @@ struct ProcessIdentity {
 
   // The calling process (cached per process, re-read after a fork).
   static ProcessIdentity self();
+  // The process `pid` names now (start time 0, never alive, if it is gone).
+  static ProcessIdentity of(std::int32_t pid);
   // False once the process has exited, even if not yet reaped, or its pid now names another.
   bool alive() const;
   bool operator==(const ProcessIdentity&) const = default;
