@@ -708,18 +708,21 @@ TEST_P(LargeMessages, AnInitializerTakesItsValuesOfAnySize) {
                                 initialized_factor = factor;
                               },
                               seen.get(), std::string(std::size_t{1} << 20, 'c'), 4};
+  // Read through a reference taken now: SharedHandle's lookup takes a lock, which a worker forked
+  // (fork start method) while this thread held it would inherit held, and its initializer hang.
+  InitializerSeen& counts = *seen.operator->();
   tandem::ProcessPool pool(pool_options);
-  EXPECT_EQ(seen->runs.load(), 2);
-  EXPECT_EQ(seen->bytes.load(), 2u << 20) << "each worker got the whole MiB";
-  EXPECT_EQ(seen->factor.load(), 4);
+  EXPECT_EQ(counts.runs.load(), 2);
+  EXPECT_EQ(counts.bytes.load(), 2u << 20) << "each worker got the whole MiB";
+  EXPECT_EQ(counts.factor.load(), 4);
   EXPECT_EQ(pool.submit([] { return initialized_factor; }).get(), 4) << "tasks see what it set up";
   EXPECT_THROW(pool.submit([] { std::abort(); }).get(), tandem::WorkerLost);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (seen->runs.load() < 3 && std::chrono::steady_clock::now() < give_up) {
+  while (counts.bytes.load() < (3u << 20) && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(seen->runs.load(), 3) << "the worker that replaced the lost one ran it too";
-  EXPECT_EQ(seen->bytes.load(), 3u << 20);
+  EXPECT_EQ(counts.runs.load(), 3) << "the worker that replaced the lost one ran it too";
+  EXPECT_EQ(counts.bytes.load(), 3u << 20);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStartMethod, LargeMessages,
