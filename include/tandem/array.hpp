@@ -20,7 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/holds_address.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/detail/shared_state.hpp"
 #include "tandem/error.hpp"
 #include "tandem/lock.hpp"

@@ -22,7 +22,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"

@@ -39,7 +39,7 @@
 #include <string>
 #include <string_view>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/detail/deadline.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"

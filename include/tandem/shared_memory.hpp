@@ -27,7 +27,7 @@
 #include <span>
 #include <string>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/traveller.hpp"
 
 namespace tandem {
 

@@ -27,7 +27,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/holds_address.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/detail/shared_state.hpp"
 #include "tandem/lock.hpp"
 

@@ -14,7 +14,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/holds_address.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/detail/shared_state.hpp"
 #include "tandem/lock.hpp"
 #include "tandem/synchronized.hpp"

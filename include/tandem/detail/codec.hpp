@@ -41,6 +41,7 @@
 #include "tandem/detail/byte_buffer.hpp"
 #include "tandem/detail/checked_archive.hpp"
 #include "tandem/detail/holds_address.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem::detail {
@@ -94,18 +95,6 @@ inline constexpr bool kIsCerealizable =
                        cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>,
                        cereal::traits::is_input_serializable<T, CheckedInputArchive>,
                        std::is_default_constructible<T>>;
-
-// Types that travel as a reference to memory both processes map (tandem's shared objects:
-// SharedMemory, Lock, Value ...) specialize Traveller with
-//   static void encode(ByteWriter&, const T&);  static T decode(ByteReader&);
-template <class T>
-struct Traveller {};
-
-template <class T>
-concept TravelsByHandle = requires(ByteWriter& out, ByteReader& in, const T& value) {
-  Traveller<T>::encode(out, value);
-  { Traveller<T>::decode(in) } -> std::same_as<T>;
-};
 
 // Whether a value of type T can travel between processes.
 template <class T>
@@ -207,16 +196,5 @@ T decode(ByteReader& in) {
   }
 }
 
-inline void encode_text(ByteWriter& out, const std::string& text) {
-  const auto size = static_cast<std::uint32_t>(text.size());
-  out.write_raw(size);
-  out.write(text.data(), size);
-}
-
-inline std::string decode_text(ByteReader& in) {
-  const auto size = in.read_raw<std::uint32_t>();
-  const std::byte* at = in.take(size);
-  return std::string(reinterpret_cast<const char*>(at), size);
-}
 
 }  // namespace tandem::detail

@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "tandem/detail/codec.hpp"
+#include "tandem/detail/traveller.hpp"
 #include "tandem/shared_memory.hpp"
 
 namespace tandem::detail {
