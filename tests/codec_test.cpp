@@ -17,6 +17,14 @@
 #include <variant>
 #include <vector>
 
+#include "tandem/array.hpp"
+#include "tandem/barrier.hpp"
+#include "tandem/event.hpp"
+#include "tandem/fair_lock.hpp"
+#include "tandem/lock.hpp"
+#include "tandem/semaphore.hpp"
+#include "tandem/value.hpp"
+
 namespace {
 
 using tandem::detail::ByteReader;
@@ -175,3 +183,52 @@ TEST(Codec, TruncatedMessagesAreErrors) {
 }
 
 }  // namespace
+
+// Every shared object travels through the one Traveller (detail::HandleAccess): a handle read
+// back as its own type works, and read as another kind is refused, whether the tag differs (an
+// Event read as a Lock) or only the kind inside the state (a Semaphore read as a
+// BoundedSemaphore, a Value of another size).
+template <class Written, class Read>
+bool reads_back_as(const Written& object) {
+  tandem::detail::ByteWriter out;
+  tandem::detail::Traveller<Written>::encode(out, object);
+  tandem::detail::ByteReader in(out.bytes());
+  try {
+    tandem::detail::Traveller<Read>::decode(in);
+    return true;
+  } catch (const tandem::Error&) {
+    return false;
+  }
+}
+
+TEST(Handles, EachSharedObjectReadsBackAsItselfAndNeverAsAnotherKind) {
+  const tandem::Lock lock;
+  const tandem::RLock rlock;
+  const tandem::Semaphore semaphore(2);
+  const tandem::BoundedSemaphore bounded(2);
+  const tandem::Event event;
+  const tandem::Barrier barrier(2);
+  const tandem::FairLock fair;
+  const tandem::Value<long> value(7);
+  const tandem::Array<int> array(4);
+  EXPECT_TRUE((reads_back_as<tandem::Lock, tandem::Lock>(lock)));
+  EXPECT_TRUE((reads_back_as<tandem::RLock, tandem::RLock>(rlock)));
+  EXPECT_TRUE((reads_back_as<tandem::Semaphore, tandem::Semaphore>(semaphore)));
+  EXPECT_TRUE((reads_back_as<tandem::BoundedSemaphore, tandem::BoundedSemaphore>(bounded)));
+  EXPECT_TRUE((reads_back_as<tandem::Event, tandem::Event>(event)));
+  EXPECT_TRUE((reads_back_as<tandem::Barrier, tandem::Barrier>(barrier)));
+  EXPECT_TRUE((reads_back_as<tandem::FairLock, tandem::FairLock>(fair)));
+  EXPECT_TRUE((reads_back_as<tandem::Value<long>, tandem::Value<long>>(value)));
+  EXPECT_TRUE((reads_back_as<tandem::Array<int>, tandem::Array<int>>(array)));
+
+  EXPECT_FALSE((reads_back_as<tandem::Lock, tandem::RLock>(lock)));
+  EXPECT_FALSE((reads_back_as<tandem::RLock, tandem::Lock>(rlock)));
+  EXPECT_FALSE((reads_back_as<tandem::Semaphore, tandem::BoundedSemaphore>(semaphore)));
+  EXPECT_FALSE((reads_back_as<tandem::BoundedSemaphore, tandem::Semaphore>(bounded)));
+  EXPECT_FALSE((reads_back_as<tandem::Event, tandem::Lock>(event)));
+  EXPECT_FALSE((reads_back_as<tandem::Barrier, tandem::Event>(barrier)));
+  EXPECT_FALSE((reads_back_as<tandem::FairLock, tandem::Lock>(fair)));
+  EXPECT_FALSE((reads_back_as<tandem::Value<long>, tandem::Value<int>>(value)));
+  EXPECT_FALSE((reads_back_as<tandem::Array<int>, tandem::Array<long>>(array)));
+  EXPECT_FALSE((reads_back_as<tandem::Lock, tandem::Value<long>>(lock)));
+}

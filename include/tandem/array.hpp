@@ -91,7 +91,8 @@ class Array {
   }
 
  private:
-  friend struct detail::Traveller<Array>;
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::ArrayState>;
   // The size is read from shared memory once, checked, and kept: another process could change
   // the shared copy later.
   explicit Array(detail::SharedState<detail::ArrayState> state)
@@ -124,13 +125,5 @@ class Array {
   RLock lock_;
   std::size_t size_;
 };
-
-namespace detail {
-template <class T>
-struct Traveller<Array<T>> {
-  static void encode(ByteWriter& out, const Array<T>& array) { array.state_.encode(out); }
-  static Array<T> decode(ByteReader& in) { return Array<T>(SharedState<ArrayState>::decode(in)); }
-};
-}  // namespace detail
 
 }  // namespace tandem

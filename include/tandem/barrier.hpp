@@ -95,25 +95,17 @@ class Barrier {
   bool broken();
 
  private:
-  friend struct detail::Traveller<Barrier>;
-  explicit Barrier(detail::SharedState<detail::BarrierState> state) : state_(std::move(state)) { enroll(); }
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::BarrierState>;
+  explicit Barrier(SharedStateType state) : state_(std::move(state)) { enroll(); }
+  static void check_handle(const SharedStateType& state) {
+    if (state->parties == 0) detail::throw_malformed("a Barrier handle with no parties");
+  }
   void enroll();
   std::uint32_t wait_by(detail::Clock::time_point deadline);
   bool a_participant_died();
 
-  detail::SharedState<detail::BarrierState> state_;
+  SharedStateType state_;
 };
-
-namespace detail {
-template <>
-struct Traveller<Barrier> {
-  static void encode(ByteWriter& out, const Barrier& barrier) { barrier.state_.encode(out); }
-  static Barrier decode(ByteReader& in) {
-    auto state = SharedState<BarrierState>::decode(in);
-    if (state->parties == 0) throw_malformed("a Barrier handle with no parties");
-    return Barrier(std::move(state));
-  }
-};
-}  // namespace detail
 
 }  // namespace tandem

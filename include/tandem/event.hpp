@@ -49,19 +49,12 @@ class Event {
   }
 
  private:
-  friend struct detail::Traveller<Event>;
-  explicit Event(detail::SharedState<detail::EventState> state) : state_(std::move(state)) {}
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::EventState>;
+  explicit Event(SharedStateType state) : state_(std::move(state)) {}
   bool wait_by(detail::Clock::time_point deadline);
 
-  detail::SharedState<detail::EventState> state_;
+  SharedStateType state_;
 };
-
-namespace detail {
-template <>
-struct Traveller<Event> {
-  static void encode(ByteWriter& out, const Event& event) { event.state_.encode(out); }
-  static Event decode(ByteReader& in) { return Event(SharedState<EventState>::decode(in)); }
-};
-}  // namespace detail
 
 }  // namespace tandem

@@ -118,23 +118,16 @@ class TANDEM_CAPABILITY("mutex") FairLock {
   int waiter_count() const;
 
  private:
-  friend struct detail::Traveller<FairLock>;
-  explicit FairLock(detail::SharedState<detail::FairLockState> state) : state_(std::move(state)) {}
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::FairLockState>;
+  explicit FairLock(SharedStateType state) : state_(std::move(state)) {}
   // What locking a FairLock that the calling thread holds does.
   enum class Relock { throws, fails };
   bool acquire_until(detail::Clock::time_point deadline, Relock relock);
   // `tracked_wait`, when given, is started once the caller queues (the diagnostics are on).
   bool take_until(detail::Clock::time_point deadline, Relock relock, std::optional<detail::TrackedWait>* tracked_wait);
 
-  detail::SharedState<detail::FairLockState> state_;
+  SharedStateType state_;
 };
-
-namespace detail {
-template <>
-struct Traveller<FairLock> {
-  static void encode(ByteWriter& out, const FairLock& lock) { lock.state_.encode(out); }
-  static FairLock decode(ByteReader& in) { return FairLock(SharedState<FairLockState>::decode(in)); }
-};
-}  // namespace detail
 
 }  // namespace tandem

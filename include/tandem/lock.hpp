@@ -118,17 +118,21 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   std::string name() const { return std::string(state_->name.view()); }
 
  private:
-  friend struct detail::Traveller<BasicLock>;
+  friend struct detail::HandleAccess;
   template <detail::RobustMutex::Kind>
   friend struct detail::LockMaker;
-  explicit BasicLock(detail::SharedState<detail::LockState> state) : state_(std::move(state)) {}
+  using SharedStateType = detail::SharedState<detail::LockState>;
+  explicit BasicLock(SharedStateType state) : state_(std::move(state)) {}
+  static void check_handle(const SharedStateType& state) {
+    if (state->kind != kKind) detail::throw_malformed("a Lock handle names an RLock, or the reverse");
+  }
   bool try_lock_by(detail::Clock::time_point deadline) TANDEM_TRY_ACQUIRE(true) {
     if (detail::tracking_on()) [[unlikely]]
       return detail::tracked_try_lock_until(*state_, deadline);
     return state_->mutex.try_lock_until(deadline);
   }
 
-  detail::SharedState<detail::LockState> state_;
+  SharedStateType state_;
 };
 
 using Lock = BasicLock<detail::RobustMutex::Kind::plain>;
@@ -153,15 +157,9 @@ namespace detail {
 template <RobustMutex::Kind kKind>
 struct LockMaker {
   static BasicLock<kKind> from(SharedState<LockState> state) {
-    if (state->kind != kKind) throw_malformed("a Lock handle names an RLock, or the reverse");
+    BasicLock<kKind>::check_handle(state);
     return BasicLock<kKind>(std::move(state));
   }
-};
-
-template <RobustMutex::Kind kKind>
-struct Traveller<BasicLock<kKind>> {
-  static void encode(ByteWriter& out, const BasicLock<kKind>& lock) { lock.state_.encode(out); }
-  static BasicLock<kKind> decode(ByteReader& in) { return LockMaker<kKind>::from(SharedState<LockState>::decode(in)); }
 };
 }  // namespace detail
 

@@ -93,8 +93,12 @@ class Semaphore : public detail::SemaphoreBase {
   explicit Semaphore(std::uint32_t value = 1) : SemaphoreBase(value, false) {}
 
  private:
-  friend struct detail::Traveller<Semaphore>;
-  explicit Semaphore(detail::SharedState<detail::SemaphoreState> state) : SemaphoreBase(std::move(state)) {}
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::SemaphoreState>;
+  explicit Semaphore(SharedStateType state) : SemaphoreBase(std::move(state)) {}
+  static void check_handle(const SharedStateType& state) {
+    if (state->bounded) detail::throw_malformed("a Semaphore handle names a BoundedSemaphore");
+  }
 };
 
 class BoundedSemaphore : public detail::SemaphoreBase {
@@ -102,23 +106,13 @@ class BoundedSemaphore : public detail::SemaphoreBase {
   explicit BoundedSemaphore(std::uint32_t value = 1) : SemaphoreBase(value, true) {}
 
  private:
-  friend struct detail::Traveller<BoundedSemaphore>;
-  explicit BoundedSemaphore(detail::SharedState<detail::SemaphoreState> state) : SemaphoreBase(std::move(state)) {}
-};
-
-namespace detail {
-template <class S>
-  requires std::is_same_v<S, Semaphore> || std::is_same_v<S, BoundedSemaphore>
-struct Traveller<S> {
-  static void encode(ByteWriter& out, const S& semaphore) { semaphore.state_.encode(out); }
-  static S decode(ByteReader& in) {
-    auto state = SharedState<SemaphoreState>::decode(in);
-    if (state->bounded != std::is_same_v<S, BoundedSemaphore>) {
-      throw_malformed("a Semaphore handle names a BoundedSemaphore, or the reverse");
-    }
-    return S(std::move(state));
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::SemaphoreState>;
+  explicit BoundedSemaphore(SharedStateType state) : SemaphoreBase(std::move(state)) {}
+  static void check_handle(const SharedStateType& state) {
+    if (!state->bounded) detail::throw_malformed("a BoundedSemaphore handle names a Semaphore");
   }
 };
-}  // namespace detail
+
 
 }  // namespace tandem

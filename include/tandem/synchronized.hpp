@@ -61,8 +61,8 @@ class Synchronized {
                 "tandem::Synchronized<T> keeps T in shared memory, for threads and processes, which needs a "
                 "trivially copyable T holding no pointer, reference or view. For any other T shared by threads "
                 "only, write tandem::Synchronized<T, tandem::Sharing::threads>.");
-  using SharedStateType = detail::SharedState<detail::GuardedState<T, detail::RobustMutex::Kind::plain>>;
-  using Storage = std::conditional_t<kShared, SharedStateType, std::shared_ptr<T>>;
+  using SharedData = detail::SharedState<detail::GuardedState<T, detail::RobustMutex::Kind::plain>>;
+  using Storage = std::conditional_t<kShared, SharedData, std::shared_ptr<T>>;
 
  public:
   // The T is built from `args`.
@@ -136,7 +136,7 @@ class Synchronized {
   template <class... Args>
   static Storage make_storage(Args&&... args) {
     if constexpr (kShared) {
-      return SharedStateType::create(0, std::forward<Args>(args)...);
+      return SharedData::create(0, std::forward<Args>(args)...);
     } else {
       return std::make_shared<T>(std::forward<Args>(args)...);
     }

@@ -56,26 +56,17 @@ class Value {
   }
 
  private:
-  friend struct detail::Traveller<Value>;
-  explicit Value(detail::SharedState<State> state)
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<State>;
+  static void check_handle(const SharedStateType& state) {
+    if (state->value_size != sizeof(T)) detail::throw_malformed("a Value<T> handle names a value of another size");
+  }
+  explicit Value(SharedStateType state)
       : state_(std::move(state)),
         lock_(detail::LockMaker<detail::RobustMutex::Kind::recursive>::from(state_.inner(&State::lock))) {}
 
   detail::SharedState<State> state_;
   RLock lock_;
 };
-
-namespace detail {
-template <class T>
-struct Traveller<Value<T>> {
-  using State = GuardedState<T, RobustMutex::Kind::recursive>;
-  static void encode(ByteWriter& out, const Value<T>& value) { value.state_.encode(out); }
-  static Value<T> decode(ByteReader& in) {
-    auto state = SharedState<State>::decode(in);
-    if (state->value_size != sizeof(T)) throw_malformed("a Value<T> handle names a value of another size");
-    return Value<T>(std::move(state));
-  }
-};
-}  // namespace detail
 
 }  // namespace tandem

@@ -74,4 +74,36 @@ class SharedState {
   State* state_ = nullptr;
 };
 
+// The one Traveller of the shared objects whose handle is a SharedState (Event, Lock, Semaphore,
+// Barrier, FairLock, Value, Array, Synchronized): the tag check is SharedState's, and the rest is
+// written here once. Such an object declares, privately,
+//   friend struct detail::HandleAccess;
+//   using SharedStateType = detail::SharedState<ItsState>;
+//   SharedStateType state_;                      and a constructor from a SharedStateType;
+// and, when a state of the right tag can still be the wrong one for it (an RLock's state read
+// as a Lock's, a Value of another size), a `static void check_handle(const SharedStateType&)`
+// that throws through throw_malformed.
+struct HandleAccess {
+  template <class T>
+  static constexpr bool kIsHandle = requires { typename T::SharedStateType; };
+
+  template <class T>
+  static void encode(ByteWriter& out, const T& object) {
+    object.state_.encode(out);
+  }
+  template <class T>
+  static T decode(ByteReader& in) {
+    auto state = T::SharedStateType::decode(in);
+    if constexpr (requires { T::check_handle(state); }) T::check_handle(state);
+    return T(std::move(state));
+  }
+};
+
+template <class T>
+  requires HandleAccess::kIsHandle<T>
+struct Traveller<T> {
+  static void encode(ByteWriter& out, const T& object) { HandleAccess::encode(out, object); }
+  static T decode(ByteReader& in) { return HandleAccess::template decode<T>(in); }
+};
+
 }  // namespace tandem::detail
