@@ -6,12 +6,12 @@
 #include "tandem/detail/wait.hpp"
 #include "tandem/error.hpp"
 
-namespace tandem::detail {
-namespace {
+namespace tandem {
 
-}  // namespace
+using namespace detail;
 
-bool SemaphoreBase::try_take() noexcept {
+template <bool kBounded>
+bool BasicSemaphore<kBounded>::try_take() noexcept {
   std::uint32_t count = state_->count.load(std::memory_order_relaxed);
   while (count != 0) {
     if (state_->count.compare_exchange_weak(count, count - 1, std::memory_order_acquire)) return true;
@@ -19,7 +19,8 @@ bool SemaphoreBase::try_take() noexcept {
   return false;
 }
 
-void SemaphoreBase::record_holding(int delta) {
+template <bool kBounded>
+void BasicSemaphore<kBounded>::record_holding(int delta) {
   SemaphoreState& state = *state_;
   const ProcessIdentity self = ProcessIdentity::self();
   BookkeepingGuard guard(state.holders_mutex);
@@ -40,7 +41,8 @@ void SemaphoreBase::record_holding(int delta) {
   *free_slot = {self, static_cast<std::uint32_t>(delta)};
 }
 
-std::uint32_t SemaphoreBase::reclaim_from_dead_holders() {
+template <bool kBounded>
+std::uint32_t BasicSemaphore<kBounded>::reclaim_from_dead_holders() {
   SemaphoreState& state = *state_;
   const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   std::int64_t last = state.last_liveness_check.load(std::memory_order_relaxed);
@@ -63,7 +65,8 @@ std::uint32_t SemaphoreBase::reclaim_from_dead_holders() {
   return reclaimed;
 }
 
-bool SemaphoreBase::acquire_by(Clock::time_point deadline) {
+template <bool kBounded>
+bool BasicSemaphore<kBounded>::acquire_by(Clock::time_point deadline) {
   SemaphoreState& state = *state_;
   auto sleep = [&](Clock::time_point until) {
     state.waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -94,7 +97,8 @@ bool SemaphoreBase::acquire_by(Clock::time_point deadline) {
   return true;
 }
 
-void SemaphoreBase::release(std::uint32_t n) {
+template <bool kBounded>
+void BasicSemaphore<kBounded>::release(std::uint32_t n) {
   SemaphoreState& state = *state_;
   if (state.bounded) {
     std::uint32_t count = state.count.load(std::memory_order_relaxed);
@@ -108,4 +112,7 @@ void SemaphoreBase::release(std::uint32_t n) {
   if (state.waiters.load(std::memory_order_seq_cst) != 0) futex_wake(state.count, static_cast<int>(n));
 }
 
-}  // namespace tandem::detail
+template class BasicSemaphore<false>;
+template class BasicSemaphore<true>;
+
+}  // namespace tandem

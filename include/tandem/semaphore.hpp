@@ -52,19 +52,27 @@ struct SemaphoreState {
   std::atomic<std::int64_t> last_liveness_check{0};  // steady-clock nanoseconds
 };
 
-class SemaphoreBase {
+}  // namespace detail
+
+// Semaphore (kBounded false) and BoundedSemaphore (true): one class, two kinds, as Lock and RLock.
+template <bool kBounded>
+class BasicSemaphore {
  public:
-  void acquire() { acquire_by(Clock::time_point::max()); }
+  explicit BasicSemaphore(std::uint32_t value = 1)
+      : state_(detail::SharedState<detail::SemaphoreState>::create(0, value, kBounded)) {}
+
+  void acquire() { acquire_by(detail::Clock::time_point::max()); }
   // False when no unit came free: at once, within `timeout`, or by `deadline`.
-  bool try_acquire() { return acquire_by(Clock::time_point::min()); }
+  bool try_acquire() { return acquire_by(detail::Clock::time_point::min()); }
   template <class Rep, class Period>
   bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_by(deadline_after(timeout));
+    return acquire_by(detail::deadline_after(timeout));
   }
-  template <class OtherClock, class Duration>
-  bool try_acquire_until(std::chrono::time_point<OtherClock, Duration> deadline) {
-    return acquire_by(deadline_at(deadline));
+  template <class Clock, class Duration>
+  bool try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_by(detail::deadline_at(deadline));
   }
+  // A BoundedSemaphore throws tandem::Error past its initial value.
   void release(std::uint32_t n = 1);
   // A snapshot of the count.
   std::uint32_t value() const noexcept { return state_->count.load(std::memory_order_relaxed); }
@@ -73,46 +81,26 @@ class SemaphoreBase {
   bool try_lock() { return try_acquire(); }
   void unlock() { release(); }
 
- protected:
-  SemaphoreBase(std::uint32_t initial, bool bounded) : state_(SharedState<SemaphoreState>::create(0, initial, bounded)) {}
-  explicit SemaphoreBase(SharedState<SemaphoreState> state) : state_(std::move(state)) {}
-  bool acquire_by(Clock::time_point deadline);
-
-  SharedState<SemaphoreState> state_;
-
  private:
+  friend struct detail::HandleAccess;
+  using SharedStateType = detail::SharedState<detail::SemaphoreState>;
+  explicit BasicSemaphore(SharedStateType state) : state_(std::move(state)) {}
+  static void check_handle(const SharedStateType& state) {
+    if (state->bounded != kBounded) detail::throw_malformed("a Semaphore handle names a BoundedSemaphore, or the reverse");
+  }
+  bool acquire_by(detail::Clock::time_point deadline);
   bool try_take() noexcept;
   void record_holding(int delta);
   // Gives back the units of dead holders, at most once per check interval across all agents.
   std::uint32_t reclaim_from_dead_holders();
-};
-}  // namespace detail
 
-class Semaphore : public detail::SemaphoreBase {
- public:
-  explicit Semaphore(std::uint32_t value = 1) : SemaphoreBase(value, false) {}
-
- private:
-  friend struct detail::HandleAccess;
-  using SharedStateType = detail::SharedState<detail::SemaphoreState>;
-  explicit Semaphore(SharedStateType state) : SemaphoreBase(std::move(state)) {}
-  static void check_handle(const SharedStateType& state) {
-    if (state->bounded) detail::throw_malformed("a Semaphore handle names a BoundedSemaphore");
-  }
+  SharedStateType state_;
 };
 
-class BoundedSemaphore : public detail::SemaphoreBase {
- public:
-  explicit BoundedSemaphore(std::uint32_t value = 1) : SemaphoreBase(value, true) {}
-
- private:
-  friend struct detail::HandleAccess;
-  using SharedStateType = detail::SharedState<detail::SemaphoreState>;
-  explicit BoundedSemaphore(SharedStateType state) : SemaphoreBase(std::move(state)) {}
-  static void check_handle(const SharedStateType& state) {
-    if (!state->bounded) detail::throw_malformed("a BoundedSemaphore handle names a Semaphore");
-  }
-};
-
+using Semaphore = BasicSemaphore<false>;
+using BoundedSemaphore = BasicSemaphore<true>;
+// Defined in semaphore.cpp for the two kinds.
+extern template class BasicSemaphore<false>;
+extern template class BasicSemaphore<true>;
 
 }  // namespace tandem
