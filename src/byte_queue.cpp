@@ -66,6 +66,14 @@ std::uint8_t load_owner(std::uint8_t& owner) {
 void store_owner(std::uint8_t& owner, std::uint8_t index) {
   std::atomic_ref<std::uint8_t>(owner).store(index, std::memory_order_release);
 }
+// A consumer's mark on an item's first slot: its process index (7 bits, kProcessSlots = 127)
+// and the parity of the item's lap of the ring, so that the mark of the item taken at the same
+// slot one lap later never equals it.
+constexpr std::uint8_t kLapBit = 0x80;
+std::uint8_t reader_mark(std::uint8_t index, std::uint64_t position, std::uint64_t slot_count) {
+  return static_cast<std::uint8_t>(index | ((position & slot_count) != 0 ? kLapBit : 0));  // a power of two
+}
+std::uint8_t index_of_mark(std::uint8_t mark) { return static_cast<std::uint8_t>(mark & ~kLapBit); }
 constexpr std::size_t total_bytes(std::uint64_t slots) {
   return data_offset(slots) + static_cast<std::size_t>(slots) * QueueState::kSlotBytes;
 }
@@ -233,19 +241,55 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
     }
     const std::uint64_t spanned = slots_for(first.bytes.load(std::memory_order_relaxed));
     if (spanned > slot_count_) throw_malformed("a queue item whose record is corrupt");
-    if (state.head.compare_exchange_weak(head, head + spanned, std::memory_order_relaxed)) {
+    // The mark goes on before the item is ours, as a claim other consumers respect: a consumer
+    // killed at any point of a take leaves either its mark on the item at head (cleared once it
+    // is dead, clear_dead_take_mark) or a marked item below head (freed once it is dead,
+    // free_slots_of_dead_consumers), never an item taken and unmarked, which nothing could free.
+    // (Marking after the take left that window, and a consumer killed just as it woke for an
+    // item stalled the ring for good: QueueAcrossAgents.AConsumerKilledInsideAGetDoesNotStopTheQueue.)
+    const std::uint64_t at = head;
+    const std::uint8_t mark = reader_mark(index, at, slot_count_);
+    std::atomic_ref<std::uint8_t> reader(readers_[at & mask_]);
+    if (index != 0) {
+      std::uint8_t none = 0;
+      if (!reader.compare_exchange_strong(none, mark, std::memory_order_seq_cst)) {
+        // Another consumer is taking this item, or the last lap's taker has not cleared its
+        // mark yet (or died before it did): look again.
+        head = state.head.load(std::memory_order_relaxed);
+        continue;
+      }
+    }
+    if (state.head.compare_exchange_strong(head, at + spanned, std::memory_order_seq_cst)) {
       // Only now, with the item ours, is its record known not to change under an honest peer;
       // what is read here is all that is used, so a dishonest one cannot widen it later.
       const std::size_t size = first.bytes.load(std::memory_order_relaxed);
       if (spanned > slot_count_ || slots_for(size) != spanned) throw_malformed("a queue item whose record is corrupt");
-      store_owner(readers_[head & mask_], index);
       position = head;
       slots = spanned;
       bytes = size;
       return true;
     }
+    if (index != 0) {
+      std::uint8_t mine = mark;  // the item went another way (a dead producer's slots were skipped)
+      reader.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+    }
   }
   return false;
+}
+
+bool ByteQueue::clear_dead_take_mark() {
+  const std::uint64_t head = state_->head.load(std::memory_order_acquire);
+  std::atomic_ref<std::uint8_t> reader(readers_[head & mask_]);
+  std::uint8_t mark = reader.load(std::memory_order_acquire);
+  if (mark == 0) return false;
+  // A mark naming no process slot was written by no honest consumer: garbage, cleared as well.
+  const std::uint8_t index = index_of_mark(mark);
+  const bool garbage = index == 0 || index > QueueState::kProcessSlots;
+  if (!garbage && !holder_is_dead(index)) return false;
+  // Its owner is dead, so nobody else can take this item while the mark is there: clearing it
+  // lets the others claim it. (Had the head moved meanwhile, the mark was a stale one, which
+  // free_slots_of_dead_consumers would clear the same way.)
+  return reader.compare_exchange_strong(mark, 0, std::memory_order_acq_rel);
 }
 
 bool ByteQueue::nothing_in_flight() const noexcept {
@@ -261,6 +305,8 @@ void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
   }
   meta(position).sequence.store(static_cast<std::uint32_t>(position + slot_count_), std::memory_order_release);
   if (maxsize_ != 0) state_->items.fetch_sub(1, std::memory_order_release);
+  // A plain store: while this consumer's mark is on the slot, no other consumer can mark the item
+  // a lap later (a mark is claimed from 0, see try_take), so the mark cleared is its own.
   store_owner(readers_[position & mask_], 0);
   state_->space_ready.notify_all();
 }
@@ -279,8 +325,10 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     }
     return taken;
   };
-  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, state_->name.view(), ready, deadline,
-               [this] { free_slots_of_dead_producer(); })) {
+  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, state_->name.view(), ready, deadline, [this] {
+        free_slots_of_dead_producer();
+        clear_dead_take_mark();
+      })) {
     return false;
   }
   // Noted before the item's slots are freed (see put).
@@ -386,9 +434,10 @@ bool ByteQueue::free_slots_of_dead_consumers() {
   for (std::uint64_t position = from; position < head; ++position) {
     std::uint8_t& reader = readers_[position & mask_];
     std::uint8_t owner = load_owner(reader);
-    if (owner == 0 || owner > QueueState::kProcessSlots) continue;
-    Liveness& taker = known[owner];
-    if (taker == unknown) taker = holder_is_dead(owner) ? dead : alive;
+    const std::uint8_t index = index_of_mark(owner);
+    if (index == 0 || index > QueueState::kProcessSlots) continue;
+    Liveness& taker = known[index];
+    if (taker == unknown) taker = holder_is_dead(index) ? dead : alive;
     if (taker != dead) continue;
     SlotMeta& first = meta(position);
     auto taken = static_cast<std::uint32_t>(position + 1);

@@ -135,6 +135,9 @@ class ByteQueue {
   // publishing, or that dead consumers took without freeing. True if it freed any.
   bool free_slots_of_dead_producer();
   bool free_slots_of_dead_consumers();
+  // A consumer killed between marking the item at head and taking it left a mark that stops the
+  // others: cleared once its owner is dead. True if it cleared one.
+  bool clear_dead_take_mark();
   void release(std::uint64_t position, std::uint64_t slots) noexcept;
   SlotMeta& meta(std::uint64_t position) const noexcept { return meta_[position & mask_]; }
   std::byte* slot_data(std::uint64_t position) const noexcept {
