@@ -66,14 +66,6 @@ std::uint8_t load_owner(std::uint8_t& owner) {
 void store_owner(std::uint8_t& owner, std::uint8_t index) {
   std::atomic_ref<std::uint8_t>(owner).store(index, std::memory_order_release);
 }
-// A consumer's mark on an item's first slot: its process index (7 bits, kProcessSlots = 127)
-// and the parity of the item's lap of the ring, so that the mark of the item taken at the same
-// slot one lap later never equals it.
-constexpr std::uint8_t kLapBit = 0x80;
-std::uint8_t reader_mark(std::uint8_t index, std::uint64_t position, std::uint64_t slot_count) {
-  return static_cast<std::uint8_t>(index | ((position & slot_count) != 0 ? kLapBit : 0));  // a power of two
-}
-std::uint8_t index_of_mark(std::uint8_t mark) { return static_cast<std::uint8_t>(mark & ~kLapBit); }
 constexpr std::size_t total_bytes(std::uint64_t slots) {
   return data_offset(slots) + static_cast<std::size_t>(slots) * QueueState::kSlotBytes;
 }
@@ -248,11 +240,10 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
     // (Marking after the take left that window, and a consumer killed just as it woke for an
     // item stalled the ring for good: QueueAcrossAgents.AConsumerKilledInsideAGetDoesNotStopTheQueue.)
     const std::uint64_t at = head;
-    const std::uint8_t mark = reader_mark(index, at, slot_count_);
     std::atomic_ref<std::uint8_t> reader(readers_[at & mask_]);
     if (index != 0) {
       std::uint8_t none = 0;
-      if (!reader.compare_exchange_strong(none, mark, std::memory_order_seq_cst)) {
+      if (!reader.compare_exchange_strong(none, index, std::memory_order_seq_cst)) {
         // Another consumer is taking this item, or the last lap's taker has not cleared its
         // mark yet (or died before it did): look again.
         head = state.head.load(std::memory_order_relaxed);
@@ -270,7 +261,7 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
       return true;
     }
     if (index != 0) {
-      std::uint8_t mine = mark;  // the item went another way (a dead producer's slots were skipped)
+      std::uint8_t mine = index;  // the item went another way (a dead producer's slots were skipped)
       reader.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
     }
   }
@@ -280,12 +271,12 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
 bool ByteQueue::clear_dead_take_mark() {
   const std::uint64_t head = state_->head.load(std::memory_order_acquire);
   std::atomic_ref<std::uint8_t> reader(readers_[head & mask_]);
+  // A consumer's mark is its process index (1..kProcessSlots).
   std::uint8_t mark = reader.load(std::memory_order_acquire);
   if (mark == 0) return false;
   // A mark naming no process slot was written by no honest consumer: garbage, cleared as well.
-  const std::uint8_t index = index_of_mark(mark);
-  const bool garbage = index == 0 || index > QueueState::kProcessSlots;
-  if (!garbage && !holder_is_dead(index)) return false;
+  const bool garbage = mark > QueueState::kProcessSlots;
+  if (!garbage && !holder_is_dead(mark)) return false;
   // Its owner is dead, so nobody else can take this item while the mark is there: clearing it
   // lets the others claim it. (Had the head moved meanwhile, the mark was a stale one, which
   // free_slots_of_dead_consumers would clear the same way.)
@@ -434,10 +425,9 @@ bool ByteQueue::free_slots_of_dead_consumers() {
   for (std::uint64_t position = from; position < head; ++position) {
     std::uint8_t& reader = readers_[position & mask_];
     std::uint8_t owner = load_owner(reader);
-    const std::uint8_t index = index_of_mark(owner);
-    if (index == 0 || index > QueueState::kProcessSlots) continue;
-    Liveness& taker = known[index];
-    if (taker == unknown) taker = holder_is_dead(index) ? dead : alive;
+    if (owner == 0 || owner > QueueState::kProcessSlots) continue;
+    Liveness& taker = known[owner];
+    if (taker == unknown) taker = holder_is_dead(owner) ? dead : alive;
     if (taker != dead) continue;
     SlotMeta& first = meta(position);
     auto taken = static_cast<std::uint32_t>(position + 1);

@@ -336,7 +336,7 @@ void run_process_from_fds(int request_fd, int error_fd) {
     ByteReader in(request);
     adopt_diagnostics_context(in);
     adopt_family(in);
-    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+    const Entry entry = read_entry(in);
     ByteWriter unused;
     entry(in, unused);
   } catch (...) {

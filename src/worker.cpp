@@ -83,7 +83,7 @@ void serve(WorkerShared& shared, std::uint64_t sequence, std::int64_t entry_offs
     return;
   }
   try {
-    const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(entry_offset)));
+    const Entry entry = function_at<Entry>(entry_offset);
     begin_response(out, sequence, ResponseStatus::value);
     if (config.timed) shared.running_since_ns.store(monotonic_ns(), std::memory_order_relaxed);
     entry(in, out);
@@ -312,7 +312,7 @@ bool push_response(WorkerChannel& channel, HandedOverFiles& files, ResponseFile&
 
 void run_initializer(std::span<const std::byte> bytes) {
   ByteReader in(bytes);
-  const auto entry = reinterpret_cast<Entry>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+  const Entry entry = read_entry(in);
   ByteWriter unused;
   entry(in, unused);
 }

@@ -394,7 +394,7 @@ class ProcessPool : public detail::PoolSurface<ProcessPool> {
 
   template <class T, class R>
   std::size_t auto_chunksize(std::size_t n) const {
-    std::size_t chunksize = std::max<std::size_t>(1, n / (size() * 8));
+    std::size_t chunksize = detail::auto_chunksize(n, size());
     if constexpr (detail::kIsRaw<T> && (std::is_void_v<R> || detail::kIsRaw<R>)) {
       // Keep a chunk's request and its results within a quarter ring each.
       const std::size_t fit = std::max<std::size_t>(1, (detail::max_message(*core_) / 2 - 64) / std::max(sizeof(T), sizeof(detail::MapSlot<R>)));

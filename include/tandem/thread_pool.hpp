@@ -62,11 +62,6 @@ namespace detail {
 template <class F, class Range>
 using MapResult = std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>;
 
-inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
-  // ~8 chunks per worker balances uneven items without paying per-item scheduling.
-  return std::max<std::size_t>(1, items / (workers * 8));
-}
-
 }  // namespace detail
 
 class ThreadPool : public detail::PoolSurface<ThreadPool> {
@@ -121,6 +116,9 @@ class ThreadPool : public detail::PoolSurface<ThreadPool> {
 
   template <bool Ordered, class F, class Range>
   auto make_imap(F&& f, Range&& range, std::size_t chunksize);
+
+  template <class T, class R>
+  std::size_t auto_chunksize(std::size_t n) const { return detail::auto_chunksize(n, size()); }
 
   // One imap chunk: f over `items`, as one task.
   template <class F, class T>

@@ -1,7 +1,7 @@
 // What ThreadPool and ProcessPool offer alike, written once: map in its forms, map_async, starmap, imap,
 // shutdown with its timed forms, stats. The pool derives from PoolSurface<Pool> and provides
-// the engine (private, befriending PoolSurface): map_by, make_imap, unpacking, stop,
-// stop_until and activity. A user writes code over either pool with tandem::Executor
+// the engine (private, befriending PoolSurface): map_by, make_imap, submit_chunk,
+// auto_chunksize, unpacking, stop, stop_until and activity. A user writes code over either pool with tandem::Executor
 // (executor.hpp), not with this type.
 #pragma once
 
@@ -25,6 +25,11 @@
 #include "tandem/shutdown.hpp"
 
 namespace tandem::detail {
+
+inline std::size_t auto_chunksize(std::size_t items, std::size_t workers) {
+  // ~8 chunks per worker balances uneven items without paying per-item scheduling.
+  return std::max<std::size_t>(1, items / (workers * 8));
+}
 
 // Joins the chunks of a map_async into its one future: the values in order once all are in, or
 // the first failure, which cancels the rest. The result's own end (a cancel() by its holder
@@ -107,7 +112,7 @@ class PoolSurface {
                   "function submit the work, or use map");
     std::vector<T> items(std::ranges::begin(range), std::ranges::end(range));
     const std::size_t n = items.size();
-    if (chunksize == 0) chunksize = std::max<std::size_t>(1, n / (pool().size() * 8));
+    if (chunksize == 0) chunksize = pool().template auto_chunksize<T, R>(n);
     auto join = std::make_shared<MapAsyncJoin<R>>();
     Future<std::vector<R>> result = join->promise.get_future();
     auto fn = std::make_shared<Fn>(std::forward<F>(f));

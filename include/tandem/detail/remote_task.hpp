@@ -29,6 +29,9 @@ namespace tandem::detail {
 
 using Entry = void (*)(ByteReader& in, ByteWriter& out);
 
+// The entry a request from another process names first, by its code offset.
+inline Entry read_entry(ByteReader& in) { return function_at<Entry>(in.read_raw<std::int64_t>()); }
+
 // `large`: the response is in a memory file of its own (a pool-internal detail, see worker.hpp).
 enum class ResponseStatus : std::uint64_t { value = 1, exception = 2, skipped = 3, large = 4 };
 

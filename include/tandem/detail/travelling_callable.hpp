@@ -31,6 +31,13 @@ inline std::int64_t code_offset(const void* code) noexcept {
 inline const void* code_at(std::int64_t offset) noexcept {
   return reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(&code_anchor) + offset);
 }
+// The function an offset from another process names: every code address that arrives from
+// another process becomes callable here, and only here.
+template <class FunctionPointer>
+FunctionPointer function_at(std::int64_t offset) noexcept {
+  static_assert(std::is_pointer_v<FunctionPointer> && std::is_function_v<std::remove_pointer_t<FunctionPointer>>);
+  return reinterpret_cast<FunctionPointer>(const_cast<void*>(code_at(offset)));
+}
 
 // Function pointers and stateless function objects. (The primary template: the wrappers below
 // specialize it.)
@@ -51,7 +58,7 @@ struct CallableTraveller {
   }
   static F decode(ByteReader& in) {
     if constexpr (kFunctionPointer) {
-      return reinterpret_cast<F>(const_cast<void*>(code_at(in.read_raw<std::int64_t>())));
+      return function_at<F>(in.read_raw<std::int64_t>());
     } else {
       return in.read_raw<F>();
     }
