@@ -19,6 +19,7 @@
 
 #include "tandem/array.hpp"
 #include "tandem/barrier.hpp"
+#include "tandem/condition.hpp"
 #include "tandem/event.hpp"
 #include "tandem/fair_lock.hpp"
 #include "tandem/lock.hpp"
@@ -231,4 +232,25 @@ TEST(Handles, EachSharedObjectReadsBackAsItselfAndNeverAsAnotherKind) {
   EXPECT_FALSE((reads_back_as<tandem::Value<long>, tandem::Value<int>>(value)));
   EXPECT_FALSE((reads_back_as<tandem::Array<int>, tandem::Array<long>>(array)));
   EXPECT_FALSE((reads_back_as<tandem::Lock, tandem::Value<long>>(lock)));
+}
+
+TEST(Handles, AConditionTravelsWithTheKindOfItsLock) {
+  for (const bool reentrant : {false, true}) {
+    tandem::Condition condition = reentrant ? tandem::Condition(tandem::RLock()) : tandem::Condition();
+    tandem::detail::ByteWriter out;
+    tandem::detail::Traveller<tandem::Condition>::encode(out, condition);
+    tandem::detail::ByteReader in(out.bytes());
+    tandem::Condition copy = tandem::detail::Traveller<tandem::Condition>::decode(in);
+    copy.lock();
+    EXPECT_TRUE(condition.locked());           // the same lock
+    EXPECT_EQ(copy.try_lock(), reentrant);     // and of the same kind
+    if (reentrant) copy.unlock();
+    copy.unlock();
+    EXPECT_FALSE(condition.locked());
+
+    std::vector<std::byte> bytes(out.bytes().begin(), out.bytes().end());
+    bytes[0] = std::byte{2};  // names neither kind
+    tandem::detail::ByteReader garbage(bytes);
+    EXPECT_THROW(tandem::detail::Traveller<tandem::Condition>::decode(garbage), tandem::Error);
+  }
 }

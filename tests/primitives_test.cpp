@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "agent_kinds.hpp"
 #include "tandem/array.hpp"
@@ -15,6 +17,7 @@
 #include "tandem/condition.hpp"
 #include "tandem/error.hpp"
 #include "tandem/event.hpp"
+#include "tandem/lock.hpp"
 #include "tandem/semaphore.hpp"
 #include "tandem/shared_memory.hpp"
 #include "tandem/value.hpp"
@@ -91,10 +94,106 @@ TEST_P(PrimitivesAcrossAgents, AConditionWhoseHolderWasKilledReportsOwnerDied) {
   }, changed, holding);
   ASSERT_TRUE(holding.wait_for(10s));
   EXPECT_THROW(changed.try_lock_for(10s), tandem::OwnerDied);  // held by this thread now
-  changed.get_lock().mark_consistent();
+  changed.mark_consistent();
   EXPECT_FALSE(changed.wait_for(10ms));  // usable: releases, times out, takes it again
   changed.unlock();
   holder.join();
+}
+
+// Polls `done()` under the condition's lock until it holds or 10 s pass.
+template <class Done>
+bool under_lock_eventually(tandem::Condition& c, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    {
+      std::unique_lock lock(c);
+      if (done()) return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// Python's test_notify counts the waiters each notify wakes; before notify woke them all.
+TEST_P(PrimitivesAcrossAgents, ConditionNotifyNWakesNWaitersAndNoMore) {
+  tandem::Condition c;
+  tandem::Value<int> waiting(0), woken(0);  // guarded by c's lock in this test's protocol
+  auto wait_once = [](tandem::Condition cond, tandem::Value<int> in, tandem::Value<int> out) {
+    std::unique_lock lock(cond);
+    in.store(in.load() + 1);
+    cond.wait();
+    out.store(out.load() + 1);
+  };
+  std::vector<std::unique_ptr<TestAgent>> agents;
+  for (int i = 0; i < 4; ++i) agents.push_back(std::make_unique<TestAgent>(GetParam(), wait_once, c, waiting, woken));
+  // A waiter counts itself in before it waits, under the lock it releases only by waiting.
+  ASSERT_TRUE(under_lock_eventually(c, [&] { return waiting.load() == 4; }));
+  c.notify(0);
+  {
+    std::unique_lock lock(c);
+    c.notify(2);
+  }
+  ASSERT_TRUE(under_lock_eventually(c, [&] { return woken.load() >= 2; }));
+  std::this_thread::sleep_for(150ms);  // room for a wake-up too many to show
+  {
+    std::unique_lock lock(c);
+    EXPECT_EQ(woken.load(), 2);
+    c.notify();
+  }
+  ASSERT_TRUE(under_lock_eventually(c, [&] { return woken.load() >= 3; }));
+  std::this_thread::sleep_for(100ms);
+  {
+    std::unique_lock lock(c);
+    EXPECT_EQ(woken.load(), 3);
+    c.notify_all();
+  }
+  for (auto& agent : agents) agent->join();
+  EXPECT_EQ(woken.load(), 4);
+  EXPECT_THROW(c.notify(-1), tandem::Error);
+}
+
+// A notify with nobody waiting is lost, as Python's: it grants no wake-up to a later waiter.
+TEST(Condition, ANotifyWithoutWaitersIsNotKeptForALaterOne) {
+  tandem::Condition c;
+  c.notify();
+  c.notify_all();
+  std::unique_lock lock(c);
+  EXPECT_FALSE(c.wait_for(30ms));
+}
+
+// Python's Condition defaults to an RLock and releases every level while waiting.
+TEST_P(PrimitivesAcrossAgents, ConditionOverAnRLockReleasesEveryLevelWhileWaiting) {
+  tandem::RLock reentrant;
+  tandem::Condition c(reentrant);
+  tandem::Value<int> stage(0), levels_after(0);
+  TestAgent agent(GetParam(), [](tandem::Condition cond, tandem::RLock r, tandem::Value<int> s, tandem::Value<int> after) {
+    cond.lock();
+    cond.lock();  // two levels
+    s.store(1);
+    if (!cond.wait_for(10s, [&] { return s.load() == 2; })) throw std::runtime_error("never notified");
+    cond.unlock();
+    const bool still_held = r.locked();  // one level left, so still this agent's
+    cond.unlock();
+    after.store(still_held ? 1 : -1);
+  }, c, reentrant, stage, levels_after);
+  ASSERT_TRUE(under_lock_eventually(c, [&] { return stage.load() == 1; }));  // taken: the waiter let go of both
+  {
+    std::unique_lock lock(c);
+    stage.store(2);
+    c.notify();
+  }
+  agent.join();
+  EXPECT_EQ(levels_after.load(), 1);
+  EXPECT_FALSE(reentrant.locked());
+}
+
+TEST(Condition, WaitingWithoutTheLockThrowsAndLeavesNoWaiterBehind) {
+  for (tandem::Condition c : {tandem::Condition(), tandem::Condition(tandem::RLock())}) {
+    EXPECT_THROW(c.wait_for(10ms), tandem::Error);
+    c.notify();  // granted to no one: the failed wait left no waiter to grant it to
+    std::unique_lock lock(c);
+    EXPECT_FALSE(c.wait_for(30ms));
+  }
 }
 
 TEST_P(PrimitivesAcrossAgents, SemaphoreBoundsConcurrencyAndCarriesSignals) {

@@ -119,6 +119,7 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
 
  private:
   friend struct detail::HandleAccess;
+  friend class Condition;  // waits with every level of an RLock released
   template <detail::RobustMutex::Kind>
   friend struct detail::LockMaker;
   using SharedStateType = detail::SharedState<detail::LockState>;
@@ -131,6 +132,8 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
       return detail::tracked_try_lock_until(*state_, deadline);
     return state_->mutex.try_lock_until(deadline);
   }
+
+  unsigned hold_count() const noexcept { return state_->mutex.hold_count(); }
 
   SharedStateType state_;
 };
