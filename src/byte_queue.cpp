@@ -455,6 +455,27 @@ void ByteQueue::close() {
 
 bool ByteQueue::empty() const noexcept { return nothing_in_flight(); }
 
+// Walks the items from head to tail by their records. No count is kept for this (one would cost
+// every put and get an atomic on a shared line); an item being put as the walk passes may show
+// a record of the last lap, which makes the answer approximate then, as Python's qsize is.
+std::size_t ByteQueue::item_count() const noexcept {
+  const std::uint64_t tail = state_->tail.load(std::memory_order_acquire);
+  std::uint64_t position = std::min(state_->head.load(std::memory_order_acquire), tail);
+  std::size_t items = 0;
+  // At most one lap of records, whatever the shared words say.
+  for (std::uint64_t looked = 0; position < tail && looked < slot_count_; ++looked) {
+    ++items;
+    position += std::min<std::uint64_t>(slots_for(meta(position).bytes.load(std::memory_order_relaxed)), slot_count_);
+  }
+  return items;
+}
+
+bool ByteQueue::full() const noexcept {
+  if (maxsize_ != 0 && state_->items.load(std::memory_order_acquire) >= maxsize_) return true;
+  const std::uint64_t tail = state_->tail.load(std::memory_order_acquire);
+  return lag(meta(tail).sequence.load(std::memory_order_acquire), tail) < 0;  // still holds last lap's item
+}
+
 void ByteQueue::task_done() {
   std::uint32_t unfinished = state_->unfinished.load(std::memory_order_relaxed);
   do {

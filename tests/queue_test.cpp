@@ -104,6 +104,39 @@ TEST_P(QueueAcrossAgents, AProducerThatExitsAtOnceLosesNothing) {
   EXPECT_FALSE(queue.try_get().has_value());
 }
 
+TEST_P(QueueAcrossAgents, QsizeCountsItemsOfAnySizeAndFullSaysWhenAPutWouldWait) {
+  tandem::Queue<std::string> queue(tandem::QueueOptions{.maxsize = 4, .capacity_bytes = 4096});
+  EXPECT_EQ(queue.qsize(), 0u);
+  TestAgent producer(GetParam(), [](tandem::Queue<std::string> q) {
+    q.put("a");
+    q.put(std::string(300, 'x'));  // five slots, one item
+    q.put("b");
+  }, queue);
+  producer.join();
+  EXPECT_EQ(queue.qsize(), 3u);
+  EXPECT_FALSE(queue.full());
+  queue.put("c");
+  EXPECT_EQ(queue.qsize(), 4u);
+  EXPECT_TRUE(queue.full());  // maxsize reached
+  EXPECT_FALSE(queue.try_put("d"));
+  EXPECT_EQ(queue.get(), "a");
+  EXPECT_EQ(queue.qsize(), 3u);
+  EXPECT_FALSE(queue.full());
+
+  // Without maxsize, full when the ring has no free slot: 1 KiB holds 16 small items.
+  tandem::Queue<int> ring(tandem::QueueOptions{.capacity_bytes = 1024});
+  TestAgent filler(GetParam(), [](tandem::Queue<int> q) {
+    for (int i = 0; q.try_put(i); ++i) {
+    }
+  }, ring);
+  filler.join();
+  EXPECT_EQ(ring.qsize(), 16u);
+  EXPECT_TRUE(ring.full());
+  EXPECT_EQ(ring.get(), 0);
+  EXPECT_FALSE(ring.full());
+  EXPECT_EQ(ring.qsize(), 15u);
+}
+
 TEST_P(QueueAcrossAgents, CloseWakesABlockedGetterAndABlockedPutter) {
   tandem::Queue<int> empty_queue;
   tandem::Queue<int> full_queue(tandem::QueueOptions{.maxsize = 1});
@@ -343,6 +376,8 @@ TEST(Queue, ScribbledSharedWordsNeverHoldABoundedCallPastItsDeadline) {
       bounded([&] { queue.put_for(7, 200ms); });
       bounded([&] { (void)queue.try_get(); });
       bounded([&] { (void)queue.try_put(8); });
+      bounded([&] { (void)queue.full(); });
+      if (queue.qsize() > queue.capacity_bytes() / 64) std::_Exit(4);  // one look per slot at most
       std::_Exit(0);
     }, queue);
     child.start();

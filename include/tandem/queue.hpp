@@ -104,8 +104,14 @@ class Queue {
 
   void close() { queue_.close(); }
   bool closed() const noexcept { return queue_.closed(); }
-  // A snapshot: another agent may put or get at any moment.
+  // Snapshots, as Python's: another agent may put or get at any moment, and while one does,
+  // qsize may be off by the items under way. empty counts an item being put as there.
   bool empty() const noexcept { return queue_.empty(); }
+  // The items in the queue: O(items), at most one look per slot of the ring.
+  std::size_t qsize() const noexcept { return queue_.item_count(); }
+  // Whether a put would wait now: `maxsize` items are in, or the ring has no free slot at all
+  // (an item larger than one slot may wait before the ring is full).
+  bool full() const noexcept { return queue_.full(); }
   std::size_t capacity_bytes() const noexcept { return queue_.capacity_bytes(); }
 
  protected:

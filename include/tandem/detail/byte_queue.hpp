@@ -112,6 +112,9 @@ class ByteQueue {
   void close();
   bool closed() const noexcept { return state_->closed.load(std::memory_order_acquire) != 0; }
   bool empty() const noexcept;
+  // Snapshots, exact while no put or get is under way (see Queue::qsize).
+  std::size_t item_count() const noexcept;
+  bool full() const noexcept;
   std::size_t capacity_bytes() const noexcept { return static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes; }
   bool joinable() const noexcept { return joinable_; }
   // The size of the last item a put refused because it can never fit (0: none).
