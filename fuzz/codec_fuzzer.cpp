@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "tandem/barrier.hpp"
 #include "tandem/condition.hpp"
 #include "tandem/detail/codec.hpp"
 #include "tandem/error.hpp"
@@ -47,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   ByteReader in(std::span(reinterpret_cast<const std::byte*>(data + 1), size - 1));
   try {
-    switch (data[0] % 13) {
+    switch (data[0] % 14) {
       case 0: decode_all<std::string>(in); break;
       case 1: decode_all<std::vector<double>>(in); break;
       case 2: decode_all<std::vector<std::string>>(in); break;
@@ -60,6 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 9: (void)decode<tandem::SharedMemory>(in); break;
       case 10: (void)decode<tandem::Lock>(in); break;
       case 11: (void)decode<tandem::Condition>(in); break;
+      case 12: (void)decode<tandem::Barrier>(in); break;
       default: (void)decode<tandem::Queue<int>>(in);
     }
   } catch (const tandem::Error&) {

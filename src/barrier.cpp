@@ -40,12 +40,13 @@ void Barrier::enroll() {
   participant_entry(*state_);
 }
 
-Barrier::Barrier(std::uint32_t parties, std::chrono::nanoseconds timeout)
+Barrier::Barrier(std::uint32_t parties, Action action, std::chrono::nanoseconds timeout)
     : state_([&] {
         if (parties == 0) throw Error("Barrier: at least one party");
         if (timeout.count() < 0) throw Error("Barrier: a negative timeout");
         return detail::SharedState<detail::BarrierState>::create(0, parties, timeout.count());
-      }()) {
+      }()),
+      action_(action) {
   enroll();
 }
 
@@ -61,9 +62,11 @@ std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
     detail::BookkeepingGuard guard(state.mutex);
     if (state.broken) throw BrokenBarrier("Barrier: broken (reset() makes it usable again)");
     round = state.generation.load(std::memory_order_relaxed);
-    if (auto* entry = participant_entry(state)) entry->last_round = round;
+    auto* entry = participant_entry(state);
+    if (entry != nullptr) entry->last_round = round;
     index = state.arrived++;
     if (state.arrived == state.parties) {
+      if (action_ != nullptr) run_action(entry, round);
       state.arrived = 0;
       state.generation.fetch_add(1, std::memory_order_seq_cst);
       detail::futex_wake_all(state.generation);
@@ -89,6 +92,22 @@ std::uint32_t Barrier::wait_by(detail::Clock::time_point deadline) {
     throw BrokenBarrier("Barrier: broken while waiting (a participant died, a wait timed out, or abort/reset)");
   }
   return index;
+}
+
+// Under the mutex, as Python runs it under its condition's lock: nobody arrives for the next
+// round before the action is done. While it runs, this process counts as not arrived, so that
+// its death in the action breaks the round for the waiters (the mutex, robust, is freed by it).
+void Barrier::run_action(detail::BarrierState::Participant* entry, std::uint32_t round) {
+  detail::BarrierState& state = *state_;
+  if (entry != nullptr) entry->last_round = round - 1;
+  try {
+    action_();
+  } catch (...) {
+    if (entry != nullptr) entry->last_round = round;
+    break_round(state, round);
+    throw;
+  }
+  if (entry != nullptr) entry->last_round = round;
 }
 
 bool Barrier::a_participant_died() {

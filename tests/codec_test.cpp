@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <span>
@@ -253,4 +254,22 @@ TEST(Handles, AConditionTravelsWithTheKindOfItsLock) {
     tandem::detail::ByteReader garbage(bytes);
     EXPECT_THROW(tandem::detail::Traveller<tandem::Condition>::decode(garbage), tandem::Error);
   }
+}
+
+void an_action() {}
+
+TEST(Handles, ABarrierTravelsWithItsAction) {
+  const tandem::Barrier with_action(2, an_action);
+  tandem::detail::ByteWriter out;
+  tandem::detail::Traveller<tandem::Barrier>::encode(out, with_action);
+  std::vector<std::byte> bytes(out.bytes().begin(), out.bytes().end());
+  // The action follows the state's handle: a flag, then the function's offset.
+  const std::size_t flag_at = bytes.size() - 1 - sizeof(std::int64_t);
+  EXPECT_EQ(bytes[flag_at], std::byte{1});
+  std::int64_t offset = 0;
+  std::memcpy(&offset, bytes.data() + flag_at + 1, sizeof offset);
+  EXPECT_EQ(tandem::detail::function_at<void (*)()>(offset), &an_action);
+  bytes[flag_at] = std::byte{2};
+  tandem::detail::ByteReader garbage(bytes);
+  EXPECT_THROW(tandem::detail::Traveller<tandem::Barrier>::decode(garbage), tandem::Error);
 }

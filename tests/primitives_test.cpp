@@ -281,6 +281,67 @@ TEST_P(PrimitivesAcrossAgents, BarrierRoundsGiveDistinctIndices) {
   EXPECT_FALSE(meet.broken());
 }
 
+// A barrier action reaches no test state but this process's own: it counts here.
+std::atomic<int> barrier_actions_run{0};
+void count_barrier_action() { barrier_actions_run.fetch_add(1); }
+
+// Returns once `barrier` has `n` waiters, or after 10 s.
+bool has_waiters(tandem::Barrier& barrier, std::uint32_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (barrier.n_waiting() != n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  return barrier.n_waiting() == n;
+}
+
+TEST_P(PrimitivesAcrossAgents, TheLastToArriveRunsTheBarrierActionBeforeAnyoneLeaves) {
+  barrier_actions_run = 0;
+  tandem::Barrier meet(2, count_barrier_action);
+  tandem::Value<int> seen_by_partner(-1);
+  TestAgent partner(GetParam(), [](tandem::Barrier b, tandem::Value<int> seen) {
+    b.wait_for(10s);                          // round 0: first in, the other runs the action
+    if (!has_waiters(b, 1)) throw std::runtime_error("the other never arrived in round 1");
+    b.wait_for(10s);                          // round 1: last in, runs it here
+    seen.store(barrier_actions_run.load());   // already run when wait returned
+  }, meet, seen_by_partner);
+  ASSERT_TRUE(has_waiters(meet, 1));
+  meet.wait_for(10s);
+  EXPECT_EQ(barrier_actions_run.load(), 1);  // ran here, before this wait returned
+  meet.wait_for(10s);
+  partner.join();
+  // A thread shares this process's count; a process ran the action in its own.
+  EXPECT_EQ(seen_by_partner.load(), is_process() ? 1 : 2);
+  EXPECT_EQ(barrier_actions_run.load(), is_process() ? 1 : 2);
+}
+
+TEST_P(PrimitivesAcrossAgents, ABarrierActionThatThrowsBreaksTheBarrierForTheOthers) {
+  tandem::Barrier meet(2, [] { throw std::runtime_error("the action failed"); });
+  tandem::Value<int> partner_saw(0);
+  TestAgent partner(GetParam(), [](tandem::Barrier b, tandem::Value<int> saw) {
+    try {
+      b.wait_for(10s);
+    } catch (const tandem::BrokenBarrier&) {
+      saw.store(1);
+    }
+  }, meet, partner_saw);
+  ASSERT_TRUE(has_waiters(meet, 1));
+  EXPECT_THROW(meet.wait_for(10s), std::runtime_error);  // the action's own exception, here
+  partner.join();
+  EXPECT_EQ(partner_saw.load(), 1);
+  EXPECT_TRUE(meet.broken());
+}
+
+TEST_P(PrimitivesAcrossAgents, AProcessKilledInTheBarrierActionBreaksTheBarrier) {
+  if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Barrier meet(2, [] { ::raise(SIGKILL); });
+  TestAgent partner(GetParam(), [](tandem::Barrier b) {
+    if (!has_waiters(b, 1)) throw std::runtime_error("the other never arrived");
+    b.wait();  // last in: runs the action, and dies in it
+  }, meet);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(meet.wait_for(30s), tandem::BrokenBarrier);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // noticed, not timed out
+  partner.join();
+}
+
 TEST_P(PrimitivesAcrossAgents, BarrierBreaksWhenAParticipantDies) {
   if (!is_process()) GTEST_SKIP() << "a thread cannot be killed alone";
   tandem::Barrier meet(2);
