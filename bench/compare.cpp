@@ -26,6 +26,7 @@
 #include "peers/peers.hpp"
 #include "tandem/diagnostics.hpp"
 #include "tandem/lock.hpp"
+#include "tandem/partial.hpp"
 #include "tandem/process.hpp"
 #include "tandem/process_pool.hpp"
 #include "tandem/queue.hpp"
@@ -298,15 +299,71 @@ void cpu_speedup_processes() {
   ratios.push_back({"cpu_speedup_processes", m[0] / m[1], ">=1.9"});
 }
 
-// Items through a Queue from a producer process to this one: seconds per item, from the first
-// item's arrival (so that the producer's start is not counted).
+// About `iterations` steps of a multiply-xorshift chain: each step needs the one before, so the
+// loop neither vectorises nor folds away, and its time grows linearly with `iterations`.
+std::uint64_t spin(std::uint64_t iterations, std::uint64_t seed) {
+  std::uint64_t x = seed | 1;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    x ^= x >> 29;
+  }
+  return x;
+}
+
+// The iterations of spin() that take `target` on one core of this machine (the fastest of a few
+// probes, so that a moment of noise does not make the tasks short).
+std::uint64_t spin_iterations_for(std::chrono::nanoseconds target) {
+  constexpr std::uint64_t probe = 2'000'000;
+  volatile std::uint64_t sink = 0;  // keeps the probes
+  std::vector<double> times;
+  for (std::uint64_t i = 0; i < 5; ++i) times.push_back(seconds([&] { sink = spin(probe, i); }));
+  const double per_iteration = *std::min_element(times.begin(), times.end()) / static_cast<double>(probe);
+  return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::chrono::duration<double>(target).count() / per_iteration));
+}
+
+void pp_eff_50us() {
+  section("ProcessPool(2).map, chunksize 1, over 10,000 tasks of ~50 us of computation: efficiency");
+  const std::size_t tasks = kQuick ? 2'000 : 10'000;
+  const std::uint64_t iterations = spin_iterations_for(50us);
+  std::vector<std::uint64_t> seeds(tasks);
+  std::iota(seeds.begin(), seeds.end(), std::uint64_t{0});
+  const auto task = tandem::partial(&spin, iterations);
+  tandem::ProcessPool pool(2);
+  std::uint64_t serial_sum = 0, pool_sum = 0;
+  const auto m = interleaved(kQuick ? 2 : 5, {[&] {
+                                                return seconds([&] {
+                                                  serial_sum = 0;
+                                                  for (auto seed : seeds) serial_sum += task(seed);
+                                                });
+                                              },
+                                              [&] {
+                                                return seconds([&] {
+                                                  auto out = pool.map(task, seeds, 1);
+                                                  pool_sum = std::accumulate(out.begin(), out.end(), std::uint64_t{0});
+                                                });
+                                              }});
+  if (serial_sum != pool_sum) std::abort();
+  row("one task, serial (calibrated to ~50)", m[0] * 1e6 / static_cast<double>(tasks), "us");
+  row("serial", m[0] * 1e3, "ms");
+  row("ProcessPool(2).map, chunksize 1", m[1] * 1e3, "ms");
+  row("speedup: serial / pool", m[0] / m[1], "x");
+  row("efficiency: serial / (2 x pool)", m[0] / (2 * m[1]), "");
+  ratios.push_back({"pp_eff_50us", m[0] / (2 * m[1]), ">=0.9"});
+}
+
 // The queue rows measure a 1 MiB queue, the default when they were set; the default is 8 MiB now
 // (it holds larger items), whose ring is colder in the caches (docs/benchmarks.md has both).
-template <class T>
-double queue_seconds_per_item(const T& item, std::uint64_t count) {
+tandem::QueueOptions bench_queue_options() {
   const std::size_t capacity = std::getenv("TANDEM_BENCH_DEFAULT_QUEUE") ? tandem::QueueOptions{}.capacity_bytes
                                                                           : std::size_t{1} << 20;
-  tandem::Queue<T> queue(tandem::QueueOptions{.capacity_bytes = capacity});
+  return tandem::QueueOptions{.capacity_bytes = capacity};
+}
+
+// Items through a Queue from a producer process to this one: seconds per item, from the first
+// item's arrival (so that the producer's start is not counted).
+template <class T>
+double queue_seconds_per_item(const T& item, std::uint64_t count) {
+  tandem::Queue<T> queue(bench_queue_options());
   tandem::Process producer(
       [](tandem::Queue<T> q, T value, std::uint64_t n) {
         for (std::uint64_t i = 0; i < n; ++i) q.put(value);
@@ -351,6 +408,65 @@ void queue_large_items() {
   row("memcpy, one core", 1e-9 / m[0], "GB/s");
   row("tandem::Queue<std::vector<char>>", 1e-9 / m[1], "GB/s");
   ratios.push_back({"q64k_vs_memcpy", m[0] / m[1], ">=0.6"});
+}
+
+// What a task does with a 64 KiB argument: reads three bytes, so that the figure is the cost of
+// getting the argument there.
+int sample_bytes(const std::vector<char>& item) { return item.front() + item[item.size() / 2] + item.back(); }
+
+// `items` through a Queue from this process to a consumer process that runs sample_bytes on each:
+// seconds from the first put until the consumer reports the sum (it reports once before, when
+// it is ready, so that its start is not counted).
+double queue_put_seconds(const std::vector<std::vector<char>>& items, long expected) {
+  tandem::Queue<std::vector<char>> queue(bench_queue_options());
+  tandem::Queue<long> reply(bench_queue_options());
+  tandem::Process consumer(
+      [](tandem::Queue<std::vector<char>> q, tandem::Queue<long> done, std::size_t n) {
+        done.put(0);
+        long sum = 0;
+        for (std::size_t i = 0; i < n; ++i) sum += sample_bytes(q.get());
+        done.put(sum);
+      },
+      queue, reply, items.size());
+  consumer.start();
+  reply.get();
+  long sum = 0;
+  const double elapsed = seconds([&] {
+    for (const auto& item : items) queue.put(item);
+    sum = reply.get();
+  });
+  consumer.join();
+  if (sum != expected) std::abort();
+  return elapsed;
+}
+
+void pp_payload_vs_queue() {
+  section("ProcessPool(2).map over 64 KiB std::vector<char> arguments vs a Queue of them to one process");
+  const std::size_t item_bytes = 64 << 10;
+  const std::size_t count = kQuick ? 400 : 2'000;
+  std::vector<std::vector<char>> items(count);
+  long expected = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    items[i].assign(item_bytes, static_cast<char>(i % 100));
+    expected += sample_bytes(items[i]);
+  }
+  tandem::ProcessPool pool(2);
+  auto pool_map = [&](std::size_t chunksize) {
+    long sum = 0;
+    const double s = seconds([&] {
+      auto out = pool.map(&sample_bytes, items, chunksize);
+      sum = std::accumulate(out.begin(), out.end(), 0L);
+    });
+    if (sum != expected) std::abort();
+    return s;
+  };
+  const auto m = interleaved(kQuick ? 3 : 7, {[&] { return pool_map(0); }, [&] { return queue_put_seconds(items, expected); },
+                                             [&] { return pool_map(1); }});
+  const double bytes = static_cast<double>(count * item_bytes);
+  row("ProcessPool(2).map, default chunksize", 1e-9 * bytes / m[0], "GB/s");
+  row("tandem::Queue<std::vector<char>> to one process", 1e-9 * bytes / m[1], "GB/s");
+  row("ProcessPool(2).map, chunksize 1 (context)", 1e-9 * bytes / m[2], "GB/s");
+  ratios.push_back({"pp_payload_vs_queue", m[1] / m[0], ">=0.5"});
 }
 
 // Uncontended lock + unlock: tandem::Lock (robust, process-shared, error-checking) against
@@ -454,8 +570,10 @@ constexpr Comparison kComparisons[] = {
     {"pp_submit_vs_python", pp_submit_vs_python},
     {"pp_round_trip", pp_round_trip},
     {"cpu_speedup_processes", cpu_speedup_processes},
+    {"pp_eff_50us", pp_eff_50us},
     {"queue_small_items", queue_small_items},
     {"queue_large_items", queue_large_items},
+    {"pp_payload_vs_queue", pp_payload_vs_queue},
     {"lock_uncontended", lock_uncontended},
     {"lockdep_nested", lockdep_nested},
     {"pp_start_from_a_big_parent", pp_start_from_a_big_parent},

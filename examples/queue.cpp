@@ -47,9 +47,15 @@ int main(int argc, char** argv) {
   auto [here, there] = tandem::Pipe<std::string>();
   tandem::Process echo([](tandem::Connection<std::string> end) { end.send("echo: " + end.recv()); }, there);
   echo.start();
+  there.close();  // the child holds its own copy; as in Python, let go of this process's
   here.send("hello");
   std::printf("%s\n", here.recv_for(std::chrono::seconds(5)).c_str());
   echo.join();
+  try {
+    here.recv_for(std::chrono::seconds(5));
+  } catch (const tandem::QueueClosed&) {
+    std::printf("the child's end is closed: recv throws QueueClosed (Python's EOFError)\n");
+  }
 
   // A full bounded queue makes put wait; put_for gives up with TimeoutError.
   tandem::Queue<int> tiny(tandem::QueueOptions{.maxsize = 1});

@@ -21,6 +21,7 @@
 #include "tandem/detail/codec.hpp"
 #include "tandem/error.hpp"
 #include "tandem/lock.hpp"
+#include "tandem/pipe.hpp"
 #include "tandem/queue.hpp"
 #include "tandem/shared_memory.hpp"
 
@@ -48,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   ByteReader in(std::span(reinterpret_cast<const std::byte*>(data + 1), size - 1));
   try {
-    switch (data[0] % 14) {
+    switch (data[0] % 15) {
       case 0: decode_all<std::string>(in); break;
       case 1: decode_all<std::vector<double>>(in); break;
       case 2: decode_all<std::vector<std::string>>(in); break;
@@ -62,6 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 10: (void)decode<tandem::Lock>(in); break;
       case 11: (void)decode<tandem::Condition>(in); break;
       case 12: (void)decode<tandem::Barrier>(in); break;
+      case 13: (void)decode<tandem::Connection<int>>(in); break;
       default: (void)decode<tandem::Queue<int>>(in);
     }
   } catch (const tandem::Error&) {

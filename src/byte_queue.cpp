@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <mutex>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -55,10 +56,56 @@ constexpr std::size_t data_offset(std::uint64_t slots) {
 
 // Bumped in every forked child: a queue handle inherited by fork registers the child afresh.
 std::atomic<std::uint64_t> fork_generation{0};
-void count_fork() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
+// This process's live pipe holds. A fork carries each into the child: before it, each is counted
+// as in transit from here, and in the child it arrives, counted under the child's index, so that
+// the end is never without a holder while the parent lets go of its own.
+struct PipeHoldRegistry {
+  static inline std::mutex mutex;
+  static inline PipeEndHold* first = nullptr;
+  static inline pid_t forking = 0;
+
+  static void before_fork() {
+    mutex.lock();
+    forking = ::getpid();
+    for (PipeEndHold* hold = first; hold != nullptr; hold = hold->next_) {
+      if (hold->holder_ != forking) continue;
+      for (int role = 0; role < 2; ++role) {
+        if (!hold->directions_[role]) continue;
+        try {
+          hold->directions_[role]->queue.send_pipe_holder_away(static_cast<PipeEndHold::Role>(role));
+        } catch (...) {  // a garbage process table: the child's arrival then counts it alone
+        }
+      }
+    }
+  }
+  static void after_fork_in_parent() { mutex.unlock(); }
+  static void after_fork_in_child() {
+    fork_generation.fetch_add(1, std::memory_order_relaxed);  // first: the arrivals below need the child's index
+    for (PipeEndHold* hold = first; hold != nullptr; hold = hold->next_) {
+      if (hold->holder_ != forking) continue;
+      for (int role = 0; role < 2; ++role) {
+        auto& direction = hold->directions_[role];
+        if (!direction) continue;
+        try {
+          direction->index = direction->queue.arrive_pipe_holder(static_cast<PipeEndHold::Role>(role), direction->index);
+        } catch (...) {  // a garbage process table: this copy goes uncounted
+        }
+      }
+      hold->holder_ = ::getpid();
+    }
+    mutex.unlock();
+  }
+};
+
+namespace {
 // Registered at start-up, not at first use: a first use that raced a fork in another thread would
 // leave the child a half-done static initialization, and the child would hang in it.
-[[maybe_unused]] const bool counting_forks = ::pthread_atfork(nullptr, nullptr, count_fork) == 0;
+[[maybe_unused]] const bool counting_forks =
+    ::pthread_atfork(PipeHoldRegistry::before_fork, PipeHoldRegistry::after_fork_in_parent,
+                     PipeHoldRegistry::after_fork_in_child) == 0;
 
 std::uint8_t load_owner(std::uint8_t& owner) {
   return std::atomic_ref<std::uint8_t>(owner).load(std::memory_order_acquire);
@@ -192,7 +239,10 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     return claimed;
   };
   if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, state_->name.view(), ready, deadline,
-               [this] { free_slots_of_dead_consumers(); })) {
+               [this] {
+                 free_slots_of_dead_consumers();
+                 close_if_a_pipe_end_is_gone();
+               })) {
     return false;
   }
 
@@ -319,6 +369,7 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
   if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, state_->name.view(), ready, deadline, [this] {
         free_slots_of_dead_producer();
         clear_dead_take_mark();
+        close_if_a_pipe_end_is_gone();
       })) {
     return false;
   }
@@ -476,6 +527,63 @@ bool ByteQueue::full() const noexcept {
   return lag(meta(tail).sequence.load(std::memory_order_acquire), tail) < 0;  // still holds last lap's item
 }
 
+namespace {
+
+// Decrements `count` unless it is 0 already (a count in shared memory may be garbage).
+void decrement_saturating(std::atomic<std::uint32_t>& count) {
+  std::uint32_t seen = count.load(std::memory_order_acquire);
+  while (seen != 0 && !count.compare_exchange_weak(seen, seen - 1, std::memory_order_acq_rel)) {
+  }
+}
+
+}  // namespace
+
+std::uint8_t ByteQueue::add_pipe_holder(PipeRole role) {
+  const std::uint8_t index = my_index();
+  state_->pipe_holders[static_cast<int>(role)][index].fetch_add(1, std::memory_order_acq_rel);
+  return index;
+}
+
+void ByteQueue::drop_pipe_holder(PipeRole role, std::uint8_t index) {
+  if (index > QueueState::kProcessSlots) return;
+  decrement_saturating(state_->pipe_holders[static_cast<int>(role)][index]);
+  close_if_a_pipe_end_is_gone();
+}
+
+std::uint8_t ByteQueue::send_pipe_holder_away(PipeRole role) {
+  const std::uint8_t index = my_index();
+  state_->pipe_in_transit[static_cast<int>(role)][index].fetch_add(1, std::memory_order_acq_rel);
+  return index;
+}
+
+std::uint8_t ByteQueue::arrive_pipe_holder(PipeRole role, std::uint8_t from) {
+  const std::uint8_t index = add_pipe_holder(role);  // counted here first: never a moment with neither
+  if (from <= QueueState::kProcessSlots) decrement_saturating(state_->pipe_in_transit[static_cast<int>(role)][from]);
+  return index;
+}
+
+// Index 0 (a process the table had no room for) is taken to be alive, as elsewhere.
+bool ByteQueue::close_if_a_pipe_end_is_gone() {
+  QueueState& state = *state_;
+  if (state.counts_pipe_ends.load(std::memory_order_acquire) == 0) return false;
+  if (closed()) return true;
+  for (int role = 0; role < 2; ++role) {
+    bool held = false;
+    for (int index = 0; index <= QueueState::kProcessSlots && !held; ++index) {
+      if (state.pipe_holders[role][index].load(std::memory_order_acquire) == 0 &&
+          state.pipe_in_transit[role][index].load(std::memory_order_acquire) == 0) {
+        continue;
+      }
+      held = index == 0 || !holder_is_dead(static_cast<std::uint8_t>(index));
+    }
+    if (!held) {
+      close();
+      return true;
+    }
+  }
+  return false;
+}
+
 void ByteQueue::task_done() {
   std::uint32_t unfinished = state_->unfinished.load(std::memory_order_relaxed);
   do {
@@ -525,6 +633,140 @@ void throw_queue_timeout(const char* what, const ByteQueue& queue) {
             "this queue of " + std::to_string(queue.capacity_bytes()) + " bytes (QueueOptions::capacity_bytes)";
   }
   throw TimeoutError(text);
+}
+
+}  // namespace tandem::detail
+
+namespace tandem::detail {
+
+PipeEndHold::PipeEndHold(std::optional<ByteQueue> receives_from, std::optional<ByteQueue> sends_into)
+    : holder_(::getpid()), held_(true) {
+  std::optional<ByteQueue>* queues[2] = {&receives_from, &sends_into};
+  for (int role = 0; role < 2; ++role) {
+    if (!*queues[role]) continue;
+    const std::uint8_t index = (*queues[role])->add_pipe_holder(static_cast<Role>(role));
+    directions_[role] = Direction{std::move(**queues[role]), index};
+  }
+  link();
+}
+
+PipeEndHold::PipeEndHold(std::optional<ByteQueue> receives_from, std::uint8_t from_receiving,
+                         std::optional<ByteQueue> sends_into, std::uint8_t from_sending)
+    : holder_(::getpid()), held_(true) {
+  std::optional<ByteQueue>* queues[2] = {&receives_from, &sends_into};
+  const std::uint8_t from[2] = {from_receiving, from_sending};
+  for (int role = 0; role < 2; ++role) {
+    if (!*queues[role]) continue;
+    const std::uint8_t index = (*queues[role])->arrive_pipe_holder(static_cast<Role>(role), from[role]);
+    directions_[role] = Direction{std::move(**queues[role]), index};
+  }
+  link();
+}
+
+PipeEndHold::PipeEndHold(const PipeEndHold& other) : holder_(::getpid()), held_(other.held_) {
+  if (!held_) return;
+  for (int role = 0; role < 2; ++role) {
+    if (!other.directions_[role]) continue;
+    ByteQueue queue = other.directions_[role]->queue;
+    const std::uint8_t index = queue.add_pipe_holder(static_cast<Role>(role));
+    directions_[role] = Direction{std::move(queue), index};
+  }
+  link();
+}
+
+PipeEndHold::PipeEndHold(PipeEndHold&& other) noexcept { take(other); }
+
+PipeEndHold& PipeEndHold::operator=(PipeEndHold other) noexcept {
+  release();
+  take(other);
+  return *this;
+}
+
+// Takes over `other`'s hold and its place in the list (this one holds nothing).
+void PipeEndHold::take(PipeEndHold& other) noexcept {
+  std::lock_guard guard(PipeHoldRegistry::mutex);
+  if (!other.held_) return;
+  directions_[0] = std::move(other.directions_[0]);
+  directions_[1] = std::move(other.directions_[1]);
+  holder_ = other.holder_;
+  held_ = true;
+  previous_ = other.previous_;
+  next_ = other.next_;
+  (previous_ != nullptr ? previous_->next_ : PipeHoldRegistry::first) = this;
+  if (next_ != nullptr) next_->previous_ = this;
+  other.previous_ = other.next_ = nullptr;
+  other.directions_[0].reset();
+  other.directions_[1].reset();
+  other.held_ = false;
+}
+
+void PipeEndHold::link() noexcept {
+  std::lock_guard guard(PipeHoldRegistry::mutex);
+  next_ = PipeHoldRegistry::first;
+  if (next_ != nullptr) next_->previous_ = this;
+  PipeHoldRegistry::first = this;
+}
+
+void PipeEndHold::unlink() noexcept {
+  std::lock_guard guard(PipeHoldRegistry::mutex);
+  (previous_ != nullptr ? previous_->next_ : PipeHoldRegistry::first) = next_;
+  if (next_ != nullptr) next_->previous_ = previous_;
+  previous_ = next_ = nullptr;
+}
+
+void PipeEndHold::release() noexcept {
+  if (!held_) return;
+  unlink();
+  held_ = false;
+  // A hold made in another process (inherited by a fork that did not carry it) is not counted
+  // here: letting it go changes nothing.
+  const bool counted_here = holder_ == ::getpid();
+  for (int role = 0; role < 2; ++role) {
+    if (!directions_[role]) continue;
+    if (counted_here) {
+      try {
+        directions_[role]->queue.drop_pipe_holder(static_cast<Role>(role), directions_[role]->index);
+      } catch (...) {  // a garbage process table: the end then stays open, as if still held
+      }
+    }
+    directions_[role].reset();
+  }
+}
+
+std::uint8_t PipeEndHold::send_away(Role role) const {
+  const auto& direction = directions_[static_cast<int>(role)];
+  return direction ? direction->queue.send_pipe_holder_away(role) : 0;
+}
+
+bool PipeEndHold::peer_gone() {
+  if (!held_) return false;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  if (now >= next_look_ns_.load(std::memory_order_relaxed)) {
+    next_look_ns_.store(now + std::chrono::nanoseconds(kLivenessCheckEvery).count(), std::memory_order_relaxed);
+    for (auto& direction : directions_) {
+      if (direction) direction->queue.close_if_a_pipe_end_is_gone();
+    }
+  }
+  bool gone = false;
+  for (auto& direction : directions_) gone = gone || (direction && direction->queue.closed());
+  if (gone) {
+    for (auto& direction : directions_) {
+      if (direction) direction->queue.close();
+    }
+  }
+  return gone;
+}
+
+void release_pipe_holds_inherited_by_fork() noexcept {
+  for (;;) {
+    PipeEndHold* hold = nullptr;
+    {
+      std::lock_guard guard(PipeHoldRegistry::mutex);
+      hold = PipeHoldRegistry::first;
+    }
+    if (hold == nullptr) return;
+    hold->release();
+  }
 }
 
 }  // namespace tandem::detail

@@ -22,6 +22,7 @@
 #include "descriptor_passing.hpp"
 #include "close_descriptors.hpp"
 #include "handover.hpp"
+#include "tandem/detail/byte_queue.hpp"
 #include "process_child.hpp"
 #include "worker.hpp"
 
@@ -213,6 +214,7 @@ void start_root(Root& state) {
   }
   if (pid == 0) {
     program_end.reset();
+    release_pipe_holds_inherited_by_fork();  // the server would keep the program's pipes open
     root_server_main(std::move(server_end), parent, DeathSignal::with_parent);
   }
   state.server = pid;

@@ -212,6 +212,9 @@ void Process::start() {
       run_child(state, write_end.get());
     }
     state.pid = pid;
+    // The child has its copy of the callable and arguments; this one would only keep alive what
+    // they hold (a pipe end the caller closes expects to be let go of, as in Python).
+    state.body.in_fork.reset();
   } else {
     // The child joins this program's diagnostics first, then runs the body.
     detail::ByteWriter context;

@@ -43,6 +43,7 @@
 #include "descriptor_passing.hpp"
 #include "process_family.hpp"
 #include "fork_server.hpp"
+#include "tandem/detail/byte_queue.hpp"
 #include "shared_mapping.hpp"
 #include "diagnostics_session.hpp"
 #include "pool_watch.hpp"
@@ -708,7 +709,10 @@ void ProcessPoolCore::spawn(Worker& worker) {
       std::fflush(nullptr);  // else the worker inherits unflushed output and prints it again
       pid = ::fork();
       if (pid < 0) throw Error(errno_text("ProcessPool: fork"));
-      if (pid == 0) worker_main(context);
+      if (pid == 0) {
+        release_pipe_holds_inherited_by_fork();  // a task gets its pipes as arguments
+        worker_main(context);
+      }
       memory.keep_out_of_forks();  // the workers forked after this one do not get its rings
       break;
     case StartMethod::forkserver:

@@ -4,6 +4,7 @@
 #include "tandem/queue.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <array>
 #include <atomic>
@@ -200,6 +201,7 @@ TEST_P(QueueAcrossAgents, PipeCarriesBothWays) {
     for (std::string text; (text = end.recv()) != "stop";) end.send(text + "!");
     end.close();
   }, child);
+  child.close();  // the agent holds its own copy (Python's pattern)
   parent.send("hello");
   parent.send("world");
   EXPECT_EQ(parent.recv_for(10s), "hello!");
@@ -208,6 +210,77 @@ TEST_P(QueueAcrossAgents, PipeCarriesBothWays) {
   agent.join();
   EXPECT_THROW(parent.recv(), tandem::QueueClosed);
   EXPECT_THROW(parent.send("late"), tandem::QueueClosed);
+}
+
+// A pipe's end closes as Python's does: when its last holder lets go, not when one copy does.
+TEST_P(QueueAcrossAgents, APipeEndClosesWhenItsLastHolderLetsGo) {
+  auto [here, there] = tandem::Pipe<int>();
+  TestAgent agent(GetParam(), [](tandem::Connection<int> end) {
+    end.send(1);
+    end.send(2);
+  }, there);  // the agent's copy goes when its callable returns (or its process ends)
+  there.close();
+  EXPECT_EQ(here.recv_for(10s), 1);
+  EXPECT_EQ(here.recv_for(10s), 2);
+  EXPECT_THROW(here.recv_for(10s), tandem::QueueClosed);  // Python's EOFError
+  agent.join();
+  EXPECT_THROW(here.send(3), tandem::QueueClosed);
+  EXPECT_TRUE(here.poll());  // recv would not block
+}
+
+TEST_P(QueueAcrossAgents, APipeEndHeldByAKilledProcessCloses) {
+  if (GetParam() == AgentKind::thread) GTEST_SKIP() << "a thread cannot be killed alone";
+  auto [here, there] = tandem::Pipe<int>();
+  TestAgent agent(GetParam(), [](tandem::Connection<int> end) {
+    end.send(7);
+    ::raise(SIGKILL);
+  }, there);
+  there.close();
+  EXPECT_EQ(here.recv_for(10s), 7);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(here.recv_for(30s), tandem::QueueClosed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // noticed, not timed out
+  agent.join();
+}
+
+// A ProcessPool's forked workers inherit this process's memory, its pipe ends included: they
+// must not hold them, or the pipe would stay open as long as the pool.
+TEST(Pipe, WorkersForkedAfterThePipeDoNotHoldItOpen) {
+  auto [here, there] = tandem::Pipe<int>();
+  tandem::ProcessPool pool(tandem::ProcessPool::Options{.workers = 2, .start_method = tandem::StartMethod::fork});
+  EXPECT_EQ(pool.submit([](int n) { return n + 1; }, 1).get(), 2);  // the workers are there
+  there.close();
+  EXPECT_THROW(here.recv_for(10s), tandem::QueueClosed);
+}
+
+TEST(Pipe, ClosingOneCopyLeavesTheOthersOpen) {
+  auto [here, there] = tandem::Pipe<int>();
+  tandem::Connection<int> copy = here;
+  copy.close();
+  EXPECT_TRUE(copy.closed());
+  EXPECT_THROW(copy.send(1), tandem::Error);
+  EXPECT_FALSE(here.closed());
+  here.send(1);
+  EXPECT_EQ(there.recv_for(1s), 1);
+  EXPECT_FALSE(there.poll());
+  EXPECT_FALSE(there.try_recv().has_value());  // empty, and the other end still held
+  here.close();
+  EXPECT_THROW(there.recv_for(1s), tandem::QueueClosed);  // no holder of the other end left
+  EXPECT_THROW(there.send(2), tandem::QueueClosed);       // nobody to receive it
+  EXPECT_THROW((void)there.try_recv(), tandem::QueueClosed);
+}
+
+TEST(Pipe, AnEndOnItsWayThroughAQueueKeepsItOpen) {
+  tandem::Queue<tandem::Connection<int>> mailbox;
+  auto [here, there] = tandem::Pipe<int>();
+  mailbox.put(there);
+  there.close();  // the copy in the queue is still on its way
+  EXPECT_FALSE(here.poll());
+  tandem::Connection<int> arrived = mailbox.get();
+  arrived.send(5);
+  EXPECT_EQ(here.recv_for(1s), 5);
+  arrived.close();
+  EXPECT_THROW(here.recv_for(1s), tandem::QueueClosed);
 }
 
 // Trivially copyable, so put copies it straight into the ring and get straight out: a process

@@ -41,6 +41,11 @@
 
 namespace tandem {
 
+template <class T>
+class Connection;
+template <class T>
+class Pipe;
+
 struct QueueOptions {
   std::size_t maxsize = 0;                      // at most this many items; 0: as many as fit
   std::size_t capacity_bytes = std::size_t{8} << 20;  // room for encoded items (the largest item, too)
@@ -142,6 +147,10 @@ class Queue {
   }
 
   friend struct detail::Traveller<Queue>;
+  template <class>
+  friend class Connection;  // holds its pipe end on the queues (detail::PipeEndHold)
+  template <class>
+  friend class Pipe;
   detail::ByteQueue queue_;
 };
 

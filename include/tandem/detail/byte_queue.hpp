@@ -11,10 +11,13 @@
 // sleeps.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -78,6 +81,14 @@ struct QueueState {
   static constexpr int kProcessSlots = 127;
   alignas(64) RobustMutex processes_mutex{RobustMutex::Kind::plain};
   ProcessIdentity processes[kProcessSlots + 1] = {};
+
+  // A Pipe's direction (pipe.hpp): the live Connection objects of the end that receives from it
+  // ([0]) and of the end that sends into it ([1]), per process index; and those on their way to
+  // another process (encoded and not yet decoded, or in a fork being made), per the index of the
+  // process they leave. Once either end has none left in a live process, the direction closes.
+  std::atomic<std::uint32_t> counts_pipe_ends{0};
+  std::atomic<std::uint32_t> pipe_holders[2][kProcessSlots + 1] = {};
+  std::atomic<std::uint32_t> pipe_in_transit[2][kProcessSlots + 1] = {};
 };
 
 // A slot's record: four per cache line. `sequence` holds the low 32 bits of the position the
@@ -123,6 +134,23 @@ class ByteQueue {
   void task_done();
   bool join(Clock::time_point deadline);
 
+  // A Pipe's direction (see QueueState): which end of the pipe a Connection holds it as.
+  enum class PipeRole : int { receiver = 0, sender = 1 };
+  void count_pipe_ends() { state_->counts_pipe_ends.store(1, std::memory_order_release); }
+  // One more Connection of `role` in this process; returns this process's index, for the drop.
+  std::uint8_t add_pipe_holder(PipeRole role);
+  // One fewer (of the process at `index`); closes the direction if that end is now gone.
+  void drop_pipe_holder(PipeRole role, std::uint8_t index);
+  // A Connection of `role` leaves this process (encoded, or inherited by a fork being made);
+  // returns this process's index, which travels with it to arrive_pipe_holder.
+  std::uint8_t send_pipe_holder_away(PipeRole role);
+  // It arrived here: counted as held here, then no longer in transit from `from`. Returns this
+  // process's index.
+  std::uint8_t arrive_pipe_holder(PipeRole role, std::uint8_t from);
+  // Closes the direction of a pipe once either end has no holder in a live process. True if it
+  // is closed.
+  bool close_if_a_pipe_end_is_gone();
+
  private:
   explicit ByteQueue(SharedState<QueueState> state);
   enum class Claim { claimed, full, too_many_items };
@@ -162,5 +190,58 @@ class ByteQueue {
   std::uint64_t mask_ = 0;
   std::uint64_t index_cache_ = 0;  // (fork generation + 1) << 8 | index, accessed atomically
 };
+
+// One Connection object's hold on its end of a Pipe: the directions it receives from and sends
+// into, counted in their shared memory (QueueState's pipe counts) for as long as the object
+// lives, as a descriptor keeps a pipe's end open. A copy is one more hold; a move carries it.
+// A fork carries every hold of the forking process into the child (see byte_queue.cpp), except
+// into tandem's own helpers (release_pipe_holds_inherited_by_fork).
+class PipeEndHold {
+ public:
+  using Role = ByteQueue::PipeRole;
+  PipeEndHold() noexcept = default;
+  // Held here, from now on.
+  PipeEndHold(std::optional<ByteQueue> receives_from, std::optional<ByteQueue> sends_into);
+  // Arrived from the process at index `from_receiving` / `from_sending` (as send_away said).
+  PipeEndHold(std::optional<ByteQueue> receives_from, std::uint8_t from_receiving, std::optional<ByteQueue> sends_into,
+              std::uint8_t from_sending);
+  PipeEndHold(const PipeEndHold& other);
+  PipeEndHold(PipeEndHold&& other) noexcept;
+  PipeEndHold& operator=(PipeEndHold other) noexcept;
+  ~PipeEndHold() { release(); }
+
+  // Lets go of the end here (Connection::close): the directions close once no live process
+  // holds the end.
+  void release() noexcept;
+  bool held() const noexcept { return held_; }
+  // The hold of role `role` is leaving this process (encoded): the index to send with it.
+  std::uint8_t send_away(Role role) const;
+  // Whether the peer's end is gone (every holder let go or died); a direction found closed
+  // closes the other too, since one end holds both. Deaths are looked for at most every
+  // kLivenessCheckEvery per hold (a look reads /proc); a blocked call looks on its own.
+  bool peer_gone();
+
+ private:
+  friend struct PipeHoldRegistry;
+  struct Direction {
+    mutable ByteQueue queue;  // counting a departure caches this process's index in it
+    std::uint8_t index = 0;  // this process's, in the queue's table
+  };
+  void link() noexcept;
+  void unlink() noexcept;
+  void take(PipeEndHold& other) noexcept;
+
+  std::optional<Direction> directions_[2];  // by Role
+  pid_t holder_ = 0;  // the process the counts are for: a forked child's copy counts anew
+  bool held_ = false;
+  std::atomic<std::int64_t> next_look_ns_{0};  // not copied: each hold looks on its own
+  PipeEndHold* previous_ = nullptr;  // this process's live holds, for fork
+  PipeEndHold* next_ = nullptr;
+};
+
+// In a child forked by tandem for its own use (the fork server, a ProcessPool worker): the holds
+// it inherited are let go, since nothing in it will use them, so that they do not keep the
+// program's pipes open.
+void release_pipe_holds_inherited_by_fork() noexcept;
 
 }  // namespace tandem::detail
