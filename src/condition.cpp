@@ -37,6 +37,8 @@ bool take_wakeup_or_leave(std::atomic<std::uint64_t>& word) {
 }  // namespace
 
 unsigned Condition::release_whole() {
+  const bool held = std::visit([](const auto& lock) { return lock.held_by_caller(); }, lock_);
+  if (!held) throw Error("Condition::wait: the calling thread does not hold the condition's lock");
   if (auto* reentrant = std::get_if<RLock>(&lock_)) {
     const unsigned levels = std::max(1u, reentrant->hold_count());
     for (unsigned i = 0; i < levels; ++i) reentrant->unlock();

@@ -1,5 +1,7 @@
 #include "tandem/detail/robust_mutex.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -103,6 +105,8 @@ pid_t RobustMutex::holder() const noexcept {
   const int owner = std::atomic_ref<int>(const_cast<int&>(mutex_.__data.__owner)).load(std::memory_order_relaxed);
   return owner > 0 && owner != kInconsistentOwner ? owner : 0;
 }
+
+bool RobustMutex::held_by_caller() const noexcept { return holder() == ::gettid(); }
 
 unsigned RobustMutex::hold_count() const noexcept {
   return std::atomic_ref<unsigned>(const_cast<unsigned&>(mutex_.__data.__count)).load(std::memory_order_relaxed);

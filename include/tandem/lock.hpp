@@ -134,6 +134,7 @@ class TANDEM_CAPABILITY("mutex") BasicLock {
   }
 
   unsigned hold_count() const noexcept { return state_->mutex.hold_count(); }
+  bool held_by_caller() const noexcept { return state_->mutex.held_by_caller(); }
 
   SharedStateType state_;
 };

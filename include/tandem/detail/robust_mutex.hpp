@@ -41,6 +41,8 @@ class RobustMutex {
   // times it holds a recursive mutex.
   pid_t holder() const noexcept;
   unsigned hold_count() const noexcept;
+  // Whether the calling thread holds it: exact, since only this thread changes that.
+  bool held_by_caller() const noexcept;
 
  private:
   [[noreturn]] void on_lock_result(int result);
