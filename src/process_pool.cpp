@@ -134,7 +134,7 @@ class ProcessPoolCore {
   }
   std::size_t size() const noexcept { return options_.workers; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-  std::size_t max_message() const noexcept { return options_.ring_bytes / 2 - ByteRing::kFrameHeader; }
+  std::size_t ring_message_bytes() const noexcept { return large_message_bytes(options_.ring_bytes); }
   bool worker_runs(const RemoteResult& task) {
     std::lock_guard lock(mutex_);
     for (const auto& worker : workers_) {
@@ -1061,7 +1061,7 @@ void submit_remote(ProcessPoolCore& core, const RequestSource& request, RemoteRe
 std::size_t worker_count(const ProcessPoolCore& core) noexcept { return core.size(); }
 bool is_closed(const ProcessPoolCore& core) noexcept { return core.closed(); }
 PoolStats stats(ProcessPoolCore& core) { return core.stats(); }
-std::size_t max_message(const ProcessPoolCore& core) noexcept { return core.max_message(); }
+std::size_t ring_message_bytes(const ProcessPoolCore& core) noexcept { return core.ring_message_bytes(); }
 void shutdown(ProcessPoolCore& core, bool wait, bool cancel_pending) { core.shutdown(wait, cancel_pending); }
 void terminate(ProcessPoolCore& core) { core.terminate(); }
 bool shutdown_until(ProcessPoolCore& core, Clock::time_point deadline, bool cancel_pending) {

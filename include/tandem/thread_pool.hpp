@@ -118,7 +118,9 @@ class ThreadPool : public detail::PoolSurface<ThreadPool> {
   auto make_imap(F&& f, Range&& range, std::size_t chunksize);
 
   template <class T, class R>
-  std::size_t auto_chunksize(std::size_t n) const { return detail::auto_chunksize(n, size()); }
+  std::size_t auto_chunksize(std::size_t n, const T* = nullptr) const {
+    return detail::auto_chunksize(n, size());
+  }
 
   // One imap chunk: f over `items`, as one task.
   template <class F, class T>

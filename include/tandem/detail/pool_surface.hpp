@@ -112,7 +112,7 @@ class PoolSurface {
                   "function submit the work, or use map");
     std::vector<T> items(std::ranges::begin(range), std::ranges::end(range));
     const std::size_t n = items.size();
-    if (chunksize == 0) chunksize = pool().template auto_chunksize<T, R>(n);
+    if (chunksize == 0) chunksize = pool().template auto_chunksize<T, R>(n, items.empty() ? nullptr : &items.front());
     auto join = std::make_shared<MapAsyncJoin<R>>();
     Future<std::vector<R>> result = join->promise.get_future();
     auto fn = std::make_shared<Fn>(std::forward<F>(f));
