@@ -1,4 +1,4 @@
-// The hand-over variable a spawned copy of a tandem program reads at init (src/handover.hpp):
+// The hand-over variable a spawned copy of a tandem program reads at init (src/os/handover.hpp):
 // any value an environment could hold is checked and, unless authentic, refused.
 //
 // Input: [secure execution: 1][the variable's value ...].
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "handover.hpp"
+#include "os/handover.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;

@@ -1,4 +1,4 @@
-// What a pool reads of a worker's response (src/response.hpp, then the value's decoder): any
+// What a pool reads of a worker's response (src/pool/response.hpp, then the value's decoder): any
 // bytes a broken worker could leave in its ring or its large response's file.
 //
 // Input: [the sequence due: 8][what to decode the value as: 1][frame ...]; a large response's
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "record.hpp"
-#include "response.hpp"
+#include "pool/response.hpp"
 #include "tandem/error.hpp"
 
 namespace {

@@ -1,4 +1,4 @@
-// The ring a pool and a worker share (src/byte_ring.hpp), with every shared word and every byte
+// The ring a pool and a worker share (src/ipc/byte_ring.hpp), with every shared word and every byte
 // chosen by the fuzzer, as a task that scribbles over its worker's memory could: reading it must
 // stay inside the ring, end, and report what makes no sense as corrupt.
 //
@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "byte_ring.hpp"
+#include "ipc/byte_ring.hpp"
 
 namespace {
 constexpr std::size_t kCapacity = 4096;

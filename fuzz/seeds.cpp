@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "record.hpp"
-#include "byte_ring.hpp"
-#include "large_message.hpp"
+#include "ipc/byte_ring.hpp"
+#include "pool/large_message.hpp"
 #include "tandem/detail/codec.hpp"
 
 namespace {

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <string>
 
-#include "handover.hpp"
+#include "os/handover.hpp"
 
 namespace {
 

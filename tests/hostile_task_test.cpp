@@ -4,7 +4,7 @@
 // the worst a task can do is lose its own result (a typed error, never a hang) and its worker
 // (replaced); every other task gets its own result, never another's; the pool keeps its size.
 //
-// The attacks know the worker's layout (src/worker.hpp), as an adversary reading the source would.
+// The attacks know the worker's layout (src/pool/worker.hpp), as an adversary reading the source would.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "tandem/process_pool.hpp"
-#include "worker.hpp"
+#include "pool/worker.hpp"
 
 using namespace std::chrono_literals;
 

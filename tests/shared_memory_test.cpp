@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "agent_kinds.hpp"
-#include "segment_janitor.hpp"
+#include "ipc/segment_janitor.hpp"
 #include "tandem/error.hpp"
 
 using namespace std::chrono_literals;

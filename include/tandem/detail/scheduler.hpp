@@ -1,6 +1,6 @@
 // The non-template core of ThreadPool: worker threads, their work-stealing deques, the
 // injection queue for submissions from outside, and the spin-then-futex idling. Defined in
-// src/thread_pool.cpp; the templates in thread_pool.hpp only build Runnables and post them.
+// src/pool/thread_pool.cpp; the templates in thread_pool.hpp only build Runnables and post them.
 #pragma once
 
 #include <cstddef>

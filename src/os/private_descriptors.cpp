@@ -1,4 +1,4 @@
-#include "private_descriptors.hpp"
+#include "os/private_descriptors.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>

@@ -4,13 +4,13 @@
 
 #include <atomic>
 
-#include "fork_server.hpp"
-#include "handover.hpp"
-#include "process_child.hpp"
+#include "agents/fork_server.hpp"
+#include "os/handover.hpp"
+#include "agents/process_child.hpp"
 #include "tandem/diagnostics.hpp"
 #include "tandem/error.hpp"
 #include "tandem/start_method.hpp"
-#include "worker.hpp"
+#include "pool/worker.hpp"
 
 namespace tandem {
 namespace {

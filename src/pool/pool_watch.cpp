@@ -1,4 +1,4 @@
-#include "pool_watch.hpp"
+#include "pool/pool_watch.hpp"
 
 #include <map>
 #include <mutex>

@@ -17,14 +17,14 @@
 #include <span>
 #include <vector>
 
-#include "diagnostics_internal.hpp"
-#include "diagnostics_session.hpp"
-#include "stack_trace.hpp"
+#include "diagnostics/diagnostics_internal.hpp"
+#include "diagnostics/diagnostics_session.hpp"
+#include "diagnostics/stack_trace.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
 #include "tandem/error.hpp"
 #include "tandem/shared_memory.hpp"
-#include "watchdog.hpp"
+#include "diagnostics/watchdog.hpp"
 
 namespace tandem {
 namespace detail {

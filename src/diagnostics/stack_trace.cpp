@@ -1,4 +1,4 @@
-#include "stack_trace.hpp"
+#include "diagnostics/stack_trace.hpp"
 
 #include <backtrace.h>
 #include <cxxabi.h>

@@ -6,7 +6,7 @@
 //
 // The janitor is forked from a process that may run threads, so until it exits it uses only
 // system calls and memory of its own (async-signal-safe code).
-#include "segment_janitor.hpp"
+#include "ipc/segment_janitor.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,7 +24,7 @@
 #include <set>
 #include <string>
 
-#include "close_descriptors.hpp"
+#include "os/close_descriptors.hpp"
 #include "tandem/error.hpp"
 
 namespace tandem::detail {

@@ -10,8 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "byte_ring.hpp"
-#include "large_message.hpp"
+#include "ipc/byte_ring.hpp"
+#include "pool/large_message.hpp"
 #include <span>
 
 #include "tandem/detail/remote_task.hpp"

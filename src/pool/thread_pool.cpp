@@ -1,7 +1,7 @@
 #include "tandem/thread_pool.hpp"
 
-#include "pool_watch.hpp"
-#include "task_queues.hpp"
+#include "pool/pool_watch.hpp"
+#include "pool/task_queues.hpp"
 
 #include <pthread.h>
 

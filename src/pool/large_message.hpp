@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "shared_mapping.hpp"
+#include "ipc/shared_mapping.hpp"
 #include "tandem/detail/remote_task.hpp"
 
 namespace tandem::detail {

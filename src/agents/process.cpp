@@ -14,13 +14,13 @@
 #include <cstring>
 #include <thread>
 
-#include "close_descriptors.hpp"
-#include "diagnostics_session.hpp"
-#include "fork_server.hpp"
-#include "process_child.hpp"
-#include "process_family.hpp"
-#include "shared_mapping.hpp"
-#include "handover.hpp"
+#include "os/close_descriptors.hpp"
+#include "diagnostics/diagnostics_session.hpp"
+#include "agents/fork_server.hpp"
+#include "agents/process_child.hpp"
+#include "agents/process_family.hpp"
+#include "ipc/shared_mapping.hpp"
+#include "os/handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 

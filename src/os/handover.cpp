@@ -1,4 +1,4 @@
-#include "handover.hpp"
+#include "os/handover.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>

@@ -20,7 +20,7 @@
 #include <string>
 #include <utility>
 
-#include "private_descriptors.hpp"
+#include "os/private_descriptors.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 

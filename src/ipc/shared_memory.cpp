@@ -24,7 +24,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "segment_janitor.hpp"
+#include "ipc/segment_janitor.hpp"
 #include "tandem/detail/unique_fd.hpp"
 #include "tandem/error.hpp"
 

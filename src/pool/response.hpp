@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "large_message.hpp"
+#include "pool/large_message.hpp"
 #include "tandem/detail/codec.hpp"
 
 namespace tandem::detail {

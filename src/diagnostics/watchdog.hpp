@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "diagnostics_table.hpp"
+#include "diagnostics/diagnostics_table.hpp"
 #include "tandem/diagnostics.hpp"
 
 namespace tandem::detail {

@@ -1,6 +1,6 @@
-#include "descriptor_passing.hpp"
+#include "os/descriptor_passing.hpp"
 
-#include "private_descriptors.hpp"
+#include "os/private_descriptors.hpp"
 
 #include <sys/socket.h>
 

@@ -39,18 +39,18 @@
 #include <thread>
 #include <vector>
 
-#include "byte_ring.hpp"
-#include "descriptor_passing.hpp"
-#include "process_family.hpp"
-#include "fork_server.hpp"
+#include "ipc/byte_ring.hpp"
+#include "os/descriptor_passing.hpp"
+#include "agents/process_family.hpp"
+#include "agents/fork_server.hpp"
 #include "tandem/detail/byte_queue.hpp"
-#include "shared_mapping.hpp"
-#include "diagnostics_session.hpp"
-#include "pool_watch.hpp"
-#include "response.hpp"
-#include "handover.hpp"
+#include "ipc/shared_mapping.hpp"
+#include "diagnostics/diagnostics_session.hpp"
+#include "pool/pool_watch.hpp"
+#include "pool/response.hpp"
+#include "os/handover.hpp"
 #include "tandem/detail/unique_fd.hpp"
-#include "worker.hpp"
+#include "pool/worker.hpp"
 
 namespace tandem::detail {
 

@@ -1,4 +1,4 @@
-#include "process_family.hpp"
+#include "agents/process_family.hpp"
 
 #include <pthread.h>
 #include <unistd.h>

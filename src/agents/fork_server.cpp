@@ -1,4 +1,4 @@
-#include "fork_server.hpp"
+#include "agents/fork_server.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -19,12 +19,12 @@
 
 #include "tandem/error.hpp"
 #include "tandem/start_method.hpp"
-#include "descriptor_passing.hpp"
-#include "close_descriptors.hpp"
-#include "handover.hpp"
+#include "os/descriptor_passing.hpp"
+#include "os/close_descriptors.hpp"
+#include "os/handover.hpp"
 #include "tandem/detail/byte_queue.hpp"
-#include "process_child.hpp"
-#include "worker.hpp"
+#include "agents/process_child.hpp"
+#include "pool/worker.hpp"
 
 namespace tandem::detail {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "diagnostics_table.hpp"
+#include "diagnostics/diagnostics_table.hpp"
 #include "tandem/diagnostics.hpp"
 #include "tandem/detail/tracking.hpp"
 

@@ -1,4 +1,4 @@
-#include "worker.hpp"
+#include "pool/worker.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -21,12 +21,12 @@
 #include <thread>
 #include <vector>
 
-#include "close_descriptors.hpp"
-#include "descriptor_passing.hpp"
-#include "private_descriptors.hpp"
-#include "process_family.hpp"
-#include "diagnostics_session.hpp"
-#include "shared_mapping.hpp"
+#include "os/close_descriptors.hpp"
+#include "os/descriptor_passing.hpp"
+#include "os/private_descriptors.hpp"
+#include "agents/process_family.hpp"
+#include "diagnostics/diagnostics_session.hpp"
+#include "ipc/shared_mapping.hpp"
 #include "tandem/detail/tracking.hpp"
 #include "tandem/error.hpp"
 

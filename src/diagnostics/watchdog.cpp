@@ -1,4 +1,4 @@
-#include "watchdog.hpp"
+#include "diagnostics/watchdog.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "diagnostics_internal.hpp"
-#include "pool_watch.hpp"
+#include "diagnostics/diagnostics_internal.hpp"
+#include "pool/pool_watch.hpp"
 #include "tandem/detail/futex.hpp"
 #include "tandem/detail/process_identity.hpp"
 
