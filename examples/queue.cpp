@@ -10,6 +10,7 @@
 #include <tandem/value.hpp>
 
 #include <cstdio>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,25 @@ int main(int argc, char** argv) {
   } catch (const tandem::QueueClosed&) {
     std::printf("the child's end is closed: recv throws QueueClosed (Python's EOFError)\n");
   }
+
+  // Small items in batches: one meeting of producer and consumer per batch, not per item.
+  tandem::Queue<int> numbers;
+  tandem::Process counter([](tandem::Queue<int> q) {
+    std::vector<int> batch(1000);
+    for (int first = 0; first < 100'000; first += 1000) {
+      std::iota(batch.begin(), batch.end(), first);
+      q.put_many(batch);
+    }
+  }, numbers);
+  counter.start();
+  long long total = 0;
+  for (int received = 0; received < 100'000;) {
+    const std::vector<int> some = numbers.get_many_for(256, std::chrono::seconds(5));
+    received += static_cast<int>(some.size());
+    total += std::accumulate(some.begin(), some.end(), 0LL);
+  }
+  counter.join();
+  std::printf("100000 numbers in batches, sum %lld (expected 4999950000)\n", total);
 
   // A full bounded queue makes put wait; put_for gives up with TimeoutError.
   tandem::Queue<int> tiny(tandem::QueueOptions{.maxsize = 1});

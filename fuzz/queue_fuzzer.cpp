@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "tandem/detail/shared_state.hpp"
 #include "tandem/error.hpp"
@@ -61,5 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   call([&] { (void)queue.get_for(std::chrono::microseconds(200)); });
   call([&] { queue.put_for(std::string("item"), std::chrono::microseconds(200)); });
   call([&] { (void)queue.try_get(); });
+  call([&] { (void)queue.try_get_many(data[24]); });
+  call([&] { (void)queue.try_put_many(std::vector<std::string>(data[24] % 8, std::string(data[24] % 90, 'y'))); });
+  call([&] { (void)queue.get_many_for(300, std::chrono::microseconds(200)); });
+  call([&] { (void)queue.qsize(); });
   return 0;
 }

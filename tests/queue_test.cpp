@@ -335,7 +335,118 @@ TEST_P(QueueAcrossAgents, AConsumerKilledInsideAGetDoesNotStopTheQueue) {
   }
 }
 
+TEST_P(QueueAcrossAgents, BatchesKeepOrderAndLoseNothing) {
+  constexpr std::uint64_t kCount = 200'000;
+  tandem::Queue<std::uint64_t> numbers(tandem::QueueOptions{.capacity_bytes = 64 << 10});
+  tandem::Queue<std::string> words(tandem::QueueOptions{.capacity_bytes = 64 << 10});
+  TestAgent producer(GetParam(), [](tandem::Queue<std::uint64_t> n, tandem::Queue<std::string> w) {
+    std::vector<std::uint64_t> batch(1000);
+    for (std::uint64_t first = 0; first < kCount; first += batch.size()) {
+      std::iota(batch.begin(), batch.end(), first);
+      n.put_many(batch);
+    }
+    std::vector<std::string> texts;
+    for (int i = 0; i < 3000; ++i) texts.push_back(std::string(static_cast<std::size_t>(i % 300), static_cast<char>('a' + i % 26)));
+    w.put_many(texts);  // items of 0 to 299 bytes: one to six slots each
+  }, numbers, words);
+  std::uint64_t expected = 0;
+  while (expected < kCount) {
+    for (const std::uint64_t n : numbers.get_many_for(700, 10s)) ASSERT_EQ(n, expected++);
+  }
+  int i = 0;
+  while (i < 3000) {
+    for (const std::string& text : words.get_many_for(64, 10s)) {
+      ASSERT_EQ(text, std::string(static_cast<std::size_t>(i % 300), static_cast<char>('a' + i % 26)));
+      ++i;
+    }
+  }
+  producer.join();
+  EXPECT_TRUE(numbers.empty());
+  EXPECT_TRUE(words.try_get_many(10).empty());
+}
+
+TEST_P(QueueAcrossAgents, AProducerKilledInsidePutManyDoesNotStopTheQueue) {
+  if (GetParam() == AgentKind::thread) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Queue<Block> queue(tandem::QueueOptions{.capacity_bytes = 4 << 20});
+  for (int round = 0; round < 3; ++round) {
+    TestAgent producer(GetParam(), [](tandem::Queue<Block> q) {
+      std::vector<Block> blocks(3, *block_of('p'));
+      for (;;) q.put_many(blocks);
+    }, queue);
+    for (int i = 0; i < 20; ++i) queue.get_for(10s);  // keeps the producer copying
+    producer.kill();  // most likely in the middle of a batch's copy
+    producer.join();
+    TestAgent next(GetParam(), [](tandem::Queue<Block> q) { q.put(*block_of('n')); }, queue);
+    while (queue.get_for(10s).bytes[0] != 'n') {
+    }
+    next.join();
+  }
+}
+
+TEST_P(QueueAcrossAgents, AConsumerKilledInsideGetManyDoesNotStopTheQueue) {
+  if (GetParam() == AgentKind::thread) GTEST_SKIP() << "a thread cannot be killed alone";
+  tandem::Queue<Block> queue(tandem::QueueOptions{.maxsize = 6, .capacity_bytes = 2 << 20});
+  const auto block = block_of('c');
+  for (int round = 0; round < 3; ++round) {
+    TestAgent consumer(GetParam(), [](tandem::Queue<Block> q) {
+      for (;;) q.get_many(4);
+    }, queue);
+    for (int i = 0; i < 30; ++i) queue.put_for(*block, 10s);  // keeps the consumer copying
+    consumer.kill();  // most likely in the middle of a batch's copy
+    consumer.join();
+    while (!queue.try_get_many(16).empty()) {
+    }
+    for (int i = 0; i < 12; ++i) {
+      queue.put_for(*block, 10s);
+      queue.get_many_for(1, 10s);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(EachAgent, QueueAcrossAgents, ::testing::ValuesIn(kAllAgentKinds), agent_kind_name);
+
+TEST(Queue, BatchesRespectMaxsizeAndTheirTimeouts) {
+  tandem::Queue<int> queue(tandem::QueueOptions{.maxsize = 5});
+  const std::vector<int> eight{1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(queue.try_put_many(eight), 5u);  // as many as maxsize leaves room for
+  EXPECT_EQ(queue.try_put_many(eight), 0u);
+  try {
+    queue.put_many_for(std::span(eight).subspan(5), 30ms);
+    ADD_FAILURE() << "a put_many into a full queue returned";
+  } catch (const tandem::TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("0 of 3 items went in"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(queue.get_many(3), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(queue.get_many_for(10, 1s), (std::vector<int>{4, 5}));
+  EXPECT_TRUE(queue.try_get_many(10).empty());
+  EXPECT_TRUE(queue.get_many(0).empty());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(queue.get_many_for(4, 30ms), tandem::TimeoutError);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+  queue.put_many_until(std::span(eight).first(2), std::chrono::steady_clock::now() + 1s);
+  queue.close();
+  EXPECT_THROW(queue.put_many(eight), tandem::QueueClosed);
+  EXPECT_EQ(queue.get_many(10), (std::vector<int>{1, 2}));  // what was put before the close
+  EXPECT_THROW(queue.get_many(10), tandem::QueueClosed);
+}
+
+TEST(Queue, AJoinableQueueCountsEveryItemOfABatch) {
+  tandem::JoinableQueue<int> work;
+  work.put_many(std::vector<int>{1, 2, 3});
+  EXPECT_FALSE(work.join_for(20ms));
+  EXPECT_EQ(work.get_many(3).size(), 3u);
+  work.task_done();
+  work.task_done();
+  EXPECT_FALSE(work.join_for(20ms));
+  work.task_done();
+  EXPECT_TRUE(work.join_for(1s));
+}
+
+TEST(Queue, ABatchOfItemsThatCanNeverFitIsAnErrorNotAHang) {
+  tandem::Queue<std::string> queue(tandem::QueueOptions{.capacity_bytes = 4096});
+  const std::vector<std::string> items{"fits", std::string(5000, 'x')};
+  EXPECT_THROW(queue.put_many(items), tandem::Error);
+}
 
 TEST(Queue, TimeoutsAndNonBlockingCalls) {
   tandem::Queue<int> queue(tandem::QueueOptions{.maxsize = 2});

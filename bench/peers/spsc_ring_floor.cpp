@@ -1,6 +1,7 @@
 // The shared-memory floors for Queue: a plain single-producer, single-consumer ring of 8-byte
 // items between two processes (no encoding, no blocking, no multi-producer machinery: what any
 // queue between processes must at least pay), and single-core memcpy.
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,12 +29,28 @@ struct Ring {
 
 }  // namespace
 
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ::sched_setaffinity(0, sizeof set, &set);  // a CPU this machine lacks leaves the thread as it was
+}
+
+ScopedPin::ScopedPin(int cpu) : old_set_(sizeof(cpu_set_t)) {
+  ::sched_getaffinity(0, sizeof(cpu_set_t), reinterpret_cast<cpu_set_t*>(old_set_.data()));
+  pin_to_cpu(cpu);
+}
+
+ScopedPin::~ScopedPin() { ::sched_setaffinity(0, sizeof(cpu_set_t), reinterpret_cast<const cpu_set_t*>(old_set_.data())); }
+
 double spsc_ring_seconds_per_item(std::uint64_t count) {
+  const ScopedPin consumer_cpu(0);
   void* memory = ::mmap(nullptr, sizeof(Ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) std::abort();
   auto* ring = new (memory) Ring;
   const pid_t producer = ::fork();
   if (producer == 0) {
+    pin_to_cpu(1);
     std::uint64_t head_seen = 0;
     for (std::uint64_t i = 0; i < count; ++i) {
       while (i - head_seen == kRingItems) head_seen = ring->head.load(std::memory_order_acquire);

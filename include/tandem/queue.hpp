@@ -26,6 +26,7 @@
 // tandem::QueueClosed; get still returns what is queued, then throws QueueClosed.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -33,6 +34,7 @@
 #include <string>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "tandem/detail/byte_queue.hpp"
 #include "tandem/detail/codec.hpp"
@@ -107,6 +109,35 @@ class Queue {
   // Without waiting; nullopt if the queue is empty.
   std::optional<T> try_get() { return get_by(detail::Clock::time_point::min()); }
 
+  // Batches: several items per meeting of producer and consumer, so small items cost a fraction
+  // of a put or get each. put_many puts `items` in order (another producer's items may come
+  // between its batches of up to 256) and blocks until all are in; the timed forms throw
+  // TimeoutError, saying how many went in, when not all did; try_put_many puts what fits now
+  // and returns how many.
+  void put_many(std::span<const T> items) { put_many_by(items, detail::Clock::time_point::max(), "put_many"); }
+  template <class Rep, class Period>
+  void put_many_for(std::span<const T> items, std::chrono::duration<Rep, Period> timeout) {
+    put_many_by(items, detail::deadline_after(timeout), "put_many_for");
+  }
+  template <class Clock, class Duration>
+  void put_many_until(std::span<const T> items, std::chrono::time_point<Clock, Duration> deadline) {
+    put_many_by(items, detail::deadline_at(deadline), "put_many_until");
+  }
+  std::size_t try_put_many(std::span<const T> items) { return put_some(items, detail::Clock::time_point::min()); }
+  // Up to `most` items, in order, as many as are there once one is (at most 256 at a time): blocks
+  // while the queue is empty; the timed forms throw TimeoutError when it stayed empty;
+  // try_get_many returns what is there now, perhaps nothing.
+  std::vector<T> get_many(std::size_t most) { return get_many_by(most, detail::Clock::time_point::max()); }
+  template <class Rep, class Period>
+  std::vector<T> get_many_for(std::size_t most, std::chrono::duration<Rep, Period> timeout) {
+    return got_many(get_many_by(most, detail::deadline_after(timeout)), most, "Queue::get_many_for: the queue stayed empty");
+  }
+  template <class Clock, class Duration>
+  std::vector<T> get_many_until(std::size_t most, std::chrono::time_point<Clock, Duration> deadline) {
+    return got_many(get_many_by(most, detail::deadline_at(deadline)), most, "Queue::get_many_until: the queue stayed empty");
+  }
+  std::vector<T> try_get_many(std::size_t most) { return get_many_by(most, detail::Clock::time_point::min()); }
+
   void close() { queue_.close(); }
   bool closed() const noexcept { return queue_.closed(); }
   // Snapshots, as Python's: another agent may put or get at any moment, and while one does,
@@ -129,6 +160,57 @@ class Queue {
     detail::ScratchLease scratch;
     detail::encode(scratch.writer(), item);
     return queue_.put(scratch.writer().bytes(), deadline);
+  }
+  // One batch: the longest prefix of `items` that fits by `deadline`.
+  std::size_t put_some(std::span<const T> items, detail::Clock::time_point deadline) {
+    if (items.empty()) return 0;
+    const std::size_t count = std::min(items.size(), detail::ByteQueue::kMostPerBatch);
+    std::span<const std::byte> encoded[detail::ByteQueue::kMostPerBatch];
+    if constexpr (detail::kIsRaw<T> && !detail::TravelsByHandle<T>) {  // its encoding is its bytes
+      for (std::size_t i = 0; i < count; ++i) encoded[i] = {reinterpret_cast<const std::byte*>(&items[i]), sizeof(T)};
+      return queue_.put_some(std::span(encoded, count), deadline);
+    } else {
+      detail::ScratchLease scratch;
+      std::size_t ends[detail::ByteQueue::kMostPerBatch];
+      for (std::size_t i = 0; i < count; ++i) {
+        detail::encode(scratch.writer(), items[i]);
+        ends[i] = scratch.writer().size();
+      }
+      const std::byte* base = scratch.writer().bytes().data();
+      for (std::size_t i = 0; i < count; ++i) {
+        const std::size_t begin = i == 0 ? 0 : ends[i - 1];
+        encoded[i] = {base + begin, ends[i] - begin};
+      }
+      return queue_.put_some(std::span(encoded, count), deadline);
+    }
+  }
+  void put_many_by(std::span<const T> items, detail::Clock::time_point deadline, const char* call) {
+    std::size_t done = 0;
+    while (done < items.size()) {
+      const std::size_t put = put_some(items.subspan(done), deadline);
+      if (put == 0) {
+        detail::throw_queue_timeout((std::string("Queue::") + call + ": the queue stayed full; " + std::to_string(done) +
+                                     " of " + std::to_string(items.size()) + " items went in").c_str(),
+                                    queue_);
+      }
+      done += put;
+    }
+  }
+  std::vector<T> get_many_by(std::size_t most, detail::Clock::time_point deadline) {
+    std::vector<T> items;
+    items.reserve(std::min(most, detail::ByteQueue::kMostPerBatch));
+    queue_.get_some(
+        [](void* context, std::span<const std::byte> bytes) {
+          detail::ByteReader in(bytes);
+          static_cast<std::vector<T>*>(context)->push_back(detail::decode<T>(in));
+          if (in.left() != 0) detail::throw_malformed("a queue item longer than its value");
+        },
+        &items, most, deadline);
+    return items;
+  }
+  std::vector<T> got_many(std::vector<T> items, std::size_t most, const char* timeout_message) {
+    if (items.empty() && most != 0) detail::throw_queue_timeout(timeout_message, queue_);
+    return items;
   }
   T got(std::optional<T> item, const char* timeout_message) {
     if (!item) detail::throw_queue_timeout(timeout_message, queue_);

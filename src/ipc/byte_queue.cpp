@@ -181,7 +181,7 @@ ByteQueue::ByteQueue(SharedState<QueueState> state)
   mask_ = slots - 1;
 }
 
-ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& position) {
+ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t count, std::uint64_t& position) {
   QueueState& state = *state_;
   std::uint64_t tail = state.tail.load(std::memory_order_relaxed);
   for (int retry = 0; retry < kMaxClaimRetries; ++retry) {
@@ -203,8 +203,8 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
     if (maxsize_ != 0) {
       std::uint64_t items = state.items.load(std::memory_order_acquire);
       do {
-        if (items >= maxsize_) return Claim::too_many_items;
-      } while (!state.items.compare_exchange_weak(items, items + 1, std::memory_order_relaxed));
+        if (items + count > maxsize_) return Claim::too_many_items;
+      } while (!state.items.compare_exchange_weak(items, items + count, std::memory_order_relaxed));
       // (Each failed exchange here is another agent's count going through: bounded in practice,
       // and a scribbled count only makes the queue look full.)
     }
@@ -213,7 +213,7 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
       return Claim::claimed;
     }
     if (maxsize_ != 0) {
-      state.items.fetch_sub(1, std::memory_order_release);
+      state.items.fetch_sub(count, std::memory_order_release);
       state.space_ready.notify_all();
     }
   }
@@ -222,20 +222,14 @@ ByteQueue::Claim ByteQueue::try_claim(std::uint64_t slots, std::uint64_t& positi
 
 bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline) {
   const std::uint64_t slots = slots_for(item.size());
-  if (slots > slot_count_ || item.size() > UINT32_MAX) {
-    // Said to the consumers too: one waiting for this item would otherwise wait in silence.
-    state_->refused_bytes.store(item.size(), std::memory_order_relaxed);
-    throw Error("Queue: an item of " + std::to_string(item.size()) + " bytes can never fit in a queue of " +
-                std::to_string(capacity_bytes()) +
-                " bytes (make it larger: QueueOptions::capacity_bytes, or send a SharedMemory handle for big data)");
-  }
+  check_fits(item.size());
   std::uint64_t position = 0;
   bool claimed = false;
   const std::uint8_t index = my_index();  // before the claim, so that it is marked at once after
   auto ready = [&] {
     if (claimed) return true;
     if (closed()) throw QueueClosed("Queue: put on a closed queue");
-    claimed = try_claim(slots, position) == Claim::claimed;
+    claimed = try_claim(slots, 1, position) == Claim::claimed;
     return claimed;
   };
   if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, state_->name.view(), ready, deadline,
@@ -246,27 +240,109 @@ bool ByteQueue::put(std::span<const std::byte> item, Clock::time_point deadline)
     return false;
   }
 
-  SlotMeta& first = meta(position);
-  first.bytes.store(static_cast<std::uint32_t>(item.size()), std::memory_order_relaxed);
-  std::uint8_t& writer = writers_[position & mask_];
-  store_owner(writer, index);  // after the size: an owner seen means the size is there
+  mark_claimed(position, item.size(), index);
+  copy_in(position, item);
+  publish(position, std::span(&item, 1));
+  return true;
+}
+
+void ByteQueue::check_fits(std::size_t bytes) {
+  if (slots_for(bytes) <= slot_count_ && bytes <= UINT32_MAX) return;
+  // Said to the consumers too: one waiting for this item would otherwise wait in silence.
+  state_->refused_bytes.store(bytes, std::memory_order_relaxed);
+  throw Error("Queue: an item of " + std::to_string(bytes) + " bytes can never fit in a queue of " +
+              std::to_string(capacity_bytes()) +
+              " bytes (make it larger: QueueOptions::capacity_bytes, or send a SharedMemory handle for big data)");
+}
+
+// Right after the claim: the item's size, then its producer's mark (an owner seen means the size
+// is there), so that the slots of a producer killed from here on can be freed.
+void ByteQueue::mark_claimed(std::uint64_t position, std::size_t bytes, std::uint8_t index) {
+  meta(position).bytes.store(static_cast<std::uint32_t>(bytes), std::memory_order_relaxed);
+  store_owner(writers_[position & mask_], index);
+}
+
+void ByteQueue::copy_in(std::uint64_t position, std::span<const std::byte> item) {
   if (item.size() <= SlotMeta::kInlineBytes) {
-    std::memcpy(first.inline_bytes, item.data(), item.size());
-  } else {
-    const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
-    const std::size_t room_to_end = static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes - offset;
-    const std::size_t head_part = std::min(item.size(), room_to_end);
-    std::memcpy(data_ + offset, item.data(), head_part);
-    std::memcpy(data_, item.data() + head_part, item.size() - head_part);
+    std::memcpy(meta(position).inline_bytes, item.data(), item.size());
+    return;
   }
-  if (joinable_) state_->unfinished.fetch_add(1, std::memory_order_relaxed);
-  store_owner(writer, 0);
-  // Noted before the item is visible: a getter whose wait began after the note must see the item.
+  const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
+  const std::size_t room_to_end = static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes - offset;
+  const std::size_t head_part = std::min(item.size(), room_to_end);
+  std::memcpy(data_ + offset, item.data(), head_part);
+  std::memcpy(data_, item.data() + head_part, item.size() - head_part);
+}
+
+// Makes `items`, copied in from `position` on, visible to consumers, in order. (Their places
+// come from their own sizes, not from the records another process could rewrite.)
+void ByteQueue::publish(std::uint64_t position, std::span<const std::span<const std::byte>> items) {
+  if (joinable_) state_->unfinished.fetch_add(static_cast<std::uint32_t>(items.size()), std::memory_order_relaxed);
+  // Noted before the items are visible: a getter whose wait began after the note must see them.
   if (tracking_on()) [[unlikely]]
     note_releaser(WaitKind::queue_get, state_->key);
-  first.sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
+  for (const auto& item : items) {
+    store_owner(writers_[position & mask_], 0);
+    meta(position).sequence.store(static_cast<std::uint32_t>(position + 1), std::memory_order_release);
+    position += slots_for(item.size());
+  }
   state_->items_ready.notify_all();
-  return true;
+}
+
+std::size_t ByteQueue::put_some(std::span<const std::span<const std::byte>> items, Clock::time_point deadline) {
+  if (items.empty()) return 0;
+  // At most kMostPerBatch items, and no more slots than the ring has.
+  std::size_t count = 0;
+  for (std::uint64_t slots = 0; count < std::min(items.size(), kMostPerBatch); ++count) {
+    check_fits(items[count].size());
+    slots += slots_for(items[count].size());
+    if (slots > slot_count_ && count > 0) break;
+  }
+  std::uint64_t position = 0;
+  std::size_t claimed = 0;
+  const std::uint8_t index = my_index();
+  // The whole batch if it fits now, else halves of it, else the first item alone, waited for.
+  auto ready = [&] {
+    if (claimed != 0) return true;
+    if (closed()) throw QueueClosed("Queue: put on a closed queue");
+    for (std::size_t k = count; k >= 1;) {
+      std::uint64_t k_slots = 0;
+      for (std::size_t i = 0; i < k; ++i) k_slots += slots_for(items[i].size());
+      const Claim claim = try_claim(k_slots, k, position);
+      if (claim == Claim::claimed) {
+        claimed = k;
+        return true;
+      }
+      if (claim == Claim::too_many_items) {  // as many as maxsize leaves room for
+        const std::uint64_t in = state_->items.load(std::memory_order_acquire);
+        k = std::min<std::uint64_t>(k - 1, in < maxsize_ ? maxsize_ - in : 0);
+      } else {
+        k /= 2;  // the ring is short of slots: a shorter prefix may fit
+      }
+    }
+    return false;
+  };
+  if (!wait_on(state_->space_ready, WaitKind::queue_put, state_->key, state_->name.view(), ready, deadline,
+               [this] {
+                 free_slots_of_dead_consumers();
+                 close_if_a_pipe_end_is_gone();
+               })) {
+    return 0;
+  }
+  // Every item is marked before any is copied: a producer killed while copying leaves each of
+  // its items attributable.
+  std::uint64_t at = position;
+  for (std::size_t i = 0; i < claimed; ++i) {
+    mark_claimed(at, items[i].size(), index);
+    at += slots_for(items[i].size());
+  }
+  at = position;
+  for (std::size_t i = 0; i < claimed; ++i) {
+    copy_in(at, items[i]);
+    at += slots_for(items[i].size());
+  }
+  publish(position, items.first(claimed));
+  return claimed;
 }
 
 bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes) {
@@ -318,6 +394,92 @@ bool ByteQueue::try_take(std::uint64_t& position, std::uint64_t& slots, std::siz
   return false;
 }
 
+// try_take for up to `most` consecutive items, all marked before the one compare-and-swap on
+// head that makes them this consumer's (see try_take for why the marks go first).
+std::size_t ByteQueue::try_take_some(std::size_t most, TakenItem* taken) {
+  QueueState& state = *state_;
+  const std::uint8_t index = my_index();
+  std::uint64_t head = state.head.load(std::memory_order_relaxed);
+  for (int retry = 0; retry < kMaxClaimRetries; ++retry) {
+    std::size_t count = 0;
+    std::uint64_t at = head;
+    bool look_again = false;
+    while (count < most) {
+      const SlotMeta& record = meta(at);
+      const std::int32_t ahead = lag(record.sequence.load(std::memory_order_acquire), at + 1);
+      if (ahead != 0) {
+        look_again = count == 0 && ahead > 0;  // another consumer took the first
+        break;
+      }
+      const std::uint64_t spanned = slots_for(record.bytes.load(std::memory_order_relaxed));
+      if (spanned > slot_count_ || at + spanned - head > slot_count_) {
+        if (count == 0) throw_malformed("a queue item whose record is corrupt");
+        break;
+      }
+      if (index != 0) {
+        std::uint8_t none = 0;
+        if (!std::atomic_ref<std::uint8_t>(readers_[at & mask_]).compare_exchange_strong(none, index, std::memory_order_seq_cst)) {
+          look_again = count == 0;
+          break;
+        }
+      }
+      taken[count++] = {at, spanned, 0};
+      at += spanned;
+    }
+    if (count != 0 && state.head.compare_exchange_strong(head, at, std::memory_order_seq_cst)) {
+      for (std::size_t i = 0; i < count; ++i) {
+        const std::size_t size = meta(taken[i].position).bytes.load(std::memory_order_relaxed);
+        if (slots_for(size) != taken[i].slots) throw_malformed("a queue item whose record is corrupt");
+        taken[i].bytes = size;
+      }
+      return count;
+    }
+    for (std::size_t i = 0; i < count && index != 0; ++i) {
+      std::uint8_t mine = index;  // the items went another way
+      std::atomic_ref<std::uint8_t>(readers_[taken[i].position & mask_]).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+    }
+    if (count == 0 && !look_again) return 0;  // empty
+    head = state.head.load(std::memory_order_relaxed);
+  }
+  return 0;
+}
+
+std::size_t ByteQueue::get_some(Consumer consume, void* context, std::size_t most, Clock::time_point deadline) {
+  TakenItem taken[kMostPerBatch];
+  most = std::min(most, kMostPerBatch);
+  std::size_t count = 0;
+  auto ready = [&] {
+    if (count != 0) return true;
+    count = try_take_some(most, taken);
+    if (count == 0 && closed() && (count = try_take_some(most, taken)) == 0 && nothing_in_flight()) {
+      throw QueueClosed("Queue: get on a closed, empty queue");
+    }
+    return count != 0;
+  };
+  if (most == 0) return 0;
+  if (!wait_on(state_->items_ready, WaitKind::queue_get, state_->key, state_->name.view(), ready, deadline, [this] {
+        free_slots_of_dead_producer();
+        clear_dead_take_mark();
+        close_if_a_pipe_end_is_gone();
+      })) {
+    return 0;
+  }
+  if (tracking_on()) [[unlikely]]
+    note_releaser(WaitKind::queue_put, state_->key);
+  // Every item taken is freed, even when one fails to decode (then the rest are dropped with it:
+  // only a dishonest peer writes such an item).
+  struct Releaser {
+    ByteQueue& queue;
+    std::span<const TakenItem> items;
+    ~Releaser() {
+      for (const TakenItem& item : items) queue.free_taken(item.position, item.slots);
+      queue.state_->space_ready.notify_all();
+    }
+  } releaser{*this, std::span<const TakenItem>(taken, count)};
+  for (std::size_t i = 0; i < count; ++i) read_out(taken[i].position, taken[i].bytes, consume, context);
+  return count;
+}
+
 bool ByteQueue::clear_dead_take_mark() {
   const std::uint64_t head = state_->head.load(std::memory_order_acquire);
   std::atomic_ref<std::uint8_t> reader(readers_[head & mask_]);
@@ -340,7 +502,7 @@ bool ByteQueue::nothing_in_flight() const noexcept {
 // The first slot is freed last and its owner cleared after it: a consumer killed half-way leaves
 // either its mark on a first slot still full (free_slots_of_dead_consumers frees the whole item)
 // or a stale mark on a freed one (which it only clears).
-void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
+void ByteQueue::free_taken(std::uint64_t position, std::uint64_t slots) noexcept {
   for (std::uint64_t j = slots - 1; j > 0; --j) {
     meta(position + j).sequence.store(static_cast<std::uint32_t>(position + j + slot_count_), std::memory_order_release);
   }
@@ -349,6 +511,10 @@ void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
   // A plain store: while this consumer's mark is on the slot, no other consumer can mark the item
   // a lap later (a mark is claimed from 0, see try_take), so the mark cleared is its own.
   store_owner(readers_[position & mask_], 0);
+}
+
+void ByteQueue::release(std::uint64_t position, std::uint64_t slots) noexcept {
+  free_taken(position, slots);
   state_->space_ready.notify_all();
 }
 
@@ -382,23 +548,27 @@ bool ByteQueue::get(Consumer consume, void* context, Clock::time_point deadline)
     std::uint64_t position, slots;
     ~Releaser() { queue.release(position, slots); }
   } releaser{*this, position, slots};
+  read_out(position, bytes, consume, context);
+  return true;
+}
+
+void ByteQueue::read_out(std::uint64_t position, std::size_t bytes, Consumer consume, void* context) {
   const SlotMeta& first = meta(position);
   if (bytes <= SlotMeta::kInlineBytes) {
     consume(context, {first.inline_bytes, bytes});
-    return true;
+    return;
   }
   const std::size_t offset = static_cast<std::size_t>(position & mask_) * QueueState::kSlotBytes;
   const std::size_t room_to_end = static_cast<std::size_t>(slot_count_) * QueueState::kSlotBytes - offset;
   if (bytes <= room_to_end) {
     consume(context, {data_ + offset, bytes});
-    return true;
+    return;
   }
   thread_local std::vector<std::byte> wrapped;
   wrapped.resize(bytes);
   std::memcpy(wrapped.data(), data_ + offset, room_to_end);
   std::memcpy(wrapped.data() + room_to_end, data_, bytes - room_to_end);
   consume(context, wrapped);
-  return true;
 }
 
 std::uint8_t ByteQueue::my_index() {

@@ -119,6 +119,14 @@ class ByteQueue {
   // if `deadline` passed first; QueueClosed if the queue is closed and empty.
   using Consumer = void (*)(void* context, std::span<const std::byte> bytes);
   bool get(Consumer consume, void* context, Clock::time_point deadline);
+  // Batches (Queue::put_many, get_many): producers and consumers meet once per batch, not once
+  // per item. put_some copies in the longest prefix of `items` (up to kMostPerBatch) that fits,
+  // in one claim, waiting until `deadline` only while not even the first item fits; it returns
+  // how many went in. get_some hands up to `most` items (at most kMostPerBatch) to `consume` in
+  // order, waiting only while there is none; it returns how many.
+  static constexpr std::size_t kMostPerBatch = 256;
+  std::size_t put_some(std::span<const std::span<const std::byte>> items, Clock::time_point deadline);
+  std::size_t get_some(Consumer consume, void* context, std::size_t most, Clock::time_point deadline);
 
   void close();
   bool closed() const noexcept { return state_->closed.load(std::memory_order_acquire) != 0; }
@@ -154,7 +162,19 @@ class ByteQueue {
  private:
   explicit ByteQueue(SharedState<QueueState> state);
   enum class Claim { claimed, full, too_many_items };
-  Claim try_claim(std::uint64_t slots, std::uint64_t& position);
+  // `slots` consecutive slots for `count` items (counted against maxsize).
+  Claim try_claim(std::uint64_t slots, std::uint64_t count, std::uint64_t& position);
+  void check_fits(std::size_t bytes);
+  void mark_claimed(std::uint64_t position, std::size_t bytes, std::uint8_t index);
+  void copy_in(std::uint64_t position, std::span<const std::byte> item);
+  void publish(std::uint64_t position, std::span<const std::span<const std::byte>> items);
+  struct TakenItem {
+    std::uint64_t position, slots;
+    std::size_t bytes;
+  };
+  std::size_t try_take_some(std::size_t most, TakenItem* taken);
+  void read_out(std::uint64_t position, std::size_t bytes, Consumer consume, void* context);
+  void free_taken(std::uint64_t position, std::uint64_t slots) noexcept;
   // The item at `position` spans `slots` and holds `bytes` (checked: at most slots * 64).
   bool try_take(std::uint64_t& position, std::uint64_t& slots, std::size_t& bytes);
   bool nothing_in_flight() const noexcept;
